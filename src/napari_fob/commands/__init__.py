@@ -1,0 +1,1 @@
+"""Subcommands of the ``fob`` tool: one module each, with HELP, add_arguments and run."""

@@ -1,0 +1,107 @@
+"""Intensity windows: from raw CT/MR values to the model's float input and SAM's uint8 RGB.
+
+Pure numpy. A `Window` is always resolved to absolute bounds (``low``, ``high``) before use, so
+the parameters recorded next to a result reproduce it exactly, whatever preset produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+# CT presets as (centre, width) in Hounsfield units.
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "ct-soft-tissue": (40.0, 400.0),
+    "ct-abdomen": (60.0, 400.0),
+    "ct-liver": (80.0, 150.0),
+    "ct-bone": (400.0, 1800.0),
+    "ct-lung": (-600.0, 1500.0),
+    "ct-brain": (40.0, 80.0),
+}
+# MR / generic presets as (low, high) percentiles of the volume's non-zero voxels.
+PERCENTILE_PRESETS: dict[str, tuple[float, float]] = {
+    "mr-percentile": (0.5, 99.5),
+    "full-range": (0.0, 100.0),
+}
+PRESETS = tuple(CT_PRESETS) + tuple(PERCENTILE_PRESETS) + ("auto",)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Absolute intensity bounds mapped to [0, 1]; values outside are clipped.
+
+    Attributes:
+        low: raw value mapped to 0.
+        high: raw value mapped to 1 (must be > low).
+        source: how the bounds were chosen (a preset name, "user", "contrast-limits").
+    """
+
+    low: float
+    high: float
+    source: str = "user"
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.low) and np.isfinite(self.high)) or self.high <= self.low:
+            raise ValueError(
+                f"intensity window: expected finite low < high, got low={self.low}, high={self.high}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Window:
+        return cls(float(data["low"]), float(data["high"]), str(data.get("source", "user")))
+
+
+def looks_like_ct(volume: np.ndarray) -> bool:
+    """Heuristic: CT in HU has air around -1000 and a wide range."""
+    lo, hi = np.percentile(volume, [0.5, 99.5])
+    return bool(lo < -500 and hi > 0)
+
+
+def resolve_window(volume: np.ndarray, preset: str | Window | tuple[float, float] = "auto") -> Window:
+    """Turn a preset name, a (low, high) pair or a Window into absolute bounds for `volume`.
+
+    Args:
+        volume: the raw array (any shape) the window will apply to; used by percentile presets
+            and by ``auto`` (CT soft tissue when the volume looks like HU, MR percentiles
+            otherwise).
+        preset: a name from `PRESETS`, a (low, high) tuple in raw units, or a Window.
+    """
+    if isinstance(preset, Window):
+        return preset
+    if isinstance(preset, tuple | list):
+        low, high = preset
+        return Window(float(low), float(high), "user")
+    if preset == "auto":
+        preset = "ct-soft-tissue" if looks_like_ct(volume) else "mr-percentile"
+    if preset in CT_PRESETS:
+        centre, width = CT_PRESETS[preset]
+        return Window(centre - width / 2, centre + width / 2, preset)
+    if preset in PERCENTILE_PRESETS:
+        p_lo, p_hi = PERCENTILE_PRESETS[preset]
+        values = np.asarray(volume)
+        nz = values[values != 0]
+        values = nz if nz.size > 0.05 * values.size else values.ravel()
+        low, high = np.percentile(values, [p_lo, p_hi])
+        if high <= low:
+            high = low + 1.0
+        return Window(float(low), float(high), preset)
+    raise ValueError(f"intensity preset {preset!r}: expected one of {PRESETS} or (low, high)")
+
+
+def normalise(image: np.ndarray, window: Window) -> np.ndarray:
+    """Map raw values to float32 in [0, 1] with the window (any shape in, same shape out)."""
+    out = (np.asarray(image, dtype=np.float32) - window.low) / (window.high - window.low)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def to_uint8_rgb(image: np.ndarray, window: Window) -> np.ndarray:
+    """A 2D slice (H, W) of raw values -> (H, W, 3) uint8 RGB, as SAM expects."""
+    if np.ndim(image) != 2:
+        raise ValueError(f"to_uint8_rgb: expected a 2D slice (H, W), got shape {np.shape(image)}")
+    grey = np.round(normalise(image, window) * 255.0).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
