@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # command name -> module under napari_fob.commands
 COMMANDS: dict[str, str] = {
     "info": "info",
     "sample": "sample",
+    "segment": "segment",
+    "demo": "demo",
+    "weights": "weights",
+    "pseudolabel": "pseudolabel",
+    "train": "train",
+    "evaluate": "evaluate",
 }
 
 
@@ -29,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"napari_fob.commands.{module_name}")
+        qualified = f"napari_fob.commands.{module_name}"
+        if importlib.util.find_spec(qualified) is None:  # command still being built
+            continue
+        module = importlib.import_module(qualified)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -1,0 +1,19 @@
+"""Shared test set-up: every test gets its own FOB_HOME so nothing touches the user's cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# napari's canvas needs a real X server; pytest-xvfb starts Xvfb, Qt must use xcb on it.
+os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_fob_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("fob_home")
+    monkeypatch.setenv("FOB_HOME", str(home))
+    monkeypatch.setenv("FOB_CONFIG", str(home / "config.yaml"))
+    monkeypatch.delenv("FOB_SAM_CHECKPOINT", raising=False)
+    yield
