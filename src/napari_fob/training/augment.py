@@ -1,0 +1,105 @@
+"""Episode augmentation: gamma, random affine and elastic deformation of an (image, mask) pair.
+
+Numpy / scipy only (no torch): augmentation runs in DataLoader workers on (S, S) slices at the
+model grid. Every draw comes from the `numpy.random.Generator` passed in, so an episode seeded
+identically is augmented identically. Affine and elastic are composed into one coordinate map and
+resampled once (linear for the image, nearest for the mask), so the mask stays aligned with the
+image exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random transforms (all at the model grid)."""
+
+    enabled: bool = True
+    gamma: tuple[float, float] = (0.5, 1.5)  # image ** gamma, gamma drawn log-uniformly
+    rotate_deg: float = 15.0  # rotation in [-x, x] degrees
+    scale: tuple[float, float] = (0.9, 1.1)  # isotropic zoom
+    shear: float = 0.05  # shear factor in [-x, x]
+    translate: float = 0.05  # shift in [-x, x] of the grid size, per axis
+    elastic_alpha: float = 0.03  # displacement amplitude, fraction of the grid size
+    elastic_sigma: float = 0.08  # smoothness of the displacement, fraction of the grid size
+    p_affine: float = 0.8  # probability of the affine part
+    p_elastic: float = 0.5  # probability of the elastic part
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> AugmentConfig:
+        data = dict(data or {})
+        for key in ("gamma", "scale"):
+            if key in data:
+                data[key] = tuple(float(v) for v in data[key])
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"augment config: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+
+def _affine_matrix(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """2x2 matrix mapping output offsets to input offsets (rotation, zoom, shear)."""
+    theta = np.deg2rad(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
+    zoom = rng.uniform(*cfg.scale)
+    shear = rng.uniform(-cfg.shear, cfg.shear)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return rot @ np.array([[1.0, shear], [0.0, 1.0]]) / zoom
+
+
+def sample_coordinates(rng: np.random.Generator, size: int, cfg: AugmentConfig) -> np.ndarray:
+    """Input coordinates (2, S, S) (row, col) to sample for each output pixel."""
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    grid = np.stack([rows, cols]).astype(np.float64)  # (2, S, S)
+    centre = (size - 1) / 2.0
+    if rng.random() < cfg.p_affine:
+        mat = _affine_matrix(rng, cfg)
+        shift = rng.uniform(-cfg.translate, cfg.translate, size=2) * size
+        offsets = (grid - centre).reshape(2, -1)
+        grid = (mat @ offsets).reshape(2, size, size) + centre + shift[:, None, None]
+    if rng.random() < cfg.p_elastic and cfg.elastic_alpha > 0:
+        noise = rng.uniform(-1.0, 1.0, size=(2, size, size))
+        sigma = max(cfg.elastic_sigma * size, 1.0)
+        field = np.stack([ndi.gaussian_filter(n, sigma) for n in noise])
+        peak = np.abs(field).max() or 1.0
+        grid = grid + field / peak * cfg.elastic_alpha * size
+    return grid
+
+
+def augment_pair(
+    image: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augment one slice and its mask with one random draw.
+
+    Args:
+        image: (S, S) float32 in [0, 1].
+        mask: (S, S) bool.
+        rng: the episode's generator (consumed).
+        cfg: transform ranges.
+
+    Returns:
+        (image (S, S) float32 in [0, 1], mask (S, S) bool).
+    """
+    if image.shape != mask.shape or image.ndim != 2:
+        raise ValueError(f"augment_pair: image {image.shape} and mask {mask.shape} must be (S, S)")
+    if not cfg.enabled:
+        return image.astype(np.float32), mask.astype(bool)
+    lo, hi = np.log(cfg.gamma[0]), np.log(cfg.gamma[1])
+    gamma = float(np.exp(rng.uniform(lo, hi)))
+    out = np.power(np.clip(image, 0.0, 1.0), gamma)
+    if image.shape[0] != image.shape[1]:
+        raise ValueError(f"augment_pair: expected a square slice, got {image.shape}")
+    coords = sample_coordinates(rng, image.shape[0], cfg)
+    out = ndi.map_coordinates(out, coords, order=1, mode="constant", cval=0.0)
+    warped = ndi.map_coordinates(mask.astype(np.float32), coords, order=0, mode="constant")
+    return np.clip(out, 0.0, 1.0).astype(np.float32), warped > 0.5
