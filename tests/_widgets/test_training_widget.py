@@ -1,0 +1,148 @@
+"""GUI tests of the training widget: real child processes, progress, stop, checkpoint hand-off."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from qtpy.QtWidgets import QWidget
+
+from napari_fob._widgets.training import TrainingWidget
+
+pytestmark = pytest.mark.gui
+
+# A stand-in trainer printing the same machine-readable lines as `fob train`, so the widget's
+# plumbing is tested in a second; the real trainer is run by the last test.
+FAKE_TRAINER = """
+import signal, sys, time
+from pathlib import Path
+out, steps, ignore_term = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+if ignore_term:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("loading data", flush=True)
+for step in range(1, steps + 1):
+    print(f"PROGRESS step={step} total={steps} loss={1.0 / step:.4f} lr=0.0001", flush=True)
+    sys.stderr.write(f"\\rtrain {step}/{steps}")
+    if step == 2:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "latest.pt").write_bytes(b"checkpoint")
+        print(f"CHECKPOINT step=2 path={out / 'latest.pt'}", flush=True)
+    time.sleep(0.05 if steps < 100 else 0.2)
+print("done", flush=True)
+"""
+
+
+def _fake_argv(tmp_path: Path, steps: int, ignore_term: bool = False) -> list[str]:
+    script = tmp_path / "fake_train.py"
+    script.write_text(textwrap.dedent(FAKE_TRAINER))
+    return [
+        sys.executable,
+        "-u",
+        str(script),
+        str(tmp_path / "run"),
+        str(steps),
+        str(int(ignore_term)),
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+class FakeAnnotator(QWidget):
+    """Stands for the annotator widget: only the setter the training widget calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.paths: list[str] = []
+
+    def set_fob_checkpoint(self, path: str) -> None:
+        self.paths.append(path)
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="FoB training")
+    yield w
+    w.shutdown()
+
+
+def test_follows_progress_and_offers_checkpoint(widget, qtbot, tmp_path):
+    with qtbot.waitSignal(widget.finished, timeout=20_000) as finished:
+        widget.start_command(_fake_argv(tmp_path, steps=5))
+        assert widget.is_running()
+    assert finished.args == [0]
+    assert not widget.is_running()
+    assert (widget._progress.value(), widget._progress.maximum()) == (5, 5)
+    assert widget._metrics.text() == "loss 0.2   lr 0.0001"
+    log = widget._log.toPlainText()
+    assert "loading data" in log and "done" in log and "train 5/5" in log
+    assert "PROGRESS" not in log  # shown by the bar instead
+    expected = tmp_path / "run" / "latest.pt"
+    assert widget.checkpoint() == expected
+    assert widget._use.isEnabled()
+    with qtbot.waitSignal(widget.checkpoint_ready) as ready:
+        assert widget.offer_checkpoint() == expected
+    assert ready.args == [str(expected)]
+    assert "no annotator widget" in widget._log.toPlainText()
+
+
+def test_offer_sets_the_docked_annotator(widget, qtbot, tmp_path):
+    ckpt = tmp_path / "out" / "best.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"x")
+    widget._out.setText(str(tmp_path / "out"))
+    annotator = FakeAnnotator()
+    widget._viewer.window.add_dock_widget(annotator, name="FoB annotator")
+    assert widget.offer_checkpoint() == ckpt
+    assert annotator.paths == [str(ckpt)]
+
+
+def test_stop_terminates_the_child(widget, qtbot, tmp_path):
+    widget.start_command(_fake_argv(tmp_path, steps=1000))
+    qtbot.waitUntil(lambda: widget._status.step >= 3, timeout=20_000)
+    pid = widget.process_id()
+    assert _alive(pid)
+    with qtbot.waitSignal(widget.finished, timeout=10_000):
+        widget.stop()
+    assert not widget.is_running()
+    assert not _alive(pid)
+    # the checkpoint written before the stop is still offered
+    assert widget.checkpoint() == tmp_path / "run" / "latest.pt"
+    assert widget._start.isEnabled() and not widget._stop.isEnabled()
+
+
+def test_stop_kills_a_child_that_ignores_sigterm(widget, qtbot, tmp_path):
+    widget.start_command(_fake_argv(tmp_path, steps=1000, ignore_term=True))
+    qtbot.waitUntil(lambda: widget._status.step >= 1, timeout=20_000)
+    pid = widget.process_id()
+    with qtbot.waitSignal(widget.finished, timeout=10_000):
+        widget.stop(kill_after_ms=300)
+    assert not _alive(pid)
+
+
+def test_close_stops_the_child(widget, qtbot, tmp_path):
+    widget.start_command(_fake_argv(tmp_path, steps=1000))
+    qtbot.waitUntil(lambda: widget._status.step >= 1, timeout=20_000)
+    pid = widget.process_id()
+    widget.close()
+    assert not widget.is_running()
+    assert not _alive(pid)
+
+
+def test_start_with_bad_fields_logs_and_does_not_run(widget, tmp_path):
+    widget._config.setText(str(tmp_path / "nope.yaml"))
+    widget.start()
+    assert not widget.is_running()
+    assert "nope.yaml" in widget._log.toPlainText()
