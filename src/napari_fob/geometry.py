@@ -1,0 +1,449 @@
+"""Geometry of FoB prompts: the ring band (Eq. 1), ordered ring sampling, angles, Gaussian heatmaps,
+foreground point spreading, and every coordinate conversion of the project.
+
+Pure numpy / scipy / scikit-image. Must not import torch, napari, Qt or magicgui.
+
+Conventions (see docs/geometry.md):
+- Points are ``(N, 2)`` float arrays of ``(row, col)`` pixel coordinates of a 2D slice; integer
+  values are pixel centres.
+- Angles are measured around a centre from "up" (the -row direction), clockwise on screen
+  (towards +col), in radians in ``[0, 2*pi)``, minus ``start_angle``.
+- The model grid is ``S x S``, reached by a plain (anisotropic) resize of the slice, pixel-centre
+  aligned: ``g = (p + 0.5) * S / H - 0.5``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import measure
+from skimage.transform import resize
+
+KERNELS = ("disk", "square")
+RING_METHODS = ("arc", "sector")
+_EMPTY_MASK = "mask is empty: a support mask needs at least one foreground pixel"
+
+
+# ----------------------------------------------------------------------------- band (Eq. 1)
+def _check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2D (H, W) array, got shape {arr.shape}")
+    return arr.astype(bool, copy=False)
+
+
+def _distance_from_mask(mask: np.ndarray, kernel: str) -> np.ndarray:
+    """Distance of every pixel to the nearest mask pixel (0 on the mask), for `kernel`."""
+    if kernel == "disk":
+        return ndi.distance_transform_edt(~mask)
+    if kernel == "square":
+        # Chessboard distance d <= k  <=>  inside a dilation by a (2k+1) x (2k+1) square.
+        return ndi.distance_transform_cdt(~mask, metric="chessboard").astype(np.float64)
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def _band_from_distance(d: np.ndarray, r: float, eps: float) -> np.ndarray:
+    return (d > r) & (d <= r + eps)
+
+
+def ring_band(
+    mask: np.ndarray, *, r: float = 15, eps: float = 2, kernel: str = "disk"
+) -> np.ndarray:
+    """The "differential region" of Eq. 1: dilate(mask, r + eps) minus dilate(mask, r).
+
+    Args:
+        mask: (H, W) array, truthy on the structure.
+        r: inner dilation radius in pixels (paper: 15 at 256 x 256).
+        eps: band width in pixels (paper: 2).
+        kernel: "disk" (Euclidean: pixels with r < d <= r + eps, d the exact distance to the
+            mask) or "square" (square kernels of sizes 2r+1 and 2(r+eps)+1, i.e. chessboard
+            distance r < d <= r + eps).
+
+    Returns:
+        (H, W) bool band, clipped to the image (pixels outside the image do not exist).
+
+    Raises:
+        ValueError: the mask is empty, not 2D, or r / eps / kernel are invalid.
+    """
+    m = _check_mask(mask)
+    if not m.any():
+        raise ValueError(_EMPTY_MASK)
+    if r < 0 or eps <= 0:
+        raise ValueError(f"ring_band: expected r >= 0 and eps > 0, got r={r}, eps={eps}")
+    return _band_from_distance(_distance_from_mask(m, kernel), r, eps)
+
+
+def mask_centroid(mask: np.ndarray) -> np.ndarray:
+    """(2,) float64 centroid (row, col) of all mask pixels (all components together)."""
+    m = _check_mask(mask)
+    if not m.any():
+        raise ValueError(_EMPTY_MASK)
+    return np.argwhere(m).mean(axis=0)
+
+
+# ----------------------------------------------------------------------------- angles
+def point_angles(points: np.ndarray, center: np.ndarray, start_angle: float = 0.0) -> np.ndarray:
+    """(N,) angles in [0, 2*pi) of (N, 2) (row, col) points around `center` (row, col).
+
+    0 is "up" (-row) rotated clockwise on screen by `start_angle`; angles grow clockwise
+    (up -> right -> down -> left). A point exactly at the centre has angle 0.
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    c = np.asarray(center, dtype=np.float64).reshape(2)
+    d = p - c
+    theta = np.arctan2(d[:, 1], -d[:, 0]) - start_angle
+    return np.mod(theta, 2 * np.pi) % (2 * np.pi)  # second mod folds 2*pi (from -0.0) to 0
+
+
+def order_by_angle(points: np.ndarray, center: np.ndarray, start_angle: float = 0.0) -> np.ndarray:
+    """(N,) int index permutation sorting (N, 2) points by `point_angles` (stable on ties)."""
+    return np.argsort(point_angles(points, center, start_angle), kind="stable")
+
+
+# ----------------------------------------------------------------------------- ring sampling
+def _band_level(r: float, eps: float, kernel: str) -> float:
+    """Distance value at the middle of the band: the contour that is sampled."""
+    if kernel == "square":  # integer distances: the band holds floor(r)+1 .. floor(r+eps)
+        return (np.floor(r) + 1 + np.floor(r + eps)) / 2
+    return r + eps / 2
+
+
+def _outer_contours(d: np.ndarray, level: float) -> list[np.ndarray]:
+    """Contours of {d <= level} without the rims of its holes (they lie inside the organ)."""
+    region = d <= level
+    holes = ndi.binary_fill_holes(region) & ~region
+    if holes.any():
+        d = d.copy()
+        d[holes] = 0.0
+    return [c for c in measure.find_contours(d, level) if len(c) >= 2]
+
+
+def _sample_polylines(
+    lines: list[np.ndarray], n: int, center: np.ndarray, start_angle: float
+) -> np.ndarray | None:
+    """n points evenly spaced by arc length over all polylines, phase tied to the start ray.
+
+    A closed contour from find_contours repeats its first vertex, so its closing segment is part
+    of its length. Samples sit at (k + 0.5) * L / n past the first vertex clockwise of the start
+    direction, so no sample sits on the 0 / 2*pi cut of the angle order.
+    """
+    seg_len = [np.linalg.norm(np.diff(c, axis=0), axis=1) for c in lines]
+    total = float(sum(s.sum() for s in seg_len))
+    if total <= 0:
+        return None
+    verts = np.concatenate(lines)
+    # arc position of each vertex in the concatenation (pieces joined without a segment)
+    starts = np.concatenate([np.concatenate([[0.0], np.cumsum(s)]) for s in seg_len])
+    offsets = np.repeat(np.cumsum([0.0] + [s.sum() for s in seg_len[:-1]]), [len(c) for c in lines])
+    pos = starts + offsets
+    s0 = pos[np.argmin(point_angles(verts, center, start_angle))]
+    targets = np.mod(s0 + (np.arange(n) + 0.5) * total / n, total)
+    out = np.empty((n, 2))
+    for k, t in enumerate(targets):
+        j = int(np.searchsorted(pos, t, side="right") - 1)
+        j = min(max(j, 0), len(verts) - 2)
+        if pos[j + 1] <= pos[j]:  # jump between two pieces: take the vertex itself
+            out[k] = verts[j]
+            continue
+        w = (t - pos[j]) / (pos[j + 1] - pos[j])
+        out[k] = (1 - w) * verts[j] + w * verts[j + 1]
+    return out
+
+
+def _snap_to_band(points: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Replace each point by the centre of the band pixel nearest to its own pixel."""
+    _, idx = ndi.distance_transform_edt(~band, return_indices=True)
+    h, w = band.shape
+    rc = np.rint(points).astype(int)
+    rc[:, 0] = np.clip(rc[:, 0], 0, h - 1)
+    rc[:, 1] = np.clip(rc[:, 1], 0, w - 1)
+    return np.stack([idx[0][rc[:, 0], rc[:, 1]], idx[1][rc[:, 0], rc[:, 1]]], axis=1).astype(
+        np.float64
+    )
+
+
+def _sector_points(
+    band: np.ndarray, d: np.ndarray, level: float, n: int, center: np.ndarray, start_angle: float
+) -> np.ndarray:
+    """One band pixel per equal angular sector: nearest the sector's middle angle among the band
+    pixels closest to mid-band distance; empty sectors borrow the nearest band pixel by angle."""
+    pix = np.argwhere(band).astype(np.float64)
+    ang = point_angles(pix, center, start_angle)
+    off_mid = np.abs(d[band] - level)
+    step = 2 * np.pi / n
+    out = np.empty((n, 2))
+    for k in range(n):
+        gap = np.abs(np.mod(ang - (k + 0.5) * step + np.pi, 2 * np.pi) - np.pi)
+        inside = gap <= step / 2
+        if inside.any():
+            # the radial choice comes first (mid-band), then the angle within the sector
+            cost = np.where(inside, off_mid * 1e3 + gap, np.inf)
+        else:
+            cost = gap
+        out[k] = pix[int(np.argmin(cost))]
+    return out
+
+
+def ring_points(
+    mask: np.ndarray,
+    n: int = 10,
+    *,
+    r: float = 15,
+    eps: float = 2,
+    kernel: str = "disk",
+    start_angle: float = 0.0,
+    method: str = "arc",
+) -> np.ndarray:
+    """n background points spread around the ring band of `mask`, in ring order.
+
+    method "arc" (default): the mid-band contour (distance r + eps/2 from the mask; the rims
+    of enclosed holes excluded) is sampled evenly by arc length, closing segment included, and
+    each sample snapped to the centre of the nearest band pixel. method "sector": one band
+    pixel per equal angular sector around the centroid (the one nearest mid-band, then nearest
+    the sector's middle angle).
+
+    Points are ordered by `point_angles` around the centroid of the whole mask (several
+    components are treated as one structure), so index k is the same place around the organ on
+    every slice; point 0 is the first one clockwise from the start direction ("up" turned by
+    `start_angle`). Where the band is clipped by the image border, only its part inside the
+    image is sampled. When the band has few pixels, points repeat (n is always returned).
+
+    Args:
+        mask: (H, W) array, truthy on the structure.
+        n: number of points (paper: Np = 10).
+        r, eps, kernel: the band, as in `ring_band`.
+        start_angle: radians, clockwise from "up".
+        method: "arc" or "sector".
+
+    Returns:
+        (n, 2) float64 (row, col) integer pixel centres of band pixels, inside the image.
+
+    Raises:
+        ValueError: empty mask, n < 1, unknown method, or a band entirely outside the image.
+    """
+    if n < 1:
+        raise ValueError(f"ring_points: n must be >= 1, got {n}")
+    if method not in RING_METHODS:
+        raise ValueError(f"ring_points: method must be one of {RING_METHODS}, got {method!r}")
+    m = _check_mask(mask)
+    band = ring_band(m, r=r, eps=eps, kernel=kernel)
+    if not band.any():
+        raise ValueError(
+            f"ring band lies entirely outside the image: every pixel of the {m.shape} image is "
+            f"within r={r} of the mask, so no background point can be placed"
+        )
+    center = mask_centroid(m)
+    d = _distance_from_mask(m, kernel)
+    level = _band_level(r, eps, kernel)
+    pts = None
+    if method == "arc":
+        samples = _sample_polylines(_outer_contours(d, level), n, center, start_angle)
+        if samples is not None:
+            pts = _snap_to_band(samples, band)
+    if pts is None:
+        # "sector", or no mid-band contour inside the image (only a sliver of band is visible)
+        pts = _sector_points(band, d, level, n, center, start_angle)
+    return pts[order_by_angle(pts, center, start_angle)]
+
+
+def closed_path(points: np.ndarray) -> np.ndarray:
+    """(N+1, 2) closed polyline of (N, 2) ring points (first point repeated); (0, 2) if empty."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return p if len(p) == 0 else np.concatenate([p, p[:1]], axis=0)
+
+
+# ----------------------------------------------------------------------------- heatmaps
+def gaussian_heatmaps(points: np.ndarray, shape: tuple[int, int], sigma: float = 4.0) -> np.ndarray:
+    """(N, H, W) float32 Gaussians exp(-|x - p|^2 / (2 sigma^2)), one per (row, col) point.
+
+    The value is 1 at the point itself (so exactly 1 at its pixel when the point is integer).
+    """
+    if sigma <= 0:
+        raise ValueError(f"gaussian_heatmaps: sigma must be > 0, got {sigma}")
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    h, w = int(shape[0]), int(shape[1])
+    gr = np.exp(-((np.arange(h)[None, :] - p[:, :1]) ** 2) / (2 * sigma**2))  # (N, H)
+    gc = np.exp(-((np.arange(w)[None, :] - p[:, 1:]) ** 2) / (2 * sigma**2))  # (N, W)
+    return (gr[:, :, None] * gc[:, None, :]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- foreground points
+def _farthest_points(
+    coords: np.ndarray, seed: int, n: int, min_distance: float | None
+) -> list[int]:
+    """Greedy farthest-point sampling over (P, 2) coords, starting at index `seed`."""
+    chosen = [seed]
+    dist = np.linalg.norm(coords - coords[seed], axis=1)
+    while len(chosen) < n:
+        j = int(np.argmax(dist))
+        if dist[j] <= 0 or (min_distance is not None and dist[j] < min_distance):
+            break
+        chosen.append(j)
+        dist = np.minimum(dist, np.linalg.norm(coords - coords[j], axis=1))
+    return chosen
+
+
+def foreground_points(
+    prob: np.ndarray, n: int = 10, *, threshold: float = 0.9, min_distance: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to n foreground points spread over the pixels where ``prob > threshold``.
+
+    The first point is the most probable pixel of that region; each next one is the region
+    pixel farthest from those already chosen (farthest-point sampling), stopping early when
+    the region has no more distinct pixels or the farthest one is closer than `min_distance`.
+    When no pixel passes the threshold, the single argmax pixel is returned (k = 1).
+
+    Args:
+        prob: (H, W) float foreground probability (e.g. FoB's map C).
+
+    Returns:
+        points (k, 2) float64 (row, col) pixel centres, k <= n, and their (k,) float64 scores
+        (prob at each point).
+    """
+    pr = np.asarray(prob, dtype=np.float64)
+    if pr.ndim != 2:
+        raise ValueError(f"foreground_points: prob must be (H, W), got shape {pr.shape}")
+    if n < 1:
+        raise ValueError(f"foreground_points: n must be >= 1, got {n}")
+    if not np.all(np.isfinite(pr)):
+        raise ValueError("foreground_points: prob holds NaN or inf values")
+    region = pr > threshold
+    if not region.any():
+        rc = np.array([np.unravel_index(int(np.argmax(pr)), pr.shape)], dtype=np.float64)
+        return rc, pr[int(rc[0, 0]), int(rc[0, 1])].reshape(1)
+    coords = np.argwhere(region).astype(np.float64)
+    scores = pr[region]
+    chosen = _farthest_points(coords, int(np.argmax(scores)), n, min_distance)
+    return coords[chosen], scores[chosen]
+
+
+def fg_points_from_mask(mask: np.ndarray, n: int = 10) -> np.ndarray:
+    """Up to n points inside `mask`, spread by farthest-point sampling over its inner core.
+
+    The core is the set of mask pixels at least half the maximal depth (Euclidean distance to
+    the background) from the border, so points keep away from the edges; the first point is
+    the deepest pixel.
+
+    Args:
+        mask: (H, W) array, truthy on the structure.
+
+    Returns:
+        (k, 2) float64 (row, col) pixel centres, k <= n (k < n only for tiny masks).
+    """
+    m = _check_mask(mask)
+    if not m.any():
+        raise ValueError(_EMPTY_MASK)
+    if n < 1:
+        raise ValueError(f"fg_points_from_mask: n must be >= 1, got {n}")
+    depth = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]  # the border counts as outside
+    core = depth >= 0.5 * depth.max()
+    coords = np.argwhere(core).astype(np.float64)
+    chosen = _farthest_points(coords, int(np.argmax(depth[core])), n, None)
+    return coords[chosen]
+
+
+# ----------------------------------------------------------------------------- transforms
+def _check_points(points: np.ndarray, name: str = "points") -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    if p.size == 0:
+        return np.zeros((0, 2))
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"{name}: expected an (N, 2) array, got shape {p.shape}")
+    return p
+
+
+def _scales(slice_shape: tuple[int, int], grid_size: int) -> np.ndarray:
+    h, w = int(slice_shape[0]), int(slice_shape[1])
+    if h < 1 or w < 1 or grid_size < 1:
+        raise ValueError(
+            f"expected positive slice_shape and grid_size, got {slice_shape}, {grid_size}"
+        )
+    return np.array([grid_size / h, grid_size / w])
+
+
+def slice_to_grid(points: np.ndarray, slice_shape: tuple[int, int], grid_size: int) -> np.ndarray:
+    """(N, 2) (row, col) slice pixels -> (N, 2) (row, col) pixels of the S x S model grid.
+
+    Plain anisotropic resize, pixel-centre aligned: g = (p + 0.5) * S / H - 0.5 (col: S / W).
+    """
+    return (_check_points(points) + 0.5) * _scales(slice_shape, grid_size) - 0.5
+
+
+def grid_to_slice(points: np.ndarray, slice_shape: tuple[int, int], grid_size: int) -> np.ndarray:
+    """Exact inverse of `slice_to_grid`: (N, 2) grid (row, col) -> (N, 2) slice (row, col)."""
+    return (_check_points(points) + 0.5) / _scales(slice_shape, grid_size) - 0.5
+
+
+def resize_to_grid(image: np.ndarray, grid_size: int, *, order: int = 1) -> np.ndarray:
+    """(H, W) image -> (S, S) float32: plain resize, spline `order`, anti-aliased when shrinking."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise ValueError(f"resize_to_grid: image must be (H, W), got shape {img.shape}")
+    out = resize(img, (grid_size, grid_size), order=order, preserve_range=True, mode="edge")
+    return out.astype(np.float32)
+
+
+def resize_mask_to_grid(mask: np.ndarray, grid_size: int) -> np.ndarray:
+    """(H, W) mask -> (S, S) bool by nearest neighbour (each grid pixel takes the slice pixel
+    under its centre; structures thinner than H / S pixels can vanish)."""
+    m = _check_mask(mask)
+    return _nearest(m, (grid_size, grid_size))
+
+
+def _nearest(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    # index of the source pixel under each target pixel centre, same mapping as slice_to_grid
+    rows = np.clip(np.floor((np.arange(shape[0]) + 0.5) * arr.shape[0] / shape[0]), 0, None)
+    cols = np.clip(np.floor((np.arange(shape[1]) + 0.5) * arr.shape[1] / shape[1]), 0, None)
+    return arr[np.ix_(rows.astype(int), cols.astype(int))]
+
+
+def resize_from_grid(arr: np.ndarray, slice_shape: tuple[int, int], order: int = 1) -> np.ndarray:
+    """(S, S) grid array -> slice_shape (H, W). bool arrays: nearest neighbour, bool out;
+    others: spline `order`, float32 out."""
+    a = np.asarray(arr)
+    if a.ndim != 2:
+        raise ValueError(f"resize_from_grid: arr must be 2D, got shape {a.shape}")
+    shape = (int(slice_shape[0]), int(slice_shape[1]))
+    if a.dtype == bool:
+        return _nearest(a, shape)
+    out = resize(a.astype(np.float64), shape, order=order, preserve_range=True, mode="edge")
+    return out.astype(np.float32)
+
+
+def to_sam_xy(points: np.ndarray) -> np.ndarray:
+    """(N, 2) (row, col) -> (N, 2) SAM (x, y) = (col, row)."""
+    return _check_points(points)[:, ::-1].copy()  # SAM wants XY
+
+
+def from_sam_xy(points_xy: np.ndarray) -> np.ndarray:
+    """(N, 2) SAM (x, y) -> (N, 2) (row, col)."""
+    return _check_points(points_xy, "points_xy")[:, ::-1].copy()
+
+
+def to_napari(points: np.ndarray, slice_index: int) -> np.ndarray:
+    """(N, 2) (row, col) of slice `slice_index` -> (N, 3) napari (z, row, col)."""
+    p = _check_points(points)
+    return np.concatenate([np.full((len(p), 1), float(slice_index)), p], axis=1)
+
+
+def from_napari(points3: np.ndarray) -> dict[int, np.ndarray]:
+    """(N, 3) napari (z, row, col) -> {slice index (rounded z): (n_z, 2) (row, col)}."""
+    p = np.asarray(points3, dtype=np.float64)
+    if p.size == 0:
+        return {}
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"from_napari: expected an (N, 3) array of (z, row, col), got {p.shape}")
+    z = np.rint(p[:, 0]).astype(int)
+    return {int(k): p[z == k, 1:].copy() for k in np.unique(z)}
+
+
+def ring_box(bg_points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(4,) float64 box [x0, y0, x1, y1] (SAM XY) enclosing (N, 2) (row, col) ring points,
+    clipped to an image of `shape` (H, W)."""
+    p = _check_points(bg_points, "bg_points")
+    if len(p) == 0:
+        raise ValueError("ring_box: bg_points is empty, a box needs at least one point")
+    h, w = int(shape[0]), int(shape[1])
+    lo = np.clip(p.min(axis=0), 0, [h - 1, w - 1])
+    hi = np.clip(p.max(axis=0), 0, [h - 1, w - 1])
+    return np.array([lo[1], lo[0], hi[1], hi[0]], dtype=np.float64)
