@@ -1,0 +1,190 @@
+"""Saving and loading an `AnnotationSession`: labels NIfTI + a versioned JSON sidecar.
+
+``labels.nii.gz``: the committed labels on the source grid (orientation and affine of the image
+the session was opened on; an identity affine for a plain array). ``prompts.json``:
+
+- ``format`` "napari-fob/prompts", ``version`` 1, ``shape`` (Z, Y, X);
+- ``source``: the image's geometry (`Volume.to_metadata`), ``window``: the intensity window;
+- ``names``, ``generator`` / ``segmenter`` (their ``describe()``), ``thresholds`` per label;
+- ``slices``: one record per (label, slice) with its status, confidence and prompts, points in
+  voxel coordinates ``(z, row, col)``;
+- ``supports``: one record per (label, slice), the mask run-length encoded over the C-order
+  flattened (Y, X) slice as ``[start, length]`` pairs of foreground runs.
+
+Both files are written to temporary names and moved into place (atomic). Undo history is not
+saved. Imports numpy, nibabel (through `io`) and the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_fob.history import SliceState
+from napari_fob.intensity import Window
+from napari_fob.prompts import PromptSet
+
+if TYPE_CHECKING:
+    from napari_fob.session import AnnotationSession
+
+FORMAT = "napari-fob/prompts"
+VERSION = 1
+LABELS_FILE = "labels.nii.gz"
+PROMPTS_FILE = "prompts.json"
+
+
+def rle_encode(mask: np.ndarray) -> list[list[int]]:
+    """Runs of True in the C-order flattened `mask` as [[start, length], ...]."""
+    flat = np.concatenate([[0], np.asarray(mask, dtype=np.int8).ravel(), [0]])
+    edges = np.flatnonzero(np.diff(flat))
+    return [[int(s), int(e - s)] for s, e in zip(edges[::2], edges[1::2])]
+
+
+def rle_decode(runs: list[list[int]], shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of `rle_encode`: a bool array of `shape`."""
+    flat = np.zeros(int(np.prod(shape)), dtype=bool)
+    for start, length in runs:
+        flat[start : start + length] = True
+    return flat.reshape(shape)
+
+
+def _geometry(session: AnnotationSession) -> Any:
+    from napari_fob.io import Volume
+
+    if session.source is not None:
+        return session.source
+    return Volume.from_array(session.labels, affine=np.eye(4))
+
+
+def _points_to_voxels(points: np.ndarray, z: int) -> list[list[float]]:
+    return [[float(z), float(r), float(c)] for r, c in points]
+
+
+def _prompts_record(p: PromptSet, z: int) -> dict[str, Any]:
+    record = p.to_dict()
+    record["fg"] = _points_to_voxels(p.fg, z)
+    record["bg"] = _points_to_voxels(p.bg, z)
+    return record
+
+
+def _prompts_from_record(record: dict[str, Any], label: int, z: int) -> PromptSet:
+    data = dict(record)
+    for kind in ("fg", "bg"):
+        pts = np.asarray(data.get(kind, []), dtype=np.float64).reshape(-1, 3)
+        data[kind] = pts[:, 1:]
+    data["label"], data["slice_index"] = label, z
+    return PromptSet.from_dict(data)
+
+
+def to_sidecar(session: AnnotationSession) -> dict[str, Any]:
+    """The JSON-ready sidecar dict of `session` (see the module docstring)."""
+    keys = sorted(set(session.prompts) | set(session._status) | set(session._confidence))
+    slices = []
+    for label, z in keys:
+        p = session.prompts.get((label, z))
+        slices.append(
+            {
+                "label": label,
+                "slice": z,
+                "status": session.slice_status(label, z),
+                "confidence": session.confidence(label, z),
+                "prompts": None if p is None else _prompts_record(p, z),
+            }
+        )
+    supports = [
+        {"label": label, "slice": z, "rle": rle_encode(mask)}
+        for label, by_z in sorted(session.supports.items())
+        for z, mask in sorted(by_z.items())
+    ]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "shape": list(session.shape),
+        "axes": "points are (z, row, col) voxel coordinates; z indexes axis 0 of the volume",
+        "source": _geometry(session).to_metadata(),
+        "window": session.window.to_dict(),
+        "names": {str(k): v for k, v in sorted(session.names.items())},
+        "generator": session.generator.describe(),
+        "segmenter": session.segmenter.describe(),
+        "thresholds": {str(k): v for k, v in sorted(session.thresholds.items())},
+        "slices": slices,
+        "supports": supports,
+    }
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_session(session: AnnotationSession, out_dir: Path) -> dict[str, Path]:
+    """Write ``labels.nii.gz`` and ``prompts.json`` into `out_dir` (created if needed)."""
+    from napari_fob.io import write_labels
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sidecar = to_sidecar(session)  # built first: a describe() failure leaves no partial files
+    labels = write_labels(out_dir / LABELS_FILE, session.labels, like=_geometry(session))
+    prompts = out_dir / PROMPTS_FILE
+    _write_json_atomic(prompts, sidecar)
+    return {"labels": labels, "prompts": prompts}
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """Read and check a ``prompts.json`` (format and version)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no saved session sidecar (prompts.json) there")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path}: expected format {FORMAT!r}, found {data.get('format')!r}")
+    if int(data.get("version", 0)) > VERSION:
+        raise ValueError(
+            f"{path}: sidecar version {data.get('version')} is newer than this napari-fob "
+            f"reads ({VERSION}); update napari-fob"
+        )
+    return data
+
+
+def load_session(
+    cls: type[AnnotationSession], out_dir: Path, volume: Any, *, generator: Any, segmenter: Any
+) -> AnnotationSession:
+    """Rebuild a session saved by `save_session` for the same `volume` (Volume or array)."""
+    from napari_fob.io import Volume, read_labels
+
+    data = read_sidecar(out_dir / PROMPTS_FILE)
+    arr = volume if isinstance(volume, np.ndarray) else volume.data
+    if list(np.shape(arr)) != list(data["shape"]):
+        raise ValueError(
+            f"{out_dir}: the saved session is for a volume of shape {tuple(data['shape'])}, "
+            f"got {np.shape(arr)}"
+        )
+    like = volume if isinstance(volume, Volume) else Volume.from_array(arr, affine=np.eye(4))
+    labels = read_labels(out_dir / LABELS_FILE, like=like)
+    session = cls(
+        volume,
+        generator=generator,
+        segmenter=segmenter,
+        window=Window.from_dict(data["window"]),
+        names={int(k): v for k, v in data.get("names", {}).items()},
+        labels=labels,
+    )
+    session.thresholds = {int(k): float(v) for k, v in data.get("thresholds", {}).items()}
+    for rec in data.get("supports", []):
+        mask = rle_decode(rec["rle"], session.shape[1:])
+        session._put_support(int(rec["label"]), int(rec["slice"]), mask)
+    for rec in data.get("slices", []):
+        label, z = int(rec["label"]), int(rec["slice"])
+        p = rec.get("prompts")
+        prompts = None if p is None else _prompts_from_record(p, label, z)
+        session._set_state((label, z), SliceState(prompts, rec["status"], rec.get("confidence")))
+    return session

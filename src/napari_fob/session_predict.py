@@ -1,0 +1,199 @@
+"""The prompt walks of `AnnotationSession.predict`: fixed or chained, explicit or automatic extent.
+
+- fixed: the generator holds the painted supports only; queries go through it in batches.
+- chain: the generator also holds committed slices; the walk goes outward from the supports,
+  one slice at a time, and each slice is committed (segmented) before its neighbour is prompted.
+- automatic extent ("auto"): the slices between the outermost supports are always predicted;
+  beyond them the walk goes outward in both directions and stops at the first slice whose
+  evidence is below the threshold (its confidence is stored, its prompts are not) or at the
+  volume's edge.
+
+Qt-free and torch-free, like `session.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from napari_fob.history import Entry, SliceState
+from napari_fob.prompts import PromptSet
+
+if TYPE_CHECKING:
+    from napari_fob.session import AnnotationSession, Progress
+
+MODES = ("fixed", "chain")
+
+
+def predict(
+    session: AnnotationSession,
+    label: int,
+    slices: Iterable[int] | str,
+    *,
+    mode: str,
+    threshold: float,
+    batch_size: int | None,
+) -> Generator[Progress, None, list[int]]:
+    """See `AnnotationSession.predict`."""
+    label = session._check_label(label)
+    if mode not in MODES:
+        raise ValueError(f"predict mode {mode!r}: expected one of {MODES}")
+    if not session.supports.get(label):
+        raise ValueError(f"label {label} has no support slice: paint one before predicting")
+    auto = isinstance(slices, str)
+    if auto and slices != "auto":
+        raise ValueError(f"predict slices {slices!r}: expected 'auto' or slice indices")
+    targets = None if auto else sorted({session._check_z(z) for z in slices})
+    session.thresholds[label] = float(threshold)
+    return _run(session, label, targets, mode, float(threshold), batch_size or session.batch_size)
+
+
+def _run(session, label, targets, mode, threshold, batch_size):
+    entry = Entry(f"predict {label} ({mode})", label)
+    _load_generator(session, label, committed=mode == "chain")
+    if mode == "fixed":
+        done = yield from _fixed(session, entry, label, targets, threshold, batch_size)
+    else:
+        done = yield from _chain(session, entry, label, targets, threshold)
+    session._finish(entry)
+    if mode == "chain":
+        session.autosave()
+    return done
+
+
+def _load_generator(session: AnnotationSession, label: int, *, committed: bool) -> None:
+    gen = session.generator
+    gen.clear_supports()
+    supports = session.supports[label]
+    for z, mask in sorted(supports.items()):
+        gen.set_support(session.image01(z), mask, slice_index=z)
+    if committed:
+        for (lab, z), status in sorted(session._status.items()):
+            if lab == label and status == "committed" and z not in supports:
+                mask = session.labels[z] == label
+                if mask.any():
+                    gen.set_support(session.image01(z), mask, slice_index=z)
+
+
+def _directions(session: AnnotationSession, label: int) -> tuple[list[int], Iterator, Iterator]:
+    """(slices between the outermost supports, walk down from the lowest, walk up)."""
+    zs = sorted(session.supports[label])
+    inner = [z for z in range(zs[0], zs[-1] + 1) if z not in session.supports[label]]
+    return inner, iter(range(zs[0] - 1, -1, -1)), iter(range(zs[-1] + 1, session.shape[0]))
+
+
+def _store(session, entry, label: int, z: int, p: PromptSet) -> None:
+    conf = None if p.evidence is None else float(p.evidence)
+    session._change_prompts(entry, (label, z), SliceState(p.copy(), "predicted", conf))
+
+
+def _reject(session, entry, label: int, z: int, evidence: float) -> None:
+    """Keep the confidence of the slice where the walk stopped, without prompts."""
+    key = (label, z)
+    state = session._state(key)
+    session._change_prompts(entry, key, SliceState(state.prompts, state.status, evidence))
+
+
+def _query(session, label: int, zs: list[int], batch_size: int) -> list[PromptSet]:
+    images = [session.image01(z) for z in zs]
+    return session.generator.predict(images, slice_indices=zs, label=label, batch_size=batch_size)
+
+
+def _evidence(p: PromptSet, z: int) -> float:
+    if p.evidence is None:
+        raise ValueError(
+            f"automatic extent needs the generator's evidence, but slice {z} has none; "
+            "give explicit slices instead"
+        )
+    return float(p.evidence)
+
+
+def _fixed(session, entry, label, targets, threshold, batch_size):
+    from napari_fob.session import Progress
+
+    supports = session.supports[label]
+    if targets is not None:
+        targets = [z for z in targets if z not in supports]
+        for start in range(0, len(targets), batch_size):
+            batch = targets[start : start + batch_size]
+            for z, p in zip(batch, _query(session, label, batch, batch_size)):
+                _store(session, entry, label, z, p)
+            yield Progress(min(start + batch_size, len(targets)), len(targets), "prompts")
+        return targets
+    inner, down, up = _directions(session, label)
+    total = session.shape[0] - len(supports)
+    done: list[int] = []
+    for start in range(0, len(inner), batch_size):
+        batch = inner[start : start + batch_size]
+        for z, p in zip(batch, _query(session, label, batch, batch_size)):
+            _store(session, entry, label, z, p)
+            done.append(z)
+        yield Progress(len(done), total, "prompts between supports")
+    for walk in (down, up):
+        while True:
+            batch = [z for _, z in zip(range(batch_size), walk)]
+            if not batch:
+                break
+            stopped = False
+            for z, p in zip(batch, _query(session, label, batch, batch_size)):
+                evidence = _evidence(p, z)
+                if evidence < threshold:
+                    _reject(session, entry, label, z, evidence)
+                    stopped = True
+                    break
+                _store(session, entry, label, z, p)
+                done.append(z)
+            yield Progress(len(done), total, f"prompts (walking, slice {batch[-1]})")
+            if stopped:
+                break
+    return sorted(done)
+
+
+def _chain(session, entry, label, targets, threshold):
+    from napari_fob.session import Progress
+
+    supports = session.supports[label]
+    done: list[int] = []
+    if targets is not None:
+        order = sorted(
+            (z for z in targets if z not in supports),
+            key=lambda z: (min(abs(z - s) for s in supports), z),
+        )
+        for i, z in enumerate(order):
+            _chain_step(session, entry, label, z, threshold=None)
+            done.append(z)
+            yield Progress(i + 1, len(order), f"chain: slice {z}")
+        return done
+    inner, down, up = _directions(session, label)
+    inner.sort(key=lambda z: (min(abs(z - s) for s in supports), z))
+    total = session.shape[0] - len(supports)
+    for z in inner:
+        _chain_step(session, entry, label, z, threshold=None)
+        done.append(z)
+        yield Progress(len(done), total, f"chain: slice {z}")
+    for walk in (down, up):
+        for z in walk:
+            if not _chain_step(session, entry, label, z, threshold=threshold):
+                break
+            done.append(z)
+            yield Progress(len(done), total, f"chain: slice {z}")
+    return sorted(done)
+
+
+def _chain_step(session, entry, label: int, z: int, *, threshold: float | None) -> bool:
+    """Prompt slice z from the nearest committed/support mask and commit it.
+
+    Returns False (nothing stored but the confidence) when the evidence is below `threshold`,
+    or when the committed mask is empty so the walk cannot go on.
+    """
+    p = _query(session, label, [z], 1)[0]
+    if threshold is not None and _evidence(p, z) < threshold:
+        _reject(session, entry, label, z, float(p.evidence))
+        return False
+    _store(session, entry, label, z, p)
+    mask = session.segment_slice(label, z)
+    session._write_mask(entry, label, z, mask, overwrite=False)
+    if not mask.any():
+        return threshold is None
+    session.generator.set_support(session.image01(z), mask, slice_index=z)
+    return True
