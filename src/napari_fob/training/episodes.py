@@ -44,6 +44,7 @@ class EpisodeConfig:
     n_points: int = 10  # Np ring points
     ring_r: float = 15.0  # ring dilation radius (Eq. 1)
     ring_eps: float = 2.0  # ring band width
+    ring_kernel: str = "disk"  # dilation kernel of the ring band ("disk" | "square")
     max_dz: int = 1  # support/query at most this many slices apart (1 = adjacent)
     min_area: int = 200  # label area on both slices, px at the model grid
     label_source: str = "pseudo"  # "pseudo", "gt" or "both"
@@ -210,7 +211,9 @@ class EpisodeDataset:
         image, mask = augment_pair(image, mask, rng, cfg.augment)
         if mask.sum() < max(1, cfg.min_area // 4):
             raise ValueError("mask left the field of view after augmentation")
-        ring = ring_points(mask, cfg.n_points, r=cfg.ring_r, eps=cfg.ring_eps)
+        ring = ring_points(
+            mask, cfg.n_points, r=cfg.ring_r, eps=cfg.ring_eps, kernel=cfg.ring_kernel
+        )
         return image, mask, np.asarray(ring, dtype=np.float32)
 
     def sample(self, index: int) -> dict[str, np.ndarray | int]:

@@ -1,0 +1,191 @@
+"""Training run configuration: the packaged YAML defaults, a user file, ``--set key=value``.
+
+`load_run_config` merges ``napari_fob/configs/train_default.yaml`` <- the user's YAML <- dotted
+overrides (``train.lr=3e-4``; values parsed as YAML scalars) and checks every key, so a typo fails
+loudly. The resolved dict is what `save_run_config` writes beside the checkpoints. No torch here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TOP_KEYS = (
+    "model",
+    "model_overrides",
+    "init_checkpoint",
+    "manifest",
+    "out",
+    "device",
+    "episodes",
+    "train",
+    "val",
+)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings (defaults: the paper's recipe, Sec. 4)."""
+
+    iterations: int = 36_000  # total optimiser steps (paper: 36k)
+    batch_size: int = 1  # episodes per step and per process (paper: 1)
+    lr: float = 1e-4  # Adam learning rate (paper: 1e-4)
+    lr_decay: float = 0.95  # multiplied every lr_decay_every steps (paper: 0.95)
+    lr_decay_every: int = 1000  # (paper: 1k iterations)
+    weight_decay: float = 0.0  # Adam weight decay (paper: silent)
+    grad_clip: float = 1.0  # max global grad norm; 0 disables (guards the 1e3-weighted L_heat)
+    amp: bool = True  # mixed precision, used on CUDA only
+    seed: int = 0  # torch / numpy / python seed; the episode seed lives in `episodes`
+    num_workers: int = 2  # DataLoader worker processes per rank
+    checkpoint_every: int = 1000  # write latest.pt every N steps (and at the end)
+    log_every: int = 10  # CSV / TensorBoard / PROGRESS line every N steps
+
+
+@dataclass(frozen=True)
+class ValSettings:
+    """Validation on the manifest's ``val`` volumes (annotation protocol, see evaluate.py)."""
+
+    every: int = 1000  # validate every N steps (0: never); also at the end
+    segmenter: str = "random-walker"  # "none", "random-walker", "sam", "auto"
+    metric: str = "dice"  # best.pt kept by: dice, bg_inside, fg_outside, ring_error, ring_coverage
+    max_slices: int = 16  # query slices per structure (evenly spread); 0 = all
+
+
+HIGHER_IS_BETTER = {"dice": True, "ring_coverage": True, "bg_inside": False}
+HIGHER_IS_BETTER.update({"fg_outside": False, "ring_error": False})
+
+
+def default_config_path() -> Path:
+    """The packaged defaults (``napari_fob/configs/train_default.yaml``)."""
+    return Path(str(resources.files("napari_fob") / "configs" / "train_default.yaml"))
+
+
+def apply_override(config: dict, item: str) -> dict:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a copy of `config`."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {item!r}: expected key=value, e.g. train.lr=3e-4")
+    value = _parse_value(text)
+    parts = key.strip().split(".")
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return _merge_checked(config, nested)
+
+
+def _parse_value(text: str) -> Any:
+    """YAML scalar, except that ``3e-4`` (a string in YAML 1.1) becomes a float."""
+    value = yaml.safe_load(text) if text.strip() else None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _coerce(cls: type, data: dict) -> Any:
+    """Build a settings dataclass, casting YAML values to each field's default type."""
+    out = {}
+    for f in fields(cls):
+        if f.name in data:
+            value, default = data[f.name], f.default
+            if isinstance(default, bool):
+                value = value if isinstance(value, bool) else str(value).lower() == "true"
+            elif isinstance(default, int | float | str):
+                value = type(default)(value)
+            out[f.name] = value
+    return cls(**out)
+
+
+def _merge_checked(config: dict, extra: dict) -> dict:
+    check_keys(extra, allow_partial=True)
+    return _deep_update(config, extra)
+
+
+def _deep_update(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict) and key != "model_overrides":
+            out[key] = _deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def check_keys(config: dict, *, allow_partial: bool = False) -> None:
+    """Raise ValueError for keys that are not settings (typos must not pass silently)."""
+    from napari_fob.training.augment import AugmentConfig
+    from napari_fob.training.episodes import EpisodeConfig
+
+    sections = {
+        "train": {f.name for f in fields(TrainSettings)},
+        "val": {f.name for f in fields(ValSettings)},
+        "episodes": {f.name for f in fields(EpisodeConfig)} - set(MODEL_DRIVEN),
+    }
+    for key, value in config.items():
+        if key not in TOP_KEYS:
+            raise ValueError(f"training config: unknown key {key!r}; expected one of {TOP_KEYS}")
+        if key in sections and isinstance(value, dict):
+            unknown = set(value) - sections[key]
+            if unknown:
+                raise ValueError(
+                    f"training config: unknown key(s) {sorted(unknown)} under {key!r}; "
+                    f"expected some of {sorted(sections[key])}"
+                )
+            if key == "episodes" and isinstance(value.get("augment"), dict):
+                AugmentConfig.from_dict(value["augment"])
+
+
+# Episode settings that must match the model and are therefore taken from its config.
+MODEL_DRIVEN = ("grid_size", "n_points", "ring_r", "ring_eps", "ring_kernel")
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> dict:
+    """Defaults <- YAML file at `path` <- ``key=value`` overrides; returns the resolved dict."""
+    config = yaml.safe_load(default_config_path().read_text())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config not found: {path}")
+        user = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(user, dict):
+            raise ValueError(f"training config {path}: expected a YAML mapping at the top level")
+        config = _merge_checked(config, user)
+    for item in overrides:
+        config = apply_override(config, item)
+    check_keys(config)
+    return config
+
+
+def train_settings(config: dict) -> TrainSettings:
+    return _coerce(TrainSettings, config.get("train", {}))
+
+
+def val_settings(config: dict) -> ValSettings:
+    settings = _coerce(ValSettings, config.get("val", {}))
+    if settings.metric not in HIGHER_IS_BETTER:
+        raise ValueError(
+            f"val.metric {settings.metric!r}: expected one of {sorted(HIGHER_IS_BETTER)}"
+        )
+    return settings
+
+
+def save_run_config(config: dict, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically: temp file + rename)."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, path)
+    return path
+
+
+def as_dict(settings: TrainSettings | ValSettings) -> dict:
+    return asdict(settings)
