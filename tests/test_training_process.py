@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from napari_fob.training_process import (
+    LineSplitter,
     TrainingStatus,
     TrainRequest,
     build_command,
@@ -128,3 +129,21 @@ def test_find_checkpoint_prefers_best(tmp_path):
     best = tmp_path / "checkpoints" / "best.pt"
     best.write_bytes(b"x")
     assert find_checkpoint(tmp_path) == best
+
+
+def test_line_splitter_joins_chunks_and_keeps_last_redraw():
+    splitter = LineSplitter()
+    assert splitter.feed("load") == []
+    assert splitter.feed("ing data\r\nPROGRESS step=1 ") == ["loading data"]
+    assert splitter.feed("total=2\n") == ["PROGRESS step=1 total=2"]
+    # a tqdm bar: redraws with "\r", the live one is transient, the final one stays
+    assert splitter.feed("\r 10%|#") == []
+    assert splitter.feed("\r 50%|#####\r 90%") == []
+    assert splitter.transient == " 50%|#####"
+    assert splitter.feed("|#########\r100%|##########\n\n") == ["100%|##########"]
+    assert splitter.transient == ""
+    assert splitter.feed("\rbar 3/3\r") == []
+    assert splitter.feed("\n") == ["bar 3/3"]
+    assert splitter.feed("no newline at the end") == []
+    assert splitter.flush() == ["no newline at the end"]
+    assert splitter.flush() == []

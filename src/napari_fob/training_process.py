@@ -1,9 +1,10 @@
 """Qt-free helpers for running ``fob train`` as a child process.
 
 Holds what the napari training widget needs but can be tested without Qt: building the command
-line (:class:`TrainRequest`, :func:`build_command`), parsing the machine-readable lines that
-``fob train`` prints (:func:`parse_line`, :class:`TrainingStatus`) and finding the checkpoint a
-run left behind (:func:`find_checkpoint`).
+line (:class:`TrainRequest`, :func:`build_command`), splitting the child's output into lines
+(:class:`LineSplitter`), parsing the machine-readable lines that ``fob train`` prints
+(:func:`parse_line`, :class:`TrainingStatus`) and finding the checkpoint a run left behind
+(:func:`find_checkpoint`).
 
 Must not import napari, Qt, magicgui or torch: the widget imports this module at start-up and
 training itself always runs in another process.
@@ -112,6 +113,49 @@ def parse_line(line: str) -> TrainEvent | None:
             break
         fields[key] = value
     return TrainEvent(kind=head, fields=fields)
+
+
+class LineSplitter:
+    """Turn chunks of a child's output into lines the way a terminal shows them.
+
+    Chunks arrive cut anywhere. A line ends at ``"\\n"``; within it, ``"\\r"`` returns the
+    cursor (tqdm redraws its bar that way), so only the last redraw is the line's text. Text that
+    a ``"\\r"`` closed but no ``"\\n"`` yet is the *transient* line: a live bar, shown apart so
+    it never floods a log.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self.transient = ""
+
+    def feed(self, chunk: str) -> list[str]:
+        """Add ``chunk``; return the lines it completed (without line breaks, blanks dropped)."""
+        *done, self._pending = (self._pending + chunk.replace("\r\n", "\n")).split("\n")
+        lines = [_visible(d) for d in done]
+        if done:
+            # "bar\r" then "\n": the line a terminal leaves is the last redraw
+            lines[0] = lines[0] or self.transient
+            self.transient = ""
+        redraws = self._pending.split("\r")
+        if len(redraws) > 1:
+            # keep only the last complete redraw; the unfinished tail stays pending
+            closed = [r for r in redraws[:-1] if r.strip()]
+            if closed:
+                self.transient = closed[-1]
+            self._pending = redraws[-1]
+        return [line for line in lines if line.strip()]
+
+    def flush(self) -> list[str]:
+        """Return what is left as a last line (at the end of the process) and reset."""
+        tail = _visible(self._pending) or self.transient
+        self._pending, self.transient = "", ""
+        return [tail] if tail.strip() else []
+
+
+def _visible(line: str) -> str:
+    """What a terminal shows of ``line``: the text after its last non-empty redraw."""
+    parts = [p for p in line.split("\r") if p.strip()]
+    return parts[-1] if parts else ""
 
 
 @dataclass

@@ -112,7 +112,8 @@ def test_offer_sets_the_docked_annotator(widget, qtbot, tmp_path):
 def test_stop_terminates_the_child(widget, qtbot, tmp_path):
     widget.start_command(_fake_argv(tmp_path, steps=1000))
     qtbot.waitUntil(lambda: widget._status.step >= 3, timeout=20_000)
-    pid = widget.process_id()
+    qtbot.waitUntil(lambda: widget._live.text().startswith("train "), timeout=5_000)
+    pid = widget._process.processId()
     assert _alive(pid)
     with qtbot.waitSignal(widget.finished, timeout=10_000):
         widget.stop()
@@ -126,7 +127,7 @@ def test_stop_terminates_the_child(widget, qtbot, tmp_path):
 def test_stop_kills_a_child_that_ignores_sigterm(widget, qtbot, tmp_path):
     widget.start_command(_fake_argv(tmp_path, steps=1000, ignore_term=True))
     qtbot.waitUntil(lambda: widget._status.step >= 1, timeout=20_000)
-    pid = widget.process_id()
+    pid = widget._process.processId()
     with qtbot.waitSignal(widget.finished, timeout=10_000):
         widget.stop(kill_after_ms=300)
     assert not _alive(pid)
@@ -135,7 +136,7 @@ def test_stop_kills_a_child_that_ignores_sigterm(widget, qtbot, tmp_path):
 def test_close_stops_the_child(widget, qtbot, tmp_path):
     widget.start_command(_fake_argv(tmp_path, steps=1000))
     qtbot.waitUntil(lambda: widget._status.step >= 1, timeout=20_000)
-    pid = widget.process_id()
+    pid = widget._process.processId()
     widget.close()
     assert not widget.is_running()
     assert not _alive(pid)
@@ -146,3 +147,10 @@ def test_start_with_bad_fields_logs_and_does_not_run(widget, tmp_path):
     widget.start()
     assert not widget.is_running()
     assert "nope.yaml" in widget._log.toPlainText()
+
+
+def test_opens_from_the_plugin_menu(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fob", "FoB training")
+    assert isinstance(widget, TrainingWidget)
+    assert widget._viewer is not None

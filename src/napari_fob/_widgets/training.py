@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 
 from napari_fob.training_process import (
     DEVICES,
+    LineSplitter,
     TrainingStatus,
     TrainRequest,
     build_command,
@@ -64,13 +65,14 @@ class TrainingWidget(QWidget):
         super().__init__(parent)
         self._viewer = napari_viewer
         self._status = TrainingStatus()
-        # text after the last line break, per channel: stdout and stderr are read apart so a
-        # progress bar redrawn on stderr never glues itself to a PROGRESS line on stdout
-        self._pending = {QProcess.StandardOutput: "", QProcess.StandardError: ""}
+        # stdout and stderr are read apart so a progress bar redrawn on stderr never glues
+        # itself to a PROGRESS line on stdout
+        self._splitters = {QProcess.StandardOutput: LineSplitter()}
+        self._splitters[QProcess.StandardError] = LineSplitter()
         self._process = QProcess(self)
         self._process.setProcessChannelMode(QProcess.SeparateChannels)
-        self._process.readyReadStandardOutput.connect(self._on_stdout)
-        self._process.readyReadStandardError.connect(self._on_stderr)
+        self._process.readyReadStandardOutput.connect(lambda: self._read(QProcess.StandardOutput))
+        self._process.readyReadStandardError.connect(lambda: self._read(QProcess.StandardError))
         self._process.finished.connect(self._on_finished)
         self._process.errorOccurred.connect(self._on_process_error)
         self._kill_timer = QTimer(self)
@@ -113,6 +115,7 @@ class TrainingWidget(QWidget):
         self._log = QPlainTextEdit()
         self._log.setReadOnly(True)
         self._log.setMaximumBlockCount(LOG_MAX_LINES)
+        self._live = QLabel()  # the child's live progress bar (tqdm), if it draws one
         self._checkpoint = QLabel("no checkpoint yet")
         self._checkpoint.setWordWrap(True)
         self._use = QPushButton("Use this checkpoint in the annotator")
@@ -120,22 +123,18 @@ class TrainingWidget(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(_row(self._start, self._stop))
-        layout.addWidget(self._progress)
-        layout.addWidget(self._metrics)
-        layout.addWidget(self._log, stretch=1)
-        layout.addWidget(self._checkpoint)
-        layout.addWidget(self._use)
+        for widget in (_row(self._start, self._stop), self._progress, self._metrics, self._log):
+            layout.addWidget(widget)
+        for widget in (self._live, self._checkpoint, self._use):
+            layout.addWidget(widget)
 
     def _on_browse_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training config", "", "YAML (*.yaml *.yml)")
-        if path:
-            self._config.setText(path)
+        self._config.setText(path or self._config.text())
 
     def _on_browse_out(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Output folder")
-        if path:
-            self._out.setText(path)
+        self._out.setText(path or self._out.text())
 
     def _update_buttons(self) -> None:
         running = self.is_running()
@@ -175,7 +174,7 @@ class TrainingWidget(QWidget):
         if self.is_running():
             raise RuntimeError("a training process is already running; stop it first")
         self._status = TrainingStatus()
-        self._pending = dict.fromkeys(self._pending, "")
+        self._splitters = {channel: LineSplitter() for channel in self._splitters}
         self._progress.setRange(0, 1)
         self._progress.setValue(0)
         env = QProcessEnvironment.systemEnvironment()
@@ -200,10 +199,6 @@ class TrainingWidget(QWidget):
         """Whether the training child process exists (starting or running)."""
         return self._process.state() != QProcess.NotRunning
 
-    def process_id(self) -> int:
-        """Operating-system id of the child (0 when none runs)."""
-        return int(self._process.processId())
-
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.shutdown()
         super().closeEvent(event)
@@ -218,27 +213,16 @@ class TrainingWidget(QWidget):
             self._process.waitForFinished(timeout_ms)
 
     # ---- output --------------------------------------------------------------------------
-    def _on_stdout(self) -> None:
-        self._read_channel(QProcess.StandardOutput)
-
-    def _on_stderr(self) -> None:
-        self._read_channel(QProcess.StandardError)
-
-    def _read_channel(self, channel, flush: bool = False) -> None:
+    def _read(self, channel, flush: bool = False) -> None:
         self._process.setReadChannel(channel)
         data = bytes(self._process.readAll()).decode("utf-8", errors="replace")
-        # tqdm redraws with "\r"; treat it as a line break so bars do not pile up in one line
-        text = (self._pending[channel] + data).replace("\r\n", "\n").replace("\r", "\n")
-        *lines, self._pending[channel] = text.split("\n")
-        if flush:
-            lines.append(self._pending[channel])
-            self._pending[channel] = ""
+        splitter = self._splitters[channel]
+        lines = splitter.feed(data) + (splitter.flush() if flush else [])
         for line in lines:
             self._on_line(line)
+        self._live.setText(next((s.transient for s in self._splitters.values() if s.transient), ""))
 
     def _on_line(self, line: str) -> None:
-        if not line.strip():
-            return
         event = self._status.feed(line)
         if event is None or event.kind != "PROGRESS":
             self._append_log(line)  # progress lines are shown by the bar, not the log
@@ -256,8 +240,8 @@ class TrainingWidget(QWidget):
             self._update_buttons()
 
     def _on_finished(self, exit_code: int, _exit_status=None) -> None:
-        for channel in self._pending:  # whatever arrived after the last readyRead
-            self._read_channel(channel, flush=True)
+        for channel in self._splitters:  # whatever arrived after the last readyRead
+            self._read(channel, flush=True)
         self._kill_timer.stop()
         self._append_log(f"fob train finished (exit code {exit_code})")
         self._update_buttons()
