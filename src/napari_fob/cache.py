@@ -1,0 +1,264 @@
+"""Embedding cache: an in-memory LRU plus an optional on-disk store, bound to one model.
+
+An image embedding (e.g. SAM's ``features``) is expensive (seconds per slice on a CPU) and is
+fully determined by the slice's data, the intensity window that turned it into the model's
+input, the model's weights and the model's input size. `embedding_key` hashes exactly those, and
+the cache records them next to every entry, so an embedding is never served for a different
+input. A cache belongs to one model: a folder made for another model (or a ``put`` for another
+model) is refused with a `ValueError` naming both, as micro-sam refuses a mismatched zarr cache.
+
+On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
+metadata of every entry). Every write goes to a temporary file first and is moved into place
+with `os.replace`, so a crash never leaves a half-written entry.
+
+Pure numpy + standard library: must not import torch, napari or Qt (the SAM side converts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "napari-fob-embeddings"
+VERSION = 1
+
+
+def array_signature(array: np.ndarray) -> str:
+    """A content hash of an array (bytes, dtype and shape); 32 hex characters.
+
+    Args:
+        array: any array, e.g. a raw (H, W) slice of any dtype.
+    """
+    arr = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{arr.dtype.str}|{arr.shape}|".encode())
+    digest.update(memoryview(arr).cast("B"))
+    return digest.hexdigest()
+
+
+def embedding_key(
+    data_hash: str,
+    window: Mapping[str, Any] | Any,
+    model_id: str,
+    input_size: int | tuple[int, ...],
+) -> str:
+    """The cache key of one embedding; 32 hex characters.
+
+    Args:
+        data_hash: `array_signature` of the raw slice.
+        window: the intensity window (an `intensity.Window` or its ``to_dict()``); only ``low``
+            and ``high`` matter (the preset name that produced them does not change the input).
+        model_id: the model's identity, e.g. ``"sam-vit_b:ec2df6273261"`` (type + weights hash).
+        input_size: the model's input size (SAM: the encoder's ``img_size``, 1024).
+    """
+    win = window.to_dict() if hasattr(window, "to_dict") else dict(window)
+    parts = {
+        "data": str(data_hash),
+        "window": [round(float(win["low"]), 6), round(float(win["high"]), 6)],
+        "model": str(model_id),
+        "input_size": list(np.atleast_1d(input_size).astype(int).tolist()),
+    }
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file next to `path`, then move it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class EmbeddingCache:
+    """Embeddings by key: an LRU of at most ``max_items`` in memory, backed by ``disk_dir``.
+
+    A value is a dict of numpy arrays (SAM: ``features`` (1, C, E, E) float32, ``original_size``
+    (2,) int = (H, W) of the slice, ``input_size`` (2,) int = (h, w) after resizing). ``meta``
+    is a JSON-able dict recording what the value was computed from; it must hold ``model_id``.
+
+    Thread-safe: a background precompute and the interactive path may share one cache.
+
+    Args:
+        max_items: how many embeddings stay in memory (SAM vit_b: 4 MiB each).
+        disk_dir: folder for the persistent store, created if missing; None keeps memory only.
+        model_id: the model this cache is for; None binds it to the first model put or bound.
+
+    Raises:
+        ValueError: ``disk_dir`` holds a store for another model, or an unreadable manifest.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_items: int = 64,
+        disk_dir: str | Path | None = None,
+        model_id: str | None = None,
+    ) -> None:
+        if int(max_items) < 1:
+            raise ValueError(f"EmbeddingCache max_items: expected >= 1, got {max_items}")
+        self.max_items = int(max_items)
+        self.disk_dir = None if disk_dir is None else Path(disk_dir).expanduser()
+        self.model_id: str | None = None
+        self.hits = 0
+        self.disk_hits = 0
+        self.misses = 0
+        self._memory: OrderedDict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = OrderedDict()
+        self._entries: dict[str, dict[str, Any]] = {}  # key -> meta of every entry on disk
+        self._lock = threading.RLock()
+        if self.disk_dir is not None:
+            self._open_disk()
+        if model_id is not None:
+            self.bind(model_id)
+
+    # ---- binding -------------------------------------------------------------------------
+    def bind(self, model_id: str) -> None:
+        """Tie the cache to ``model_id``; refuse when it already belongs to another model."""
+        with self._lock:
+            if self.model_id is not None and self.model_id != model_id:
+                where = f"the folder {self.disk_dir}" if self.disk_dir else "this cache"
+                raise ValueError(
+                    f"embedding cache mismatch: {where} holds embeddings of model "
+                    f"{self.model_id!r}, but model {model_id!r} asked to use it; use another "
+                    "folder (one per model) or a new cache"
+                )
+            if self.model_id is None:
+                self.model_id = model_id
+                self._write_manifest()
+
+    # ---- mapping-like API ----------------------------------------------------------------
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._memory or key in self._entries
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(set(self._memory) | set(self._entries))
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        """The value stored under ``key`` (memory first, then disk), or None; counts hit/miss."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return self._memory[key][0]
+            if key in self._entries:
+                value = self._load(key)
+                if value is not None:
+                    self.hits += 1
+                    self.disk_hits += 1
+                    self._remember(key, value, self._entries[key])
+                    return value
+            self.misses += 1
+            return None
+
+    def meta(self, key: str) -> dict[str, Any] | None:
+        """What the entry under ``key`` was computed from, or None."""
+        with self._lock:
+            if key in self._memory:
+                return dict(self._memory[key][1])
+            return dict(self._entries[key]) if key in self._entries else None
+
+    def put(self, key: str, value: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """Store ``value`` (dict of arrays) under ``key`` with its provenance ``meta``.
+
+        Raises:
+            ValueError: ``meta`` has no ``model_id`` or names another model than the cache's.
+        """
+        if "model_id" not in meta:
+            raise ValueError("EmbeddingCache.put: meta must record the 'model_id' it came from")
+        arrays = {name: np.asarray(arr) for name, arr in value.items()}
+        record = json.loads(json.dumps(dict(meta)))  # a JSON-able copy, fails early if not
+        with self._lock:
+            self.bind(str(meta["model_id"]))
+            self._remember(key, arrays, record)
+            if self.disk_dir is not None:
+                path = self.disk_dir / f"{key}.npz"
+                _atomic_write(path, lambda f: np.savez(f, __key__=np.array(key), **arrays))
+                self._entries[key] = record
+                self._write_manifest()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: hits (all), disk_hits (hits read from disk), misses, in_memory, on_disk."""
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "disk_hits": self.disk_hits,
+                "misses": self.misses,
+                "in_memory": len(self._memory),
+                "on_disk": len(self._entries),
+            }
+
+    def clear_memory(self) -> None:
+        """Drop the in-memory copies (the disk store stays)."""
+        with self._lock:
+            self._memory.clear()
+
+    # ---- internals -----------------------------------------------------------------------
+    def _remember(self, key: str, value: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self._memory[key] = (value, meta)
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_items:
+            self._memory.popitem(last=False)
+
+    def _open_disk(self) -> None:
+        assert self.disk_dir is not None
+        self.disk_dir.mkdir(parents=True, exist_ok=True)
+        manifest = self.disk_dir / MANIFEST
+        if not manifest.exists():
+            return
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"embedding cache {manifest}: unreadable manifest ({err})") from err
+        if data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise ValueError(
+                f"embedding cache {manifest}: expected format {FORMAT!r} version {VERSION}, "
+                f"got {data.get('format')!r} version {data.get('version')!r}"
+            )
+        self.model_id = data.get("model_id")
+        self._entries = dict(data.get("entries", {}))
+
+    def _load(self, key: str) -> dict[str, np.ndarray] | None:
+        assert self.disk_dir is not None
+        path = self.disk_dir / f"{key}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError) as err:
+            # A lost or damaged file only costs a recomputation; say so rather than hide it.
+            warnings.warn(f"embedding cache: dropping entry {path} ({err})", stacklevel=3)
+            self._entries.pop(key, None)
+            self._write_manifest()
+            return None
+        stored = str(arrays.pop("__key__", ""))
+        if stored != key:
+            raise ValueError(f"embedding cache {path}: file holds key {stored!r}, expected {key!r}")
+        return arrays
+
+    def _write_manifest(self) -> None:
+        if self.disk_dir is None:
+            return
+        data = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model_id": self.model_id,
+            "entries": self._entries,
+        }
+        text = json.dumps(data, indent=1, sort_keys=True).encode()
+        _atomic_write(self.disk_dir / MANIFEST, lambda f: f.write(text))

@@ -1,0 +1,332 @@
+"""SAM checkpoints: the official table, where a checkpoint is looked for, and the download.
+
+Nothing here downloads anything unless `download` is called (``fob weights download``); finding
+a checkpoint only looks at the file system. The sha256 sums and sizes of the official files are
+those published with the checkpoints (also listed by micro-sam's model registry).
+
+Standard library + pyyaml only: must not import torch, napari or Qt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_fob import paths
+
+ENV_VAR = "FOB_SAM_CHECKPOINT"
+CONFIG_KEY = "sam_checkpoint"
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """One downloadable weights file.
+
+    Attributes:
+        name: the name used on the command line (``sam-vit-b``).
+        model_type: the segment-anything registry key (``vit_b``), or None for non-SAM files.
+        filename: the file name in the weights folder.
+        url: the official download address.
+        sha256: the expected sha256 (hex), or None when no published sum is known.
+        size: the expected size in bytes, or None.
+    """
+
+    name: str
+    model_type: str | None
+    filename: str
+    url: str
+    sha256: str | None
+    size: int | None = None
+
+
+SAM_CHECKPOINTS: dict[str, WeightsInfo] = {
+    "vit_b": WeightsInfo(
+        "sam-vit-b",
+        "vit_b",
+        "sam_vit_b_01ec64.pth",
+        _BASE_URL + "sam_vit_b_01ec64.pth",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        375_042_383,
+    ),
+    "vit_l": WeightsInfo(
+        "sam-vit-l",
+        "vit_l",
+        "sam_vit_l_0b3195.pth",
+        _BASE_URL + "sam_vit_l_0b3195.pth",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        1_249_524_607,
+    ),
+    "vit_h": WeightsInfo(
+        "sam-vit-h",
+        "vit_h",
+        "sam_vit_h_4b8939.pth",
+        _BASE_URL + "sam_vit_h_4b8939.pth",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        2_564_550_879,
+    ),
+}
+WEIGHTS: dict[str, WeightsInfo] = {info.name: info for info in SAM_CHECKPOINTS.values()}
+
+
+class DownloadError(RuntimeError):
+    """A download could not be completed (offline, server error); the message says what to do."""
+
+
+def weights_info(name: str) -> WeightsInfo:
+    """Look up ``sam-vit-b`` (or the model type ``vit_b``) in the table; ValueError if unknown."""
+    if name in WEIGHTS:
+        return WEIGHTS[name]
+    if name in SAM_CHECKPOINTS:
+        return SAM_CHECKPOINTS[name]
+    raise ValueError(f"weights {name!r}: expected one of {', '.join(WEIGHTS)}")
+
+
+def _check_model_type(model_type: str) -> WeightsInfo:
+    if model_type not in SAM_CHECKPOINTS:
+        raise ValueError(f"SAM model type {model_type!r}: expected one of {SAM_MODEL_TYPES}")
+    return SAM_CHECKPOINTS[model_type]
+
+
+def _config_value(model_type: str) -> str | None:
+    """The ``sam_checkpoint`` key of the user config: a path, or a mapping model type -> path."""
+    file = paths.user_config_file()
+    if not file.is_file():
+        return None
+    text = file.read_text()
+    try:
+        if file.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as err:  # a broken config must be named, not ignored
+        raise ValueError(f"user config {file}: cannot be parsed ({err})") from err
+    value = (data or {}).get(CONFIG_KEY) if isinstance(data, dict) else None
+    if isinstance(value, dict):
+        value = value.get(model_type)
+    return None if value in (None, "") else str(value)
+
+
+def _resolve(where: str, value: str | os.PathLike, info: WeightsInfo) -> Path:
+    """A configured path: a file, or a folder holding the official file name."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        path = path / info.filename
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SAM checkpoint given by {where} not found: {path} (expected a .pth file of "
+            f"segment-anything's {info.model_type}, e.g. {info.filename})"
+        )
+    return path
+
+
+def sam_search_locations(model_type: str | None = None) -> list[tuple[str, Path]]:
+    """Every place a SAM checkpoint is looked for, in search order, as (what, path).
+
+    Args:
+        model_type: ``vit_b``/``vit_l``/``vit_h``; None lists the standard file of every type.
+    """
+    types = SAM_MODEL_TYPES if model_type is None else (model_type,)
+    rows: list[tuple[str, Path]] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        rows.append((f"${ENV_VAR}", Path(env).expanduser()))
+    for mt in types:
+        try:
+            value = _config_value(mt)
+        except ValueError:
+            value = None
+        if value:
+            rows.append((f"{CONFIG_KEY} in {paths.user_config_file()}", Path(value).expanduser()))
+    for mt in types:
+        rows.append((f"weights folder ({mt})", paths.weights_dir() / SAM_CHECKPOINTS[mt].filename))
+    return rows
+
+
+def find_sam_checkpoint(model_type: str = "vit_b", explicit: str | None = None) -> Path | None:
+    """The SAM checkpoint to use, or None when none is found.
+
+    Search order: ``explicit`` (the ``--sam-checkpoint`` flag), ``$FOB_SAM_CHECKPOINT``, the key
+    ``sam_checkpoint`` of the user config file (`paths.user_config_file`), the standard file in
+    `paths.weights_dir`. Each of the first three may name a file or a folder holding the official
+    file name.
+
+    Raises:
+        FileNotFoundError: a path that was given explicitly (flag, env var, config) does not exist;
+            a wrong setting is reported, never skipped.
+        ValueError: unknown model type, or an unreadable config file.
+    """
+    info = _check_model_type(model_type)
+    if explicit is not None:
+        return _resolve("--sam-checkpoint", explicit, info)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _resolve(f"${ENV_VAR}", env, info)
+    value = _config_value(model_type)
+    if value:
+        return _resolve(f"{CONFIG_KEY} in {paths.user_config_file()}", value, info)
+    standard = paths.weights_dir() / info.filename
+    return standard if standard.is_file() else None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of a file; memoised in ``home_dir()/sha256.json`` by path, size, mtime.
+
+    A SAM checkpoint is 0.4–2.5 GB: hashing it on every start would cost seconds.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo_file = paths.home_dir() / "sha256.json"
+    stamp = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        memo = {}
+    if stamp in memo:
+        return memo[stamp]
+    digest = _hash_file(path)
+    memo[stamp] = digest
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo, indent=1))
+        os.replace(tmp, memo_file)
+    except OSError:
+        pass  # the memo is only an optimisation
+    return digest
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    name: str | WeightsInfo,
+    dest: str | Path | None = None,
+    progress: bool = True,
+    *,
+    timeout: float = 30.0,
+) -> Path:
+    """Download a weights file into ``dest`` (default `paths.weights_dir`), sha256-checked.
+
+    Resumable: bytes go to ``<file>.part``; a later call asks the server for the rest with an
+    HTTP Range request. The finished file is checked against the published sha256 before it is
+    moved into place; a mismatch deletes the partial file.
+
+    Args:
+        name: ``sam-vit-b``/``sam-vit-l``/``sam-vit-h`` (or a `WeightsInfo`).
+        dest: target folder.
+        progress: show a tqdm bar on stderr.
+        timeout: seconds to wait for the server.
+
+    Returns:
+        The path of the verified file.
+
+    Raises:
+        DownloadError: the server could not be reached or answered with an error.
+        ValueError: unknown name, or the downloaded file's sha256 differs from the published one.
+    """
+    info = name if isinstance(name, WeightsInfo) else weights_info(name)
+    folder = Path(dest).expanduser() if dest is not None else paths.weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / info.filename
+    if target.is_file():
+        _verify(target, info, on_fail="existing")
+        return target
+    part = target.with_name(target.name + ".part")
+    _fetch(info, part, target, progress=progress, timeout=timeout)
+    _verify(part, info, on_fail="part")
+    os.replace(part, target)
+    return target
+
+
+def _verify(path: Path, info: WeightsInfo, *, on_fail: str) -> None:
+    if info.sha256 is None:
+        return
+    got = _hash_file(path)
+    if got == info.sha256:
+        return
+    if on_fail == "part":
+        path.unlink(missing_ok=True)
+        raise ValueError(
+            f"sha256 mismatch for {info.url}: expected {info.sha256}, got {got}; the download "
+            "was removed, run the command again"
+        )
+    raise ValueError(
+        f"{path} exists but its sha256 is {got}, not the published {info.sha256}; delete it "
+        "and run the download again"
+    )
+
+
+def _fetch(info: WeightsInfo, part: Path, target: Path, *, progress: bool, timeout: float) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(info.url, headers={"User-Agent": "napari-fob"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    advice = (
+        f"download the file elsewhere and put it at {target} or pass --sam-checkpoint"
+        if info.model_type
+        else f"download the file elsewhere and put it at {target}"
+    )
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # nothing left to fetch: the .part is complete
+            return
+        raise DownloadError(
+            f"{info.url} answered HTTP {err.code} ({err.reason}); {advice}"
+        ) from err
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(f"could not reach {info.url} ({reason}); {advice}") from err
+    with response:
+        mode = "ab" if have and response.status == 206 else "wb"
+        done = have if mode == "ab" else 0  # a server that ignores Range sends it all again
+        length = response.headers.get("Content-Length")
+        total = done + int(length) if length is not None else info.size
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                desc=info.filename,
+            )
+        try:
+            with open(part, mode) as out:
+                while True:
+                    try:
+                        block = response.read(1 << 20)
+                    except (TimeoutError, ConnectionError) as err:
+                        raise DownloadError(
+                            f"connection to {info.url} lost after {done} bytes ({err}); run the "
+                            f"command again to resume, or {advice}"
+                        ) from err
+                    if not block:
+                        break
+                    out.write(block)
+                    done += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
