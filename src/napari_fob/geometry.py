@@ -343,12 +343,16 @@ def fg_points_from_mask(mask: np.ndarray, n: int = 10) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- transforms
-def _check_points(points: np.ndarray, name: str = "points") -> np.ndarray:
+def as_points(points: np.ndarray, name: str = "points") -> np.ndarray:
+    """`points` as an (N, 2) float64 array ((0, 2) when empty); ValueError naming `name` if the
+    shape is wrong or a value is not finite."""
     p = np.asarray(points, dtype=np.float64)
     if p.size == 0:
         return np.zeros((0, 2))
     if p.ndim != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name}: expected an (N, 2) array, got shape {p.shape}")
+        raise ValueError(f"{name}: expected an (N, 2) array of (row, col), got shape {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name}: points must be finite")
     return p
 
 
@@ -366,12 +370,12 @@ def slice_to_grid(points: np.ndarray, slice_shape: tuple[int, int], grid_size: i
 
     Plain anisotropic resize, pixel-centre aligned: g = (p + 0.5) * S / H - 0.5 (col: S / W).
     """
-    return (_check_points(points) + 0.5) * _scales(slice_shape, grid_size) - 0.5
+    return (as_points(points) + 0.5) * _scales(slice_shape, grid_size) - 0.5
 
 
 def grid_to_slice(points: np.ndarray, slice_shape: tuple[int, int], grid_size: int) -> np.ndarray:
     """Exact inverse of `slice_to_grid`: (N, 2) grid (row, col) -> (N, 2) slice (row, col)."""
-    return (_check_points(points) + 0.5) / _scales(slice_shape, grid_size) - 0.5
+    return (as_points(points) + 0.5) / _scales(slice_shape, grid_size) - 0.5
 
 
 def resize_to_grid(image: np.ndarray, grid_size: int, *, order: int = 1) -> np.ndarray:
@@ -412,17 +416,17 @@ def resize_from_grid(arr: np.ndarray, slice_shape: tuple[int, int], order: int =
 
 def to_sam_xy(points: np.ndarray) -> np.ndarray:
     """(N, 2) (row, col) -> (N, 2) SAM (x, y) = (col, row)."""
-    return _check_points(points)[:, ::-1].copy()  # SAM wants XY
+    return as_points(points)[:, ::-1].copy()  # SAM wants XY
 
 
 def from_sam_xy(points_xy: np.ndarray) -> np.ndarray:
     """(N, 2) SAM (x, y) -> (N, 2) (row, col)."""
-    return _check_points(points_xy, "points_xy")[:, ::-1].copy()
+    return as_points(points_xy, "points_xy")[:, ::-1].copy()
 
 
 def to_napari(points: np.ndarray, slice_index: int) -> np.ndarray:
     """(N, 2) (row, col) of slice `slice_index` -> (N, 3) napari (z, row, col)."""
-    p = _check_points(points)
+    p = as_points(points)
     return np.concatenate([np.full((len(p), 1), float(slice_index)), p], axis=1)
 
 
@@ -440,7 +444,7 @@ def from_napari(points3: np.ndarray) -> dict[int, np.ndarray]:
 def ring_box(bg_points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(4,) float64 box [x0, y0, x1, y1] (SAM XY) enclosing (N, 2) (row, col) ring points,
     clipped to an image of `shape` (H, W)."""
-    p = _check_points(bg_points, "bg_points")
+    p = as_points(bg_points, "bg_points")
     if len(p) == 0:
         raise ValueError("ring_box: bg_points is empty, a box needs at least one point")
     h, w = int(shape[0]), int(shape[1])
