@@ -1,4 +1,7 @@
-"""Prompt conversions for SAM: (row, col) -> SAM's (x, y), the ring's box, a mask -> logits.
+"""SAM inputs and outputs: a binary mask -> SAM's mask_input logits, and `SamOutput`.
+
+The (row, col) -> (x, y) flip and the ring's box live in `napari_fob.geometry` (`to_sam_xy`,
+`ring_box`), the one place each conversion is defined.
 
 Pure numpy / scikit-image: must not import torch, napari or Qt.
 """
@@ -14,28 +17,6 @@ from skimage.transform import resize
 # Logit of 0.999: a binary mask given as SAM's mask_input becomes +-6.9, the range of logits
 # SAM itself produces for confident pixels.
 MASK_LOGIT = float(np.log(0.999 / 0.001))
-
-
-def to_sam_xy(points: np.ndarray) -> np.ndarray:
-    """(N, 2) (row, col) points -> (N, 2) float (x, y) = (col, row), SAM's order."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return np.ascontiguousarray(pts[:, ::-1])  # SAM wants XY
-
-
-def ring_box(bg: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The box around the background ring as SAM's (4,) [x0, y0, x1, y1], clipped to the slice.
-
-    Args:
-        bg: (Np, 2) ring points, (row, col); at least 2.
-        shape: (H, W) of the slice.
-    """
-    pts = np.asarray(bg, dtype=np.float64).reshape(-1, 2)
-    if len(pts) < 2:
-        raise ValueError(f"ring_box: expected at least 2 background points, got {len(pts)}")
-    h, w = shape
-    r0, c0 = np.clip(pts.min(axis=0), 0, [h - 1, w - 1])
-    r1, c1 = np.clip(pts.max(axis=0), 0, [h - 1, w - 1])
-    return np.array([c0, r0, c1, r1], dtype=np.float64)
 
 
 def mask_to_logits(mask: np.ndarray, input_size: tuple[int, int], img_size: int) -> np.ndarray:
