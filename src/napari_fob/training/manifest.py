@@ -6,7 +6,7 @@ A manifest is YAML (``volumes:`` list of mappings) or CSV (a header row) with, p
 - ``labels`` (optional): ground-truth label NIfTI on the same grid;
 - ``pseudo`` (optional): pseudo-labels (``fob pseudolabel`` output) on the same grid;
 - ``intensity`` (optional, default ``auto``): an `napari_fob.intensity` preset name, ``low,high``,
-  or ``zscore`` (volume z-scored over its non-background voxels, then [-3, 3] -> [0, 1]);
+  or ``zscore`` (mean +- 3 std of the voxels above the volume's minimum -> [0, 1]);
 - ``split`` (optional, default ``train``): ``train``, ``val`` or ``test``.
 
 Pure numpy + nibabel (through `napari_fob.io`); must not import torch.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class TrainVolume:
         labels: (Z, Y, X) int32 ground truth or None.
         pseudo: (Z, Y, X) int32 pseudo-labels or None.
         spacing: mm per array axis (z, y, x).
-        window: the intensity rule applied, as text (recorded with results).
+        window: the intensity `Window` that made image01 (segmenters use it on image_raw).
     """
 
     name: str
@@ -55,7 +56,7 @@ class TrainVolume:
     labels: np.ndarray | None = None
     pseudo: np.ndarray | None = None
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    window: str = "auto"
+    window: Any = None  # the napari_fob.intensity.Window that made image01
     meta: dict = field(default_factory=dict)
 
 
@@ -131,39 +132,49 @@ def write_manifest(path: str | Path, entries: list[ManifestEntry]) -> Path:
     return path
 
 
-def normalise_volume(image: np.ndarray, rule: str = "auto") -> np.ndarray:
-    """Raw (Z, Y, X) -> float32 [0, 1] by an intensity preset, ``low,high`` or ``zscore``."""
-    from napari_fob.intensity import normalise, resolve_window
+def volume_window(image: np.ndarray, rule: str = "auto"):
+    """The intensity `Window` of a raw (Z, Y, X) volume for a rule: a preset name, ``low,high``,
+    or ``zscore`` (mean +- 3 std over the voxels above the volume's minimum, so air/padding does
+    not dominate)."""
+    from napari_fob.intensity import Window, resolve_window
 
     image = np.asarray(image, dtype=np.float32)
     if rule == "zscore":
-        # Statistics over non-background voxels so that air/padding does not dominate.
-        values = image[image > image.min()] if np.any(image > image.min()) else image
-        std = float(values.std()) or 1.0
-        z = (image - float(values.mean())) / std
-        return np.clip((z + ZSCORE_CLIP) / (2 * ZSCORE_CLIP), 0.0, 1.0).astype(np.float32)
+        above = image > image.min()
+        values = image[above] if above.any() else image
+        mean, std = float(values.mean()), float(values.std()) or 1.0
+        return Window(mean - ZSCORE_CLIP * std, mean + ZSCORE_CLIP * std, "zscore")
     if "," in rule:
         low, high = (float(v) for v in rule.split(","))
-        return normalise(image, resolve_window(image, (low, high)))
-    return normalise(image, resolve_window(image, rule))
+        return resolve_window(image, (low, high))
+    return resolve_window(image, rule)
+
+
+def normalise_volume(image: np.ndarray, rule: str = "auto") -> np.ndarray:
+    """Raw (Z, Y, X) -> float32 [0, 1] by an intensity rule (see `volume_window`)."""
+    from napari_fob.intensity import normalise
+
+    return normalise(image, volume_window(image, rule))
 
 
 def load_volume(entry: ManifestEntry) -> TrainVolume:
     """Read the image and its label files (checked to be on the image's grid)."""
+    from napari_fob.intensity import normalise
     from napari_fob.io import read_labels, read_nifti
 
     vol = read_nifti(entry.image)
+    window = volume_window(vol.data, entry.intensity)
     labels = None if entry.labels is None else read_labels(entry.labels, like=vol)
     pseudo = None if entry.pseudo is None else read_labels(entry.pseudo, like=vol)
     name = entry.image.name.removesuffix(".gz").removesuffix(".nii")
     return TrainVolume(
         name=name,
-        image01=normalise_volume(vol.data, entry.intensity),
+        image01=normalise(vol.data, window),
         image_raw=np.asarray(vol.data, dtype=np.float32),
         labels=None if labels is None else np.asarray(labels, dtype=np.int32),
         pseudo=None if pseudo is None else np.asarray(pseudo, dtype=np.int32),
         spacing=tuple(float(s) for s in vol.spacing),
-        window=entry.intensity,
+        window=window,
         meta={"path": str(entry.image), "split": entry.split},
     )
 
