@@ -173,6 +173,8 @@ def val_settings(config: dict) -> ValSettings:
         raise ValueError(
             f"val.metric {settings.metric!r}: expected one of {sorted(HIGHER_IS_BETTER)}"
         )
+    if settings.metric == "dice" and settings.segmenter == "none":
+        raise ValueError("val.metric 'dice' needs a segmenter; set val.segmenter or another metric")
     return settings
 
 
