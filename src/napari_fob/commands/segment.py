@@ -1,0 +1,189 @@
+"""``fob segment``: headless batch annotation from a painted support mask.
+
+For each IMAGE (repeatable, or rows of ``--manifest CSV`` with columns image,support[,out])
+writes ``labels.nii.gz`` (the image's grid and affine), ``prompts.json`` (the session sidecar),
+``report.json`` (models, notices, timings, per-slice confidence) and ``overview.png``. Volumes
+are processed one after another; under ``torchrun`` (env RANK / WORLD_SIZE) volume i goes to
+rank i % world size. The work itself is `segment_job.segment_volume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from napari_fob.cli import UsageError
+
+HELP = "Segment volumes from a painted support: prompts (FoB or mask-ring) + SAM, headless."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="3D NIfTI image(s)")
+    parser.add_argument(
+        "--support",
+        action="append",
+        default=[],
+        metavar="SUPPORT",
+        help="support labels on the image's grid (one per IMAGE, in the same order)",
+    )
+    parser.add_argument("--manifest", metavar="CSV", help="CSV with columns image,support[,out]")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--labels", help="structures to segment, e.g. 1,3 (default: all)")
+    parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
+    parser.add_argument("--mode", choices=("fixed", "chain"), default="fixed")
+    parser.add_argument("--threshold", type=float, default=0.5, help="auto extent: evidence cut")
+    parser.add_argument("--prompts", choices=("fob", "mask-ring"), default="fob")
+    parser.add_argument(
+        "--fob-checkpoint", default="default", metavar="PATH|NAME", help="FoB weights"
+    )
+    parser.add_argument("--segmenter", choices=("auto", "sam", "random-walker"), default="auto")
+    parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
+    parser.add_argument("--sam-checkpoint", metavar="PATH")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    parser.add_argument("--window", default="auto", metavar="PRESET|LO,HI")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@dataclass(frozen=True)
+class Job:
+    image: Path
+    support: Path
+    out: Path
+
+
+def parse_window(text: str) -> str | tuple[float, float]:
+    """A preset name, or "LO,HI" raw values."""
+    if "," not in text:
+        return text
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--window {text!r}: expected a preset name or LO,HI numbers") from None
+    return (lo, hi)
+
+
+def parse_labels(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        labels = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--labels {text!r}: expected label values like 1,3") from None
+    if not labels or min(labels) <= 0:
+        raise UsageError(f"--labels {text!r}: expected positive label values like 1,3")
+    return labels
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
+
+
+def build_jobs(args: argparse.Namespace) -> list[Job]:
+    """The (image, support, out) list from IMAGE/--support and --manifest, in order."""
+    out = Path(args.out)
+    pairs: list[tuple[Path, Path, Path | None]] = []
+    if len(args.support) != len(args.images):
+        raise UsageError(
+            f"{len(args.images)} IMAGE(s) but {len(args.support)} --support: give one --support "
+            "per IMAGE, in the same order (or use --manifest)."
+        )
+    pairs += [(Path(i), Path(s), None) for i, s in zip(args.images, args.support)]
+    if args.manifest:
+        pairs += read_manifest(Path(args.manifest))
+    if not pairs:
+        raise UsageError("nothing to segment: give IMAGE --support SUPPORT or --manifest CSV.")
+    single = len(pairs) == 1
+    jobs = []
+    for image, support, sub in pairs:
+        target = out / sub if sub is not None else (out if single else out / _stem(image))
+        jobs.append(Job(image, support, target))
+    if len({j.out for j in jobs}) != len(jobs):
+        raise UsageError("two volumes would write into the same output folder; give `out` names")
+    return jobs
+
+
+def read_manifest(path: Path) -> list[tuple[Path, Path, Path | None]]:
+    """Rows of a CSV (image,support[,out]); relative paths are relative to the CSV's folder."""
+    if not path.exists():
+        raise FileNotFoundError(f"--manifest {path}: no such file")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "support"} - set(reader.fieldnames or [])
+        if missing:
+            raise UsageError(
+                f"--manifest {path}: missing column(s) {sorted(missing)}; expected "
+                "image,support[,out]"
+            )
+        rows = []
+        for row in reader:
+            out = row.get("out") or None
+            rows.append(
+                (
+                    path.parent / row["image"].strip(),
+                    path.parent / row["support"].strip(),
+                    Path(out.strip()) if out else None,
+                )
+            )
+    return rows
+
+
+def my_share(jobs: list[Job]) -> list[Job]:
+    """Under torchrun, the jobs of this rank (volume i goes to rank i % world)."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return jobs[rank::world]
+
+
+def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
+    """(generator, segmenter, notices); missing weights become a UsageError."""
+    from napari_fob.generators import make_generator
+    from napari_fob.segmenters import get_segmenter
+
+    try:
+        generator = make_generator(args.prompts, checkpoint=args.fob_checkpoint, device=args.device)
+        segmenter, notice = get_segmenter(
+            args.segmenter,
+            sam_model=args.sam_model,
+            sam_checkpoint=args.sam_checkpoint,
+            device=args.device,
+        )
+    except FileNotFoundError as err:
+        raise UsageError(f"missing weights: {err}") from None
+    return generator, segmenter, [notice] if notice else []
+
+
+def run(args: argparse.Namespace) -> int:
+    from napari_fob.commands.segment_job import segment_volume
+
+    jobs = my_share(build_jobs(args))
+    labels = parse_labels(args.labels)
+    window = parse_window(args.window)
+    generator, segmenter, notices = build_models(args)
+    for notice in notices:
+        print(f"NOTICE: {notice}", file=sys.stderr)
+    for job in jobs:
+        report = segment_volume(
+            job.image,
+            job.support,
+            job.out,
+            generator=generator,
+            segmenter=segmenter,
+            notices=notices,
+            labels=labels,
+            slices=args.slices,
+            mode=args.mode,
+            window=window,
+            threshold=args.threshold,
+            progress=not args.quiet,
+        )
+        n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
+        print(
+            f"{job.image}: {len(report['labels'])} structure(s), {n} labelled slice(s) -> "
+            f"{job.out} ({report['timings_s']['total']:.1f} s)"
+        )
+    return 0

@@ -1,0 +1,202 @@
+"""One ``fob segment`` job: an image and its support in, labels + sidecar + report + overview out.
+
+`segment_volume` is the whole headless pipeline for one volume, shared by ``fob segment`` and
+``fob demo``: read and check the inputs, predict prompts (FoB or a baseline) per structure,
+commit them with the segmenter, then write ``labels.nii.gz``, ``prompts.json``, ``report.json``
+and ``overview.png``. Bad input raises `napari_fob.cli.UsageError` with one paragraph.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_fob.cli import UsageError
+
+REPORT_FILE = "report.json"
+OVERVIEW_FILE = "overview.png"
+
+
+def parse_slices(text: str, n_slices: int) -> str | list[int]:
+    """ "auto" or "A:B" (Python slice semantics: A included, B excluded, either may be empty)."""
+    if text == "auto":
+        return "auto"
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise UsageError(f"--slices {text!r}: expected 'auto' or A:B (e.g. 10:40)")
+    try:
+        a, b = (int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise UsageError(f"--slices {text!r}: A and B must be integers (e.g. 10:40)") from None
+    zs = list(range(*slice(a, b).indices(n_slices)))
+    if not zs:
+        raise UsageError(f"--slices {text!r} selects no slice of a volume with {n_slices} slices")
+    return zs
+
+
+def read_inputs(image_path: Path, support_path: Path) -> tuple[Any, np.ndarray]:
+    """The image Volume and the (Z, Y, X) support labels on its grid (UsageError otherwise)."""
+    from napari_fob.io import read_labels, read_nifti
+
+    try:
+        image = read_nifti(image_path)
+    except ValueError as err:
+        raise UsageError(
+            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D NIfTI volume "
+            "(a 2D image has no slices to propagate prompts along)."
+        ) from None
+    try:
+        support = read_labels(support_path, like=image)
+    except ValueError as err:
+        raise UsageError(
+            f"SUPPORT {support_path} is not on the grid of IMAGE {image_path}: {err}. Paint the "
+            "support on the image itself (same shape and affine)."
+        ) from None
+    return image, support
+
+
+def choose_labels(support: np.ndarray, wanted: Sequence[int] | None, where: Path) -> list[int]:
+    """Structures to segment: `wanted` (each must have support voxels) or all in the support."""
+    present = [int(v) for v in np.unique(support) if v > 0]
+    if not present:
+        raise UsageError(
+            f"SUPPORT {where} has no non-zero voxels: paint at least one slice of the structure "
+            "with its label value (e.g. 1) before running fob segment."
+        )
+    if wanted is None:
+        return present
+    unknown = [lab for lab in wanted if lab not in present]
+    if unknown:
+        raise UsageError(
+            f"--labels {','.join(map(str, unknown))}: no support voxels for "
+            f"{'this label' if len(unknown) == 1 else 'these labels'} in {where}; the support "
+            f"holds labels {','.join(map(str, present))}."
+        )
+    return list(wanted)
+
+
+def read_names(support_path: Path) -> dict[int, str]:
+    """Structure names from a ``labels.json`` ({"1": "liver", ...}) beside the support, if any."""
+    path = support_path.parent / "labels.json"
+    if not path.exists():
+        return {}
+    return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
+
+
+def _drive(gen, desc: str, progress: bool):
+    """Run a session generator under a tqdm bar; returns its result."""
+    from tqdm import tqdm
+
+    from napari_fob.session import run
+
+    with tqdm(desc=desc, disable=not progress, leave=False, unit="slice") as bar:
+
+        def update(p):
+            bar.total = p.total
+            bar.n = p.done
+            bar.refresh()
+
+        return run(gen, update)
+
+
+def segment_volume(
+    image_path: Path,
+    support_path: Path,
+    out_dir: Path,
+    *,
+    generator: Any,
+    segmenter: Any,
+    notices: Sequence[str] = (),
+    labels: Sequence[int] | None = None,
+    slices: str = "auto",
+    mode: str = "fixed",
+    window: Any = "auto",
+    threshold: float = 0.5,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Segment one volume and write its four output files; returns the report dict."""
+    from napari_fob.overview import write_overview
+    from napari_fob.session import AnnotationSession
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    image, support = read_inputs(Path(image_path), Path(support_path))
+    chosen = choose_labels(support, labels, Path(support_path))
+    zs = parse_slices(slices, image.data.shape[0])
+    session = AnnotationSession(
+        image,
+        generator=generator,
+        segmenter=segmenter,
+        window=window,
+        names=read_names(Path(support_path)),
+    )
+    session.set_supports_from_volume(np.where(np.isin(support, chosen), support, 0))
+    timings["read"] = time.perf_counter() - t0
+    timings["predict"] = timings["commit"] = 0.0
+    per_label: dict[str, Any] = {}
+    for label in chosen:
+        t = time.perf_counter()
+        predicted = _drive(
+            session.predict(label, zs, mode=mode, threshold=threshold), f"prompts {label}", progress
+        )
+        timings["predict"] += time.perf_counter() - t
+        t = time.perf_counter()
+        todo = sorted(set(predicted) | set(session.supports[label]))
+        if mode == "chain":  # the chain committed as it went; only the painted slices remain
+            todo = sorted(session.supports[label])
+        _drive(session.commit(label, todo), f"masks {label}", progress)
+        timings["commit"] += time.perf_counter() - t
+        per_label[str(label)] = _label_report(session, label, predicted)
+    out_dir = Path(out_dir)
+    t = time.perf_counter()
+    written = session.save(out_dir)
+    timings["save"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_overview(
+        out_dir / OVERVIEW_FILE,
+        session.volume,
+        session.window,
+        session.labels,
+        session.prompts,
+        names=session.names,
+        title=Path(image_path).name,
+    )
+    timings["overview"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report = {
+        "image": str(image_path),
+        "support": str(support_path),
+        "outputs": {k: str(v) for k, v in written.items()}
+        | {"overview": str(out_dir / OVERVIEW_FILE), "report": str(out_dir / REPORT_FILE)},
+        "shape": list(session.shape),
+        "mode": mode,
+        "slices": slices,
+        "threshold": threshold,
+        "window": session.window.to_dict(),
+        "prompts": generator.describe(),
+        "segmenter": segmenter.describe(),
+        "notices": list(notices),
+        "labels": per_label,
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+    }
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _label_report(session: Any, label: int, predicted: list[int]) -> dict[str, Any]:
+    keys = sorted(z for (lab, z) in session._confidence if lab == label)
+    committed = [int(z) for z in np.flatnonzero((session.labels == label).any(axis=(1, 2)))]
+    return {
+        "name": session.names.get(label),
+        "support_slices": sorted(session.supports[label]),
+        "predicted_slices": sorted(predicted),
+        "slices_with_voxels": committed,
+        "voxels": int((session.labels == label).sum()),
+        "confidence": {str(z): session.confidence(label, z) for z in keys},
+        "low_confidence": [z for z in keys if session.low_confidence(label, z)],
+    }
