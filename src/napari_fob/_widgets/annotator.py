@@ -1,0 +1,347 @@
+"""`AnnotatorWidget`: the dock widget of the few-shot annotation loop (npe2 contribution).
+
+Paint one support, predict prompts on the other slices, correct the points, commit with SAM,
+undo, save, export. The widget is thin: the `AnnotationSession` decides everything; this file
+wires the form (`controls.py`), the layers (`layers.py`, `editing.py`), the review list, the
+shortcuts and the workers together. Long work (model loading, prediction, commits, SAM
+precompute) runs in workers (`workers.py`); layers are touched only on the main thread.
+Imports napari and qtpy (widget side only).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
+
+from napari_fob._widgets import layers as L
+from napari_fob._widgets import workers
+from napari_fob._widgets.backends import BackendChoice
+from napari_fob._widgets.controls import Controls
+from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
+from napari_fob._widgets.review import ReviewList, SliceEntry, next_to_review
+from napari_fob._widgets.session_glue import SessionGlue
+from napari_fob._widgets.shortcuts import Shortcuts
+
+
+class AnnotatorWidget(QWidget):
+    """Dock widget: support -> predicted prompts -> corrected prompts -> committed labels.
+
+    Args:
+        napari_viewer: the viewer to dock into (napari passes it).
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.glue = SessionGlue(self)
+        self.job: workers.Job | None = None
+        self.prefetch: workers.Job | None = None
+        self._queued: Any = None
+        self._dirty = False
+        self.layers: L.PromptLayers | None = None
+        self.editor: PromptEditor | None = None
+        layout = QVBoxLayout(self)
+        self._c = Controls(layout)
+        layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
+        self._review = ReviewList(self.jump_to)
+        layout.addWidget(self._review)
+        buttons = self._c.buttons
+        for name, handler in (
+            ("predict", self.predict),
+            ("commit_slice", self.commit_slice),
+            ("commit_range", self.commit_range),
+            ("clear", self.clear_slice),
+            ("undo", self.undo),
+            ("redo", self.redo),
+            ("save", self._on_save_clicked),
+            ("load", self._on_load_clicked),
+            ("export", self._on_export_clicked),
+            ("cancel", self.cancel),
+        ):
+            buttons[name].clicked.connect(lambda _=False, h=handler: h())
+        c = self._c
+        c.label.valueChanged.connect(self._on_structure_changed)
+        c.name.editingFinished.connect(self._on_name_changed)
+        for w in (c.prompts, c.segmenter, c.sam_model):
+            w.currentIndexChanged.connect(self._on_backend_changed)
+        for w in (c.fob_checkpoint, c.sam_checkpoint):
+            w.editingFinished.connect(self._on_backend_changed)
+        c.image.currentIndexChanged.connect(self._on_image_changed)
+        c.window_from_layer.toggled.connect(self._on_image_changed)
+        self.viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self.viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.viewer.dims.events.current_step.connect(self._on_slice_changed)
+        self._click = None
+        self.shortcuts: Shortcuts | None = None
+        self.bind_shortcuts()
+        self._on_layers_changed()
+        self._on_backend_changed()
+
+    # ---- state helpers --------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        return self.glue.session
+
+    @property
+    def label(self) -> int:
+        return int(self._c.label.value())
+
+    def image_layer(self) -> Any:
+        name = self._c.image.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def current_slice(self) -> int:
+        return int(self.viewer.dims.current_step[0])
+
+    def choice(self) -> BackendChoice:
+        c = self._c
+        return BackendChoice(
+            prompts="mask-ring" if c.prompts.currentIndex() == 1 else "fob",
+            fob_checkpoint=c.fob_checkpoint.text().strip() or "default",
+            segmenter=c.segmenter.currentText(),
+            sam_model=c.sam_model.currentText(),
+            sam_checkpoint=c.sam_checkpoint.text().strip() or None,
+        )
+
+    def slice_range(self) -> list[int] | str:
+        if self._c.auto_extent.isChecked():
+            return "auto"
+        lo, hi = sorted((self._c.z_from.value(), self._c.z_to.value()))
+        return list(range(lo, hi + 1))
+
+    def say(self, text: str) -> None:
+        self._c.message.setText(text)
+
+    def ensure_layers(self) -> L.PromptLayers:
+        """Create (once) the annotator's layers over the chosen image; idempotent."""
+        image = self.image_layer()
+        if image is None:
+            raise ValueError("no image layer: open a volume (or a sample) first")
+        self.layers = L.ensure_layers(self.viewer, image)
+        if self.editor is None or self.editor.layers.fg is not self.layers.fg:
+            self.editor = PromptEditor(
+                layers=self.layers,
+                session=lambda: self.session,
+                label=lambda: self.label,
+                on_error=self.say,
+            )
+            if self._click is not None and self._click in self.viewer.mouse_drag_callbacks:
+                self.viewer.mouse_drag_callbacks.remove(self._click)
+            self._click = modifier_click_adder(self.editor, self.image_layer)
+            self.viewer.mouse_drag_callbacks.append(self._click)
+        return self.layers
+
+    # ---- actions --------------------------------------------------------------------------
+    def predict(self) -> None:
+        """Predict prompts for the slice range of the active structure (worker)."""
+        label, slices = self.label, self.slice_range()
+        mode, thr = self._c.mode.currentText(), float(self._c.threshold.value())
+        self.glue.prepare(label)
+        self.run_job(
+            "Predicting prompts", lambda s: s.predict(label, slices, mode=mode, threshold=thr)
+        )
+
+    def commit_slice(self) -> None:
+        """Commit the current slice of the active structure (worker)."""
+        self._commit([self.current_slice()])
+
+    def commit_range(self) -> None:
+        """Commit every slice of the range that has prompts or a support (worker)."""
+        self.glue.prepare(self.label)
+        rng = self.slice_range()
+        zs = self.glue.slices_with_prompts(self.label)
+        self._commit([z for z in zs if rng == "auto" or z in rng])
+
+    def _commit(self, slices: list[int]) -> None:
+        label = self.label
+        self.glue.prepare(label)
+        over, other = self._c.overwrite.isChecked(), self._c.other_bg.isChecked()
+        self.run_job(
+            "Committing",
+            lambda s: s.commit(label, slices, overwrite=over, other_structures_as_bg=other),
+        )
+
+    def clear_slice(self) -> None:
+        if self.session is not None:
+            self.session.clear_prompts(self.label, self.current_slice())
+
+    def undo(self) -> None:
+        if self.session is not None and not self.busy and not self.session.undo():
+            self.say("Nothing to undo.")
+
+    def redo(self) -> None:
+        if self.session is not None and not self.busy and not self.session.redo():
+            self.say("Nothing to redo.")
+
+    def cancel(self) -> None:
+        for job in (self.job, self.prefetch):
+            if job is not None:
+                job.cancel()
+
+    def save_session(self, path: str | Path) -> None:
+        self.glue.save(Path(path))
+
+    def load_session(self, path: str | Path) -> None:
+        self.glue.load(Path(path))
+
+    def export_labels(self, path: str | Path) -> Path:
+        return self.glue.export(Path(path))
+
+    def _on_save_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Save session into folder")
+        if path:
+            self.save_session(path)
+
+    def _on_load_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Load session from folder")
+        if path:
+            self.load_session(path)
+
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", "", "NIfTI (*.nii.gz *.nii)")
+        if path:
+            self.export_labels(path)
+
+    # ---- review -----------------------------------------------------------------------------
+    def jump_to(self, z: int) -> None:
+        self.viewer.dims.set_current_step(0, int(z))
+
+    def review_step(self, step: int) -> None:
+        z = next_to_review(self._review.entries, self.current_slice(), step)
+        if z is None:
+            self.say("No slice to review in that direction.")
+        else:
+            self.jump_to(z)
+
+    def review_entries(self) -> list[SliceEntry]:
+        return self.glue.review_entries(self.label)
+
+    # ---- workers ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def run_job(self, description: str, make: Any, *, on_done: Any = None) -> None:
+        """Run ``make(session)`` (a session generator) in a worker, after loading the models."""
+        if self.busy:
+            self.say("Busy: wait for the running job or press Cancel.")
+            return
+        if self.prefetch is not None and self.prefetch.running:
+            self._queued = (description, make, on_done)  # started when the prefetch stops
+            self.prefetch.cancel()
+            return
+        session, choice = self.session, self.choice()
+
+        def gen() -> Any:
+            yield from self.glue.load_backends(choice)
+            return (yield from make(session))
+
+        self._set_busy(True)
+        self.job = workers.start(
+            gen,
+            description=description,
+            on_progress=self._on_progress,
+            on_done=on_done or (lambda result: self.say(f"{description}: {len(result)} slice(s).")),
+            on_error=lambda exc: self.say(f"{description} failed: {exc}"),
+            on_end=self._on_job_end,
+        )
+
+    def _on_progress(self, item: Any) -> None:
+        self.say(str(getattr(item, "message", "")))
+        self._c.status.setText(self.glue.backend_text)
+        if self._dirty:
+            self.refresh()
+
+    def _on_job_end(self) -> None:
+        self._set_busy(False)
+        self._c.status.setText(self.glue.backend_text)
+        self.refresh()
+        self.glue.start_prefetch()
+
+    def _set_busy(self, busy: bool) -> None:
+        for name, button in self._c.buttons.items():
+            button.setEnabled(not busy if name != "cancel" else busy)
+        if not busy:
+            self._c.buttons["undo"].setEnabled(bool(self.session and self.session.can_undo))
+            self._c.buttons["redo"].setEnabled(bool(self.session and self.session.can_redo))
+
+    # ---- refresh ------------------------------------------------------------------------------
+    def on_session_change(self, kind: str, label: int, slices: list[int]) -> None:
+        """Session callback: refresh now on the main thread, later (yield/end) from a worker."""
+        if threading.current_thread() is not threading.main_thread():
+            self._dirty = True
+            return
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Show the session's state of the active structure in the layers and the review list."""
+        self._dirty = False
+        if self.session is None or self.layers is None:
+            return
+        self.editor.show(self.session.prompts, self.label)
+        self.glue.show_labels()
+        self._review.set_entries(self.review_entries())
+        self._review.select_slice(self.current_slice())
+        if not self.busy:
+            self._set_busy(False)
+
+    # ---- form events ----------------------------------------------------------------------------
+    def _on_layers_changed(self, event: Any = None) -> None:
+        self.glue.fill_image_choices(self._c.image)
+
+    def _on_image_changed(self, *_: Any) -> None:
+        self.glue.on_image_changed()
+
+    def _on_structure_changed(self, value: int) -> None:
+        self.glue.on_structure_changed(int(value))
+        self.refresh()
+
+    def _on_name_changed(self) -> None:
+        if self.session is not None and self._c.name.text().strip():
+            self.session.names[self.label] = self._c.name.text().strip()
+
+    def _on_backend_changed(self, *_: Any) -> None:
+        self._c.status.setText(self.glue.backend_status(self.choice()))
+
+    def _on_slice_changed(self, event: Any = None) -> None:
+        self._review.select_slice(self.current_slice())
+        self.glue.start_prefetch()
+
+    # ---- shortcuts and closing ------------------------------------------------------------------
+    def bind_shortcuts(self) -> None:
+        if self.shortcuts is None:
+            self.shortcuts = Shortcuts.bind(
+                self.viewer,
+                {
+                    "predict": self.predict,
+                    "commit_slice": self.commit_slice,
+                    "commit_range": self.commit_range,
+                    "undo": self.undo,
+                    "redo": self.redo,
+                    "next_review": lambda: self.review_step(1),
+                    "previous_review": lambda: self.review_step(-1),
+                },
+            )
+
+    def release_shortcuts(self) -> None:
+        if self.shortcuts is not None:
+            self.shortcuts.release()
+            self.shortcuts = None
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self.bind_shortcuts()
+        super().showEvent(event)
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self.release_shortcuts()
+        super().hideEvent(event)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self.cancel()
+        self.release_shortcuts()
+        if self._click is not None and self._click in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._click)
+        super().closeEvent(event)

@@ -1,0 +1,161 @@
+"""The annotator's form: every input and button as private-ish attributes of one `Controls`.
+
+Only builds Qt widgets and lays them out; `annotator.AnnotatorWidget` connects them to actions.
+Keeping the form here keeps the container file short and lets tests set a value on a child
+widget and call the handler directly. Imports qtpy (widget side only).
+"""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_fob._widgets.shortcuts import SHORTCUTS, display, tooltip
+
+FOB_DEFAULT = "default"
+PROMPT_CHOICES = ("FoB", "mask-ring baseline")
+SEGMENTER_CHOICES = ("auto", "sam", "random-walker")
+SAM_MODELS = ("vit_b", "vit_l", "vit_h")
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w)
+    return box
+
+
+class Controls:
+    """All inputs of the annotator, built into `layout` (a QVBoxLayout of the dock widget)."""
+
+    def __init__(self, layout: QVBoxLayout) -> None:
+        # --- data ----------------------------------------------------------------------
+        data = QGroupBox("Data")
+        form = QFormLayout(data)
+        self.image = QComboBox()
+        self.image.setToolTip("The image layer to annotate ((Z, Y, X); slices along axis 0)")
+        form.addRow("Image", self.image)
+        self.label = QSpinBox()
+        self.label.setRange(1, 255)
+        self.label.setToolTip("Label value of the structure (also the support brush value)")
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("structure name, e.g. liver")
+        form.addRow("Structure", _row(self.label, self.name))
+        self.low = QDoubleSpinBox()
+        self.high = QDoubleSpinBox()
+        for box in (self.low, self.high):
+            box.setRange(-1e6, 1e6)
+            box.setDecimals(1)
+        self.window_from_layer = QCheckBox("from layer")
+        self.window_from_layer.setChecked(True)
+        self.window_from_layer.setToolTip(
+            "Use the image layer's contrast limits as the intensity window"
+        )
+        form.addRow("Window", _row(self.low, self.high, self.window_from_layer))
+        layout.addWidget(data)
+
+        # --- range and mode ------------------------------------------------------------
+        rng = QGroupBox("Slices")
+        form = QFormLayout(rng)
+        self.z_from = QSpinBox()
+        self.z_to = QSpinBox()
+        self.auto_extent = QCheckBox("auto extent")
+        self.auto_extent.setToolTip(
+            "Walk out from the support until the structure's evidence drops below the threshold"
+        )
+        form.addRow("From / to", _row(self.z_from, self.z_to, self.auto_extent))
+        self.mode = QComboBox()
+        self.mode.addItems(["fixed", "chain"])
+        self.mode.setToolTip(
+            "fixed: every slice prompted from the painted support(s); chain: outward slice by "
+            "slice, each from the nearest committed mask (commits as it goes)"
+        )
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.5)
+        self.threshold.setToolTip("Slices below this confidence are flagged (and end auto extent)")
+        form.addRow("Mode / threshold", _row(self.mode, self.threshold))
+        self.overwrite = QCheckBox("overwrite other structures")
+        self.other_bg = QCheckBox("other structures as background")
+        self.other_bg.setChecked(True)
+        form.addRow(_row(self.overwrite, self.other_bg))
+        layout.addWidget(rng)
+
+        # --- models ----------------------------------------------------------------------
+        models = QGroupBox("Models")
+        form = QFormLayout(models)
+        self.prompts = QComboBox()
+        self.prompts.addItems(PROMPT_CHOICES)
+        self.fob_checkpoint = QLineEdit(FOB_DEFAULT)
+        self.fob_checkpoint.setToolTip("FoB checkpoint: 'default' (shipped model) or a .pt path")
+        form.addRow("Prompts", _row(self.prompts, self.fob_checkpoint))
+        self.segmenter = QComboBox()
+        self.segmenter.addItems(SEGMENTER_CHOICES)
+        self.segmenter.setToolTip(
+            "auto: SAM when a checkpoint is found, else the random walker (said below)"
+        )
+        self.sam_model = QComboBox()
+        self.sam_model.addItems(SAM_MODELS)
+        form.addRow("Segmenter", _row(self.segmenter, self.sam_model))
+        self.sam_checkpoint = QLineEdit()
+        self.sam_checkpoint.setPlaceholderText(
+            "SAM checkpoint path (empty: search the usual places)"
+        )
+        form.addRow("SAM weights", self.sam_checkpoint)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setObjectName("fob_backend_status")
+        form.addRow(self.status)
+        layout.addWidget(models)
+
+        # --- actions -------------------------------------------------------------------
+        actions = QGroupBox("Actions")
+        grid = QGridLayout(actions)
+        keys = {name: (label, key) for name, label, key, _ in SHORTCUTS}
+        self.buttons: dict[str, QPushButton] = {}
+        names = [
+            ("predict", None),
+            ("commit_slice", None),
+            ("commit_range", None),
+            ("clear", "Clear slice prompts"),
+            ("undo", None),
+            ("redo", None),
+            ("save", "Save session…"),
+            ("load", "Load session…"),
+            ("export", "Export labels…"),
+            ("cancel", "Cancel"),
+        ]
+        for i, (name, text) in enumerate(names):
+            if text is None:
+                label, key = keys[name]
+                button = QPushButton(f"{label} ({display(key)})")
+                button.setToolTip(tooltip(name))
+            else:
+                button = QPushButton(text)
+            button.setObjectName(f"fob_{name}")
+            self.buttons[name] = button
+            grid.addWidget(button, i // 2, i % 2)
+        self.buttons["cancel"].setEnabled(False)
+        self.buttons["cancel"].setToolTip("Stop the running prediction or commit at the next slice")
+        layout.addWidget(actions)
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setObjectName("fob_message")
+        layout.addWidget(self.message)

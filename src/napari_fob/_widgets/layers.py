@@ -1,0 +1,208 @@
+"""Translation between the session's `PromptSet`s and the annotator's napari layers.
+
+Layers (names are the constants below): foreground points (green) and background points (red)
+as Points layers whose ``features`` carry ``structure``, ``slice``, ``origin``, ``score`` and
+``index`` (the point's position in its PromptSet, i.e. ring order for background points); the
+ring of every slice as one **closed path** in ring order in a Shapes layer; the support and
+output Labels layers. Everything is set in bulk (one ``data``/``features`` assignment per layer),
+so showing 100+ slices costs a few milliseconds.
+
+Library points are (row, col) per slice; napari points are (z, row, col): the conversions are
+`geometry.to_napari` and `geometry.closed_path`. Imports napari (widget side only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_fob import geometry
+from napari_fob.prompts import PromptSet
+
+FG_LAYER = "FoB foreground points"
+BG_LAYER = "FoB background points"
+RING_LAYER = "FoB rings"
+SUPPORT_LAYER = "FoB support"
+OUTPUT_LAYER = "FoB labels"
+KINDS = ("fg", "bg")
+FEATURE_COLUMNS = ("structure", "slice", "origin", "score", "index")
+FG_COLOR = "#33dd33"
+BG_COLOR = "#ff3333"
+RING_COLOR = "#ffb000"
+
+
+def empty_features() -> pd.DataFrame:
+    """An empty features table with the annotator's columns and dtypes."""
+    return pd.DataFrame(
+        {
+            "structure": np.zeros(0, np.int64),
+            "slice": np.zeros(0, np.int64),
+            "origin": np.zeros(0, dtype=object),
+            "score": np.zeros(0, np.float64),
+            "index": np.zeros(0, np.int64),
+        }
+    )
+
+
+def points_table(
+    prompts: Mapping[tuple[int, int], PromptSet], label: int, kind: str
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """All `kind` points ("fg" or "bg") of structure `label`, as napari Points data.
+
+    Returns:
+        data: (N, 3) float64 array of (z, row, col), slices in increasing order, each slice's
+            points in PromptSet order.
+        features: N rows with structure (int), slice (int), origin (str), score (float, NaN
+            when the generator gave none) and index (int, position in the PromptSet).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"points kind: expected one of {KINDS}, got {kind!r}")
+    keys = sorted(k for k in prompts if k[0] == label)
+    chunks, feats = [], []
+    for _, z in keys:
+        ps = prompts[(label, z)]
+        pts = ps.fg if kind == "fg" else ps.bg
+        if len(pts) == 0:
+            continue
+        scores = ps.fg_scores if kind == "fg" else ps.bg_scores
+        n = len(pts)
+        chunks.append(np.asarray(geometry.to_napari(pts, z), dtype=np.float64))
+        feats.append(
+            pd.DataFrame(
+                {
+                    "structure": np.full(n, label, np.int64),
+                    "slice": np.full(n, z, np.int64),
+                    "origin": np.full(n, ps.origin, dtype=object),
+                    "score": np.full(n, np.nan) if scores is None else np.asarray(scores, float),
+                    "index": np.arange(n, dtype=np.int64),
+                }
+            )
+        )
+    if not chunks:
+        return np.zeros((0, 3)), empty_features()
+    return np.concatenate(chunks), pd.concat(feats, ignore_index=True)
+
+
+def ring_path(bg: np.ndarray, z: int) -> np.ndarray:
+    """The closed ring of one slice: (Np + 1, 3) array of (z, row, col), first point repeated."""
+    closed = np.asarray(geometry.closed_path(np.asarray(bg, dtype=np.float64)))
+    return np.asarray(geometry.to_napari(closed, z), dtype=np.float64)
+
+
+def ring_paths(
+    prompts: Mapping[tuple[int, int], PromptSet], label: int
+) -> tuple[list[np.ndarray], list[int]]:
+    """One closed path per slice of structure `label` with >= 2 background points.
+
+    Returns:
+        paths: list of (Np + 1, 3) arrays (z, row, col) in ring order, slices increasing.
+        slices: the slice index of each path.
+    """
+    paths, slices = [], []
+    for _, z in sorted(k for k in prompts if k[0] == label):
+        bg = prompts[(label, z)].bg
+        if len(bg) >= 2:
+            paths.append(ring_path(bg, z))
+            slices.append(z)
+    return paths, slices
+
+
+def slice_points(data: np.ndarray, features: pd.DataFrame, z: int) -> np.ndarray:
+    """(N, 2) (row, col) of the rows of slice `z`, in their PromptSet ``index`` order."""
+    rows = np.flatnonzero(features["slice"].to_numpy() == z)
+    order = np.argsort(features["index"].to_numpy()[rows], kind="stable")
+    return np.asarray(data[rows[order]][:, 1:], dtype=np.float64)
+
+
+@dataclass
+class PromptLayers:
+    """The annotator's layers (napari layer objects)."""
+
+    fg: Any
+    bg: Any
+    rings: Any
+    support: Any
+    output: Any
+
+
+def _find(viewer: Any, name: str) -> Any | None:
+    return viewer.layers[name] if name in viewer.layers else None
+
+
+def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
+    """Return the annotator's layers on `viewer`, creating those missing (idempotent).
+
+    Args:
+        viewer: a napari Viewer.
+        image: the napari Image layer being annotated ((Z, Y, X) data); new layers take its
+            shape, scale and translate so they overlay it exactly.
+    """
+    shape = tuple(image.data.shape)
+    geo = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
+    size = max(2.0, min(shape[1:]) / 40.0)
+
+    def labels(name: str, opacity: float) -> Any:
+        layer = _find(viewer, name)
+        if layer is None or tuple(layer.data.shape) != shape:
+            if layer is not None:  # left over from another image: replace it
+                viewer.layers.remove(layer)
+            layer = viewer.add_labels(np.zeros(shape, np.uint8), name=name, opacity=opacity, **geo)
+        return layer
+
+    support = labels(SUPPORT_LAYER, 0.6)
+    output = labels(OUTPUT_LAYER, 0.45)
+    rings = _find(viewer, RING_LAYER)
+    if rings is None:
+        rings = viewer.add_shapes(
+            ndim=3,
+            name=RING_LAYER,
+            shape_type="path",
+            edge_color=RING_COLOR,
+            edge_width=max(0.5, size / 5.0),
+            face_color="transparent",
+            **geo,
+        )
+    points = {}
+    for kind, name, color in (("fg", FG_LAYER, FG_COLOR), ("bg", BG_LAYER, BG_COLOR)):
+        layer = _find(viewer, name)
+        if layer is None:
+            layer = viewer.add_points(
+                np.zeros((0, 3)),
+                ndim=3,
+                name=name,
+                features=empty_features(),
+                face_color=color,
+                border_color="white",
+                border_width=0.1,
+                size=size,
+                out_of_slice_display=False,
+                **geo,
+            )
+        points[kind] = layer
+    return PromptLayers(points["fg"], points["bg"], rings, support, output)
+
+
+def set_points(layer: Any, data: np.ndarray, features: pd.DataFrame) -> None:
+    """Replace a Points layer's points and features in one go (no per-point events)."""
+    layer.selected_data = set()
+    layer.data = data
+    layer.features = features
+    layer.feature_defaults = {
+        "structure": int(features["structure"].iloc[-1]) if len(features) else 0,
+        "slice": 0,
+        "origin": "user",
+        "score": np.nan,
+        "index": -1,
+    }
+
+
+def set_rings(layer: Any, paths: list[np.ndarray]) -> None:
+    """Replace every ring of the Shapes layer by `paths` ((Np + 1, 3) arrays), as paths."""
+    layer.selected_data = set()
+    layer.data = []
+    if paths:
+        layer.add_paths(paths, edge_color=RING_COLOR, edge_width=layer.current_edge_width)

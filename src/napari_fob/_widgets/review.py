@@ -1,0 +1,91 @@
+"""The per-slice review list: what happened on each slice of the active structure.
+
+One row per slice that has a support, prompts or committed voxels: ``z 12 · predicted · 0.83``.
+Low-confidence slices are highlighted; clicking a row jumps the viewer to that slice. The
+navigation rule for the N / B keys (`next_to_review`) is plain Python so it is tested without Qt.
+Imports qtpy (widget side only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QBrush, QColor
+from qtpy.QtWidgets import QListWidget, QListWidgetItem
+
+LOW_CONFIDENCE_COLOR = "#8a5a00"
+COMMITTED_COLOR = "#1f4d2a"
+
+
+@dataclass(frozen=True)
+class SliceEntry:
+    """Review state of one slice of one structure."""
+
+    z: int
+    status: str  # "support", "predicted", "edited", "committed" or "none"
+    confidence: float | None
+    low_confidence: bool
+
+    @property
+    def needs_review(self) -> bool:
+        """Prompts nobody has looked at yet, or a committed slice the model doubted."""
+        return self.status in ("predicted", "edited") or self.low_confidence
+
+    def text(self) -> str:
+        conf = "" if self.confidence is None else f" · {self.confidence:.2f}"
+        flag = " · LOW" if self.low_confidence else ""
+        return f"z {self.z:>4} · {self.status}{conf}{flag}"
+
+
+def next_to_review(entries: Sequence[SliceEntry], current: int, step: int) -> int | None:
+    """The nearest slice after (`step` = +1) or before (-1) `current` that needs review.
+
+    Returns None when there is none in that direction (no wrap-around: the user sees the end).
+    """
+    if step not in (1, -1):
+        raise ValueError(f"review step: expected +1 or -1, got {step}")
+    candidates = [e.z for e in entries if e.needs_review and (e.z - current) * step > 0]
+    if not candidates:
+        return None
+    return min(candidates) if step > 0 else max(candidates)
+
+
+class ReviewList(QListWidget):
+    """A QListWidget of `SliceEntry` rows; `on_jump(z)` is called when a row is clicked."""
+
+    def __init__(self, on_jump: Callable[[int], None]) -> None:
+        super().__init__()
+        self.entries: list[SliceEntry] = []
+        self._on_jump = on_jump
+        self.setToolTip(
+            "Slices of the active structure. Click to jump; N / B: next / previous slice "
+            "that needs review. Highlighted: low confidence."
+        )
+        self.itemClicked.connect(self._on_item_clicked)
+
+    def set_entries(self, entries: Sequence[SliceEntry]) -> None:
+        """Replace the rows (sorted by slice)."""
+        self.entries = sorted(entries, key=lambda e: e.z)
+        self.clear()
+        for entry in self.entries:
+            item = QListWidgetItem(entry.text())
+            item.setData(Qt.ItemDataRole.UserRole, entry.z)
+            if entry.low_confidence:
+                item.setBackground(QBrush(QColor(LOW_CONFIDENCE_COLOR)))
+            elif entry.status == "committed":
+                item.setBackground(QBrush(QColor(COMMITTED_COLOR)))
+            self.addItem(item)
+
+    def select_slice(self, z: int) -> None:
+        """Highlight the row of slice `z` (if listed) without jumping."""
+        for row, entry in enumerate(self.entries):
+            if entry.z == z:
+                self.blockSignals(True)
+                self.setCurrentRow(row)
+                self.blockSignals(False)
+                return
+
+    def _on_item_clicked(self, item: QListWidgetItem) -> None:
+        self._on_jump(int(item.data(Qt.ItemDataRole.UserRole)))

@@ -1,0 +1,267 @@
+"""What the annotator widget does with its `AnnotationSession`: create it from the chosen image
+layer, keep supports in step with the support layer, load the models, save / load / export,
+and the background SAM precompute around the current slice.
+
+Kept apart from `annotator.py` so the container stays a short list of actions. Imports napari
+types only through the widget it serves (widget side only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_fob._widgets import workers
+from napari_fob._widgets.backends import BackendChoice, build
+from napari_fob._widgets.review import SliceEntry
+from napari_fob.intensity import Window
+
+PREFETCH_RADIUS = 2  # SAM embeddings precomputed for slices within this distance
+
+
+def volume_metadata(layer: Any) -> dict[str, Any] | None:
+    """The `Volume.to_metadata()` dict the reader/sample put into a layer's metadata, if any."""
+    meta = dict(getattr(layer, "metadata", {}) or {})
+    candidates = [meta, *[v for v in meta.values() if isinstance(v, dict)]]
+    for cand in candidates:
+        if "affine" in cand and "axes" in cand:
+            return cand
+    return None
+
+
+class SessionGlue:
+    """The session side of `AnnotatorWidget` (see the module docstring)."""
+
+    def __init__(self, widget: Any) -> None:
+        self.w = widget
+        self.session: Any = None
+        self.generator: Any = None
+        self.segmenter: Any = None
+        self.backend_key: Any = None
+        self.backend_text = ""
+        self.cache: Any = None
+
+    # ---- models ----------------------------------------------------------------------------
+    def set_backends(self, generator: Any, segmenter: Any, text: str | None = None) -> None:
+        """Use these (already built) models instead of the form's choice, e.g. tiny test models."""
+        self.generator, self.segmenter, self.backend_key = generator, segmenter, "given"
+        from napari_fob._widgets.backends import status_text
+
+        self.backend_text = text or status_text(generator, segmenter, self.w.choice())
+        self.w._c.status.setText(self.backend_text)
+        if self.session is not None:
+            self.session.generator, self.session.segmenter = generator, segmenter
+
+    def backend_status(self, choice: BackendChoice) -> str:
+        if self.backend_key == "given" or self.backend_key == choice:
+            return self.backend_text
+        return choice.describe()
+
+    def load_backends(self, choice: BackendChoice) -> Generator[Any, None, None]:
+        """(Worker side) build the models when the choice changed; yields one progress item."""
+        if self.backend_key != "given" and self.backend_key != choice:
+            yield (0, 1, "Loading models")
+            if self.cache is None:
+                from napari_fob.cache import EmbeddingCache
+
+                self.cache = EmbeddingCache(max_items=64)
+            self.generator, self.segmenter, self.backend_text = build(choice, cache=self.cache)
+            self.backend_key = choice
+        if self.session is not None:
+            self.session.generator, self.session.segmenter = self.generator, self.segmenter
+
+    # ---- session ---------------------------------------------------------------------------
+    def window(self) -> Window:
+        c = self.w._c
+        source = "contrast-limits" if c.window_from_layer.isChecked() else "user"
+        return Window(float(c.low.value()), float(c.high.value()), source)
+
+    def volume(self, image: Any) -> Any:
+        meta = volume_metadata(image)
+        data = np.asarray(image.data)
+        if meta is None:
+            return data
+        from napari_fob.io import Volume
+
+        return Volume.from_metadata(data, meta)
+
+    def prepare(self, label: int) -> Any:
+        """Layers and session ready for structure `label`; supports read from the layer."""
+        layers = self.w.ensure_layers()
+        image = self.w.image_layer()
+        if self.session is None or self.session.volume.shape != image.data.shape:
+            self.attach(self.new_session(image))
+        session = self.session
+        window = self.window()
+        if (window.low, window.high) != (session.window.low, session.window.high):
+            session.window = window
+            session._images01.clear()  # windowed slices were cached for the old window
+        name = self.w._c.name.text().strip()
+        if name:
+            session.names[label] = name
+        support = np.asarray(layers.support.data)
+        present = {int(z) for z in np.flatnonzero((support == label).any(axis=(1, 2)))}
+        known = session.supports.get(label, {})
+        for z in sorted(set(known) - present):
+            session.remove_support(label, z)
+        for z in sorted(present):
+            mask = support[z] == label
+            if z not in known or not np.array_equal(known[z], mask):
+                session.set_support(label, z, mask)
+        return session
+
+    def new_session(self, image: Any) -> Any:
+        from napari_fob.session import AnnotationSession
+
+        return AnnotationSession(
+            self.volume(image),
+            generator=self.generator,
+            segmenter=self.segmenter,
+            window=self.window(),
+        )
+
+    def attach(self, session: Any) -> None:
+        """Make `session` the widget's session and show it (layers, output labels, review)."""
+        if self.session is not None:
+            self.session.events.disconnect(self.w.on_session_change)
+        self.session = session
+        session.events.on_change(self.w.on_session_change)
+        layers = self.w.ensure_layers()
+        layers.output.data = session.labels  # shared: commits and undo write in place
+        support = np.zeros(session.shape, np.uint8)
+        for label, by_z in session.supports.items():
+            for z, mask in by_z.items():
+                support[z][mask] = label
+        if support.any():
+            layers.support.data = support
+        self.w.refresh()
+
+    def show_labels(self) -> None:
+        output = self.w.layers.output
+        if output.data is not self.session.labels:
+            output.data = self.session.labels
+        output.refresh()
+
+    def slices_with_prompts(self, label: int) -> list[int]:
+        s = self.session
+        return sorted(
+            {z for (lab, z) in s.prompts if lab == label} | set(s.supports.get(label, {}))
+        )
+
+    def review_entries(self, label: int) -> list[SliceEntry]:
+        s = self.session
+        if s is None:
+            return []
+        committed = np.flatnonzero((s.labels == label).any(axis=(1, 2)))
+        zs = set(self.slices_with_prompts(label)) | {int(z) for z in committed}
+        out = []
+        for z in sorted(zs):
+            status = s.slice_status(label, z)
+            if status == "none":
+                status = "support" if z in s.supports.get(label, {}) else "committed"
+            out.append(SliceEntry(z, status, s.confidence(label, z), s.low_confidence(label, z)))
+        return out
+
+    # ---- files -----------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        if self.session is None:
+            raise ValueError("nothing to save yet: predict or commit first")
+        self.session.save(path)
+        self.w.say(f"Session saved to {path}")
+
+    def load(self, path: Path) -> None:
+        from napari_fob.session import AnnotationSession
+
+        image = self.w.image_layer()
+        if image is None:
+            raise ValueError("open the image the session was made on before loading it")
+        session = AnnotationSession.load(
+            path, self.volume(image), generator=self.generator, segmenter=self.segmenter
+        )
+        self.attach(session)
+        self.w.say(f"Session loaded from {path}")
+
+    def export(self, path: Path) -> Path:
+        from napari_fob.io import Volume, write_labels
+
+        if self.session is None:
+            raise ValueError("nothing to export yet: commit some slices first")
+        meta = volume_metadata(self.w.image_layer())
+        if meta is None:  # an array without file geometry: identity affine, said in the docs
+            meta = Volume.from_array(self.session.volume, affine=np.eye(4)).to_metadata()
+        out = write_labels(path, self.session.labels, like=meta)
+        self.w.say(f"Labels exported to {out}")
+        return Path(out)
+
+    # ---- form --------------------------------------------------------------------------------
+    def fill_image_choices(self, combo: Any) -> None:
+        from napari.layers import Image
+
+        names = [
+            layer.name
+            for layer in self.w.viewer.layers
+            if isinstance(layer, Image) and layer.data.ndim == 3 and not layer.rgb
+        ]
+        current = combo.currentText()
+        if names == [combo.itemText(i) for i in range(combo.count())]:
+            return
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        if current in names:
+            combo.setCurrentText(current)
+        combo.blockSignals(False)
+        self.on_image_changed()
+
+    def on_image_changed(self) -> None:
+        image, c = self.w.image_layer(), self.w._c
+        if image is None:
+            return
+        nz = int(image.data.shape[0])
+        for box in (c.z_from, c.z_to):
+            box.setRange(0, nz - 1)
+        if c.z_to.value() == 0:
+            c.z_to.setValue(nz - 1)
+        if c.window_from_layer.isChecked():
+            lo, hi = (float(v) for v in image.contrast_limits)
+            c.low.setValue(lo)
+            c.high.setValue(hi if hi > lo else lo + 1.0)
+
+    def on_structure_changed(self, label: int) -> None:
+        c = self.w._c
+        name = self.session.names.get(label, "") if self.session is not None else ""
+        c.name.setText(name)
+        if self.w.layers is not None:
+            self.w.layers.support.selected_label = label
+
+    # ---- SAM precompute ----------------------------------------------------------------------
+    def start_prefetch(self) -> None:
+        """Precompute SAM embeddings around the current slice in the background (if SAM)."""
+        w, s = self.w, self.session
+        precompute = getattr(self.segmenter, "precompute", None)
+        if s is None or precompute is None or w.busy:
+            return
+        if w.prefetch is not None and w.prefetch.running:
+            w.prefetch.cancel()
+            return  # restarted when it stops
+        z = w.current_slice()
+        near = [
+            k for k in range(z - PREFETCH_RADIUS, z + PREFETCH_RADIUS + 1) if 0 <= k < s.shape[0]
+        ]
+        images = {k: s.volume[k] for k in near}
+        w.prefetch = workers.start(
+            lambda: precompute(images, window=s.window, center=z),
+            description="SAM embeddings",
+            show_progress=True,
+            on_end=self._prefetch_ended,
+            on_error=lambda exc: w.say(f"SAM precompute failed: {exc}"),
+        )
+
+    def _prefetch_ended(self) -> None:
+        queued, self.w._queued = self.w._queued, None
+        if queued is not None:
+            description, make, on_done = queued
+            self.w.run_job(description, make, on_done=on_done)

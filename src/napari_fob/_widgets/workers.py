@@ -1,0 +1,161 @@
+"""Run the session's long generators off the GUI thread, with a napari progress bar.
+
+Every long operation of `AnnotationSession` (predict, commit, SAM precompute) is a generator that
+yields progress and returns its result. `start` runs such a generator in a napari
+`GeneratorWorker` (a Qt thread) and calls back **on the main thread** for each progress step, at
+the end and on errors, so callbacks may touch layers. With the environment variable
+``NAPARI_FOB_NOTHREADS=1`` the same generator runs synchronously (for tests and debugging) and
+the same callbacks fire in the same order.
+
+Imports napari's Qt threading helpers; used only by the dock widgets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+
+NOTHREADS_ENV = "NAPARI_FOB_NOTHREADS"
+
+
+def threads_disabled() -> bool:
+    """True when ``NAPARI_FOB_NOTHREADS`` asks for synchronous runs ("1", "true", "yes")."""
+    return os.environ.get(NOTHREADS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _step(item: Any) -> tuple[int | None, int | None, str]:
+    """(done, total, message) of a yielded item: a session `Progress`, a (done, total) pair or
+    anything else (counted as one step)."""
+    if hasattr(item, "done") and hasattr(item, "total"):
+        return int(item.done), int(item.total), str(getattr(item, "message", "") or "")
+    if isinstance(item, tuple) and len(item) >= 2:
+        return int(item[0]), int(item[1]), str(item[2]) if len(item) > 2 else ""
+    return None, None, ""
+
+
+class _Bar:
+    """A napari progress bar (activity dock) fed from yielded progress items."""
+
+    def __init__(self, description: str, show: bool) -> None:
+        self._bar = progress(total=0, desc=description) if show else None
+        self._done = 0
+
+    def update(self, item: Any) -> None:
+        if self._bar is None:
+            return
+        done, total, message = _step(item)
+        if total is not None and total != self._bar.total:
+            self._bar.total = total
+        if done is None:
+            done = self._done + 1
+        if done > self._done:
+            self._bar.update(done - self._done)
+            self._done = done
+        if message:
+            self._bar.set_description(message)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class Job:
+    """One running (or finished) generator; `cancel()` stops it at its next yield."""
+
+    def __init__(self, worker: Any | None, bar: _Bar) -> None:
+        self.worker = worker
+        self._bar = bar
+        self.cancelled = False
+        self.finished = worker is None
+
+    def cancel(self) -> None:
+        """Ask the generator to stop at its next yield (what it already did is kept)."""
+        self.cancelled = True
+        if self.worker is not None and not self.finished:
+            self.worker.quit()
+
+    @property
+    def running(self) -> bool:
+        return not self.finished
+
+
+def start(
+    make_generator: Callable[[], Generator[Any, Any, Any]],
+    *,
+    description: str,
+    on_progress: Callable[[Any], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_end: Callable[[], None] | None = None,
+    show_progress: bool = True,
+) -> Job:
+    """Run the generator made by `make_generator` and report back on the main thread.
+
+    Args:
+        make_generator: a no-argument callable returning the generator (it is called inside the
+            worker thread, so building it may be slow too).
+        description: the progress bar's title.
+        on_progress: called with each yielded item (e.g. ``Progress(done, total, message)``).
+        on_done: called with the generator's return value when it finished normally.
+        on_error: called with the exception when it raised (not called on cancel).
+        on_end: called last in every case (finished, failed or cancelled).
+        show_progress: whether to show a napari progress bar.
+
+    Returns:
+        a `Job`; with threads disabled it has already finished when `start` returns.
+    """
+    bar = _Bar(description, show_progress)
+
+    def progress_cb(item: Any) -> None:
+        bar.update(item)
+        if on_progress is not None:
+            on_progress(item)
+
+    if threads_disabled():
+        job = Job(None, bar)
+        try:
+            gen = make_generator()
+            while True:
+                try:
+                    item = next(gen)
+                except StopIteration as stop:
+                    if on_done is not None:
+                        on_done(stop.value)
+                    break
+                progress_cb(item)
+        except Exception as exc:  # reported like the threaded path does
+            if on_error is None:
+                raise
+            on_error(exc)
+        finally:
+            bar.close()
+            if on_end is not None:
+                on_end()
+        return job
+
+    def drive() -> Generator[Any, Any, Any]:
+        result = yield from make_generator()
+        return result
+
+    worker = create_worker(drive, _start_thread=False)
+    job = Job(worker, bar)
+
+    def finished() -> None:
+        job.finished = True
+        bar.close()
+        if on_end is not None:
+            on_end()
+
+    worker.yielded.connect(progress_cb)
+    if on_done is not None:
+        worker.returned.connect(on_done)
+    if on_error is not None:
+        worker.errored.connect(on_error)
+    worker.finished.connect(finished)
+    worker.start()
+    return job
