@@ -75,15 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.names:
         names = {int(k): str(v) for k, v in json.loads(Path(args.names).read_text()).items()}
     generator = make_generator(args.generator, checkpoint=args.checkpoint, device=args.device)
-    grid = (
-        int(
-            getattr(
-                getattr(getattr(generator, "predictor", None), "model", None), "config", None
-            ).grid_size
-        )
-        if args.generator == "fob"
-        else 256
-    )
+    grid = 256  # prompt metrics at the paper grid, or at the FoB model's own grid
+    if args.generator == "fob":
+        grid = int(generator.predictor.model.config.grid_size)
     segmenter, notice = None, None
     if args.segmenter != "none":
         from napari_fob.segmenters import get_segmenter
