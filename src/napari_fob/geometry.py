@@ -165,20 +165,21 @@ def _snap_to_band(points: np.ndarray, band: np.ndarray) -> np.ndarray:
 def _sector_points(
     band: np.ndarray, d: np.ndarray, level: float, n: int, center: np.ndarray, start_angle: float
 ) -> np.ndarray:
-    """One band pixel per equal angular sector: nearest the sector's middle angle among the band
-    pixels closest to mid-band distance; empty sectors borrow the nearest band pixel by angle."""
+    """One band pixel per equal angular sector [k, k + 1) * 2 pi / n: the one nearest the point
+    where the sector's middle ray crosses mid-band (tangential offset plus radial offset from
+    mid-band, both in pixels). A sector without band pixels borrows the band pixel nearest its
+    middle angle."""
     pix = np.argwhere(band).astype(np.float64)
     ang = point_angles(pix, center, start_angle)
+    radius = np.linalg.norm(pix - center, axis=1)
     off_mid = np.abs(d[band] - level)
     step = 2 * np.pi / n
+    sector = np.minimum((ang / step).astype(int), n - 1)
     out = np.empty((n, 2))
     for k in range(n):
         gap = np.abs(np.mod(ang - (k + 0.5) * step + np.pi, 2 * np.pi) - np.pi)
-        inside = gap <= step / 2
-        if inside.any():
-            # the radial choice comes first (mid-band), then the angle within the sector
-            cost = np.where(inside, off_mid * 1e3 + gap, np.inf)
-        else:
+        cost = np.where(sector == k, np.sin(np.minimum(gap, np.pi / 2)) * radius + off_mid, np.inf)
+        if not np.isfinite(cost).any():
             cost = gap
         out[k] = pix[int(np.argmin(cost))]
     return out
