@@ -85,7 +85,11 @@ def _stem(path: Path) -> str:
 
 
 def build_jobs(args: argparse.Namespace) -> list[Job]:
-    """The (image, support, out) list from IMAGE/--support and --manifest, in order."""
+    """The (image, support, out) list from IMAGE/--support and --manifest, in order.
+
+    One volume writes into --out itself; several write into --out/<image name> (or the
+    manifest's ``out`` column, relative to --out).
+    """
     out = Path(args.out)
     pairs: list[tuple[Path, Path, Path | None]] = []
     if len(args.support) != len(args.images):
@@ -99,9 +103,12 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
     if not pairs:
         raise UsageError("nothing to segment: give IMAGE --support SUPPORT or --manifest CSV.")
     single = len(pairs) == 1
+    stems = [_stem(image) for image, _, _ in pairs]
     jobs = []
-    for image, support, sub in pairs:
-        target = out / sub if sub is not None else (out if single else out / _stem(image))
+    for (image, support, sub), stem in zip(pairs, stems):
+        if stems.count(stem) > 1:  # same file name in different folders: keep them apart
+            stem = f"{image.parent.name}_{stem}"
+        target = out / sub if sub is not None else (out if single else out / stem)
         jobs.append(Job(image, support, target))
     if len({j.out for j in jobs}) != len(jobs):
         raise UsageError("two volumes would write into the same output folder; give `out` names")
