@@ -24,7 +24,8 @@ NAMES: dict[int, str] = {1: "liver", 2: "spleen", 3: "left kidney", 4: "right ki
 REFERENCE_FOV_MM = (160.0, 240.0, 240.0)  # (w, v, u) extent the anatomy below is laid out for
 HU = {"air": -1000.0, "fat": -100.0, "muscle": 40.0, "liver": 60.0, "spleen": 50.0,
       "cortex": 150.0, "medulla": 95.0, "vessel": 115.0, "bone": 700.0, "marrow": 250.0,
-      "disc": 90.0, "csf": 15.0, "aorta": 160.0, "ivc": 110.0, "bowel": 25.0, "fluid": 10.0}  # fmt: skip
+      "disc": 90.0, "csf": 15.0, "aorta": 160.0, "ivc": 110.0, "bowel": 25.0,
+      "fluid": 10.0}  # fmt: skip
 _Z_MARGIN_MM = 8.0  # organs stay at least this far (reference mm) from the first/last slice
 
 
@@ -152,7 +153,7 @@ def _mesentery(shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndar
 def _spine_and_vessels(
     image: np.ndarray, grid: tuple[np.ndarray, ...], rng: np.random.Generator
 ) -> np.ndarray:
-    """Draw vertebrae, discs, canal, back muscles, psoas, aorta, IVC; return where organs can't go."""
+    """Draw spine, back muscles, psoas, aorta, IVC, stomach; return where organs may not go."""
     w, v, u = grid
     vc = rng.uniform(26.0, 34.0)  # vertebral body centre, posterior of the cavity centre
     period, phase = rng.uniform(28.0, 33.0), rng.uniform(0, 30.0)
