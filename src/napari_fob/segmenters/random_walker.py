@@ -11,6 +11,7 @@ numpy / scipy / scikit-image only: must not import torch, napari or Qt.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,7 +64,7 @@ class RandomWalkerSegmenter:
     def __init__(
         self,
         *,
-        beta: float = 130.0,
+        beta: float = 90.0,
         seed_radius: float = 2.0,
         outside_margin: float = 4.0,
         crop_margin: int = 8,
@@ -118,9 +119,13 @@ class RandomWalkerSegmenter:
         data = normalise(arr[r0:r1, c0:c1], window).astype(np.float64)
         if float(data.std()) == 0.0:  # flat crop: no edge to follow, skimage would divide by 0
             data = data + np.linspace(0.0, 1e-6, data.size).reshape(data.shape)
-        result = random_walker(
-            data, crop_seeds, beta=self.beta, mode="cg_j", tol=self.tol, channel_axis=None
-        )
+        with warnings.catch_warnings():
+            # The solver's probabilities may overshoot [0, 1] by ~tol; only the label (the
+            # larger probability) is used, which the overshoot does not change.
+            warnings.filterwarnings("ignore", message="The probability range is outside")
+            result = random_walker(
+                data, crop_seeds, beta=self.beta, mode="cg_j", tol=self.tol, channel_axis=None
+            )
         mask[r0:r1, c0:c1] = result == FG
         return mask
 

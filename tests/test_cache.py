@@ -1,0 +1,113 @@
+"""EmbeddingCache: LRU, disk persistence, provenance, refusal of another model's store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_fob.cache import EmbeddingCache, array_signature, embedding_key
+from napari_fob.intensity import Window
+
+
+def _value(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "features": rng.normal(size=(1, 4, 2, 2)).astype(np.float32),
+        "original_size": np.array([10, 12]),
+        "input_size": np.array([64, 53]),
+    }
+
+
+def _meta(model: str = "m1") -> dict:
+    return {"model_id": model, "window": {"low": 0.0, "high": 1.0}}
+
+
+def test_array_signature_depends_on_bytes_dtype_and_shape():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert array_signature(a) == array_signature(a.copy())
+    assert array_signature(a) != array_signature(a.reshape(4, 3))
+    assert array_signature(a) != array_signature(a.astype(np.float64))
+    b = a.copy()
+    b[0, 0] += 1
+    assert array_signature(a) != array_signature(b)
+    assert array_signature(a[:, ::2]) == array_signature(np.ascontiguousarray(a[:, ::2]))
+
+
+def test_embedding_key_changes_with_each_part():
+    base = embedding_key("d", Window(0, 1), "m", 1024)
+    assert base == embedding_key("d", {"low": 0.0, "high": 1.0, "source": "x"}, "m", 1024)
+    assert base != embedding_key("d2", Window(0, 1), "m", 1024)
+    assert base != embedding_key("d", Window(0, 2), "m", 1024)
+    assert base != embedding_key("d", Window(0, 1), "m2", 1024)
+    assert base != embedding_key("d", Window(0, 1), "m", 512)
+
+
+def test_memory_lru_hits_misses_and_eviction():
+    cache = EmbeddingCache(max_items=2)
+    assert cache.get("a") is None
+    cache.put("a", _value(0), _meta())
+    cache.put("b", _value(1), _meta())
+    assert cache.get("a") is not None  # a becomes most recent
+    cache.put("c", _value(2), _meta())  # evicts b, the least recently used
+    assert "b" not in cache and "a" in cache and "c" in cache
+    np.testing.assert_array_equal(cache.get("c")["features"], _value(2)["features"])
+    assert cache.stats() == {"hits": 2, "disk_hits": 0, "misses": 1, "in_memory": 2, "on_disk": 0}
+
+
+def test_disk_store_persists_across_instances(tmp_path):
+    first = EmbeddingCache(max_items=1, disk_dir=tmp_path / "emb")
+    first.put("a", _value(0), _meta())
+    first.put("b", _value(1), _meta())  # "a" leaves memory but stays on disk
+    assert first.get("a") is not None and first.disk_hits == 1
+    second = EmbeddingCache(disk_dir=tmp_path / "emb")
+    assert second.model_id == "m1" and len(second) == 2
+    got = second.get("b")
+    np.testing.assert_array_equal(got["features"], _value(1)["features"])
+    np.testing.assert_array_equal(got["input_size"], [64, 53])
+    assert second.meta("b")["window"] == {"low": 0.0, "high": 1.0}
+    assert second.stats()["disk_hits"] == 1
+    manifest = json.loads((tmp_path / "emb" / "manifest.json").read_text())
+    assert manifest["model_id"] == "m1" and set(manifest["entries"]) == {"a", "b"}
+    assert not list((tmp_path / "emb").glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_refuses_a_store_of_another_model(tmp_path):
+    EmbeddingCache(disk_dir=tmp_path).put("a", _value(0), _meta("sam-vit_b:111"))
+    with pytest.raises(ValueError, match=r"sam-vit_b:111.*sam-vit_h:222"):
+        EmbeddingCache(disk_dir=tmp_path, model_id="sam-vit_h:222")
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    with pytest.raises(ValueError, match="sam-vit_h:222"):
+        cache.put("b", _value(1), _meta("sam-vit_h:222"))
+    with pytest.raises(ValueError, match="model_id"):
+        cache.put("c", _value(1), {"window": None})
+
+
+def test_refuses_a_foreign_manifest_and_a_swapped_file(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text('{"format": "other", "version": 9}')
+    with pytest.raises(ValueError, match="format"):
+        EmbeddingCache(disk_dir=tmp_path / "bad")
+    cache = EmbeddingCache(disk_dir=tmp_path / "ok")
+    cache.put("a", _value(0), _meta())
+    cache.put("b", _value(1), _meta())
+    (tmp_path / "ok" / "a.npz").replace(tmp_path / "ok" / "b.npz")  # b's file now holds a
+    fresh = EmbeddingCache(disk_dir=tmp_path / "ok")
+    with pytest.raises(ValueError, match="holds key 'a'"):
+        fresh.get("b")
+
+
+def test_lost_file_is_a_warned_miss(tmp_path):
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    cache.put("a", _value(0), _meta())
+    (tmp_path / "a.npz").unlink()
+    fresh = EmbeddingCache(disk_dir=tmp_path)
+    with pytest.warns(UserWarning, match="dropping entry"):
+        assert fresh.get("a") is None
+    assert "a" not in fresh and fresh.misses == 1
+
+
+def test_bad_max_items():
+    with pytest.raises(ValueError, match="max_items"):
+        EmbeddingCache(max_items=0)
