@@ -1,0 +1,197 @@
+"""The FoB prompt generator: `Fob` (encoder + BPPC + foreground map + BCM + SPR) and `build_fob`.
+
+Imports torch. All tensors are at the model grid: images ``(B, 1, S, S)`` float in [0, 1],
+masks ``(B, S, S)`` {0, 1} float, points ``(B, N, 2)`` float (row, col) in grid pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from .bcm import BCM, ForegroundMap, cosine_map
+from .bppc import mask_prototype, point_prototypes
+from .config import FobConfig, get_config
+from .encoder import Encoder, upsample
+from .spr import SPR
+
+
+@dataclass
+class SupportState:
+    """What FoB keeps of a support slice (B may be 1 and is broadcast over queries).
+
+    Attributes:
+        features: F_s, (B, C, h, w).
+        bg_prototypes: P, (B, Np, C), Eq. 3, in ring order.
+        fg_prototype: p_fg = MAP(F_s, M_s), (B, C).
+        ring: the support ring points, (B, Np, 2) grid (row, col).
+    """
+
+    features: torch.Tensor
+    bg_prototypes: torch.Tensor
+    fg_prototype: torch.Tensor
+    ring: torch.Tensor
+
+    def expand(self, batch: int) -> SupportState:
+        """The same support repeated for ``batch`` queries (a view; B must be 1 or ``batch``)."""
+        if self.features.shape[0] == batch:
+            return self
+        if self.features.shape[0] != 1:
+            raise ValueError(f"SupportState: batch {self.features.shape[0]} cannot serve {batch}")
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return SupportState(**{k: v.expand(batch, *v.shape[1:]) for k, v in parts.items()})
+
+
+@dataclass
+class FobOutput:
+    """Everything one FoB pass produces (B queries).
+
+    Attributes:
+        heatmaps: H-hat, (B, Np, S, S) float, raw regression outputs (trained towards
+            peak-1 Gaussians, Eq. 17; no sigmoid), channel k = ring position k.
+        proposals: Phi, (B, Np, S, S) float, Eq. 5, bilinearly upsampled from feature scale.
+        coarse_points: argmax of each H-hat channel, (B, Np, 2) grid (row, col) (no gradient).
+        refined_points: SPR output after each of the kappa iterations, list of (B, Np, 2);
+            the last is the model's background prompt set P'_b (differentiable).
+        fg_prob: C, (B, S, S) float in [0, 1], ``sigmoid(fg_logits)``.
+        fg_logits: (B, S, S) float.
+        bg_prototypes: P, (B, Np, C); fg_prototype: p_fg, (B, C).
+        support_features: F_s, (B, C, h, w); query_features: F_q, (B, C, h, w).
+        alpha: the clamped SPR mixing weight, 0-dim tensor.
+    """
+
+    heatmaps: torch.Tensor
+    proposals: torch.Tensor
+    coarse_points: torch.Tensor
+    refined_points: list[torch.Tensor]
+    fg_prob: torch.Tensor
+    fg_logits: torch.Tensor
+    bg_prototypes: torch.Tensor
+    fg_prototype: torch.Tensor
+    support_features: torch.Tensor
+    query_features: torch.Tensor
+    alpha: torch.Tensor
+
+    @property
+    def points(self) -> torch.Tensor:
+        """The final background points, (B, Np, 2) grid (row, col)."""
+        return self.refined_points[-1]
+
+
+def heatmap_argmax(maps: torch.Tensor) -> torch.Tensor:
+    """Per-channel argmax: (B, N, H, W) -> (B, N, 2) float (row, col)."""
+    w = maps.shape[-1]
+    idx = maps.flatten(2).argmax(dim=-1)  # (B, N)
+    return torch.stack([idx // w, idx % w], dim=-1).to(maps.dtype)
+
+
+class Fob(nn.Module):
+    """FoB: support (image, mask, ring) + query image -> background and foreground prompt maps.
+
+    ``forward`` = ``encode`` (both images) -> ``support_prototypes`` -> ``predict_from_support``;
+    the predictor calls the parts to encode a support once and reuse it.
+    """
+
+    def __init__(self, *, config: FobConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, n = config.feature_channels, config.n_bg
+        self.encoder = Encoder(name=config.encoder, out_channels=c)
+        if config.grid_size % self.encoder.stride:
+            raise ValueError(
+                f"FobConfig.grid_size={config.grid_size} must be a multiple of the "
+                f"{config.encoder} stride {self.encoder.stride}"
+            )
+        feature_size = config.grid_size // self.encoder.stride
+        self.fg_map = ForegroundMap(channels=c, adaptive_threshold=config.fg_adaptive_threshold)
+        self.bcm = BCM(
+            channels=c,
+            n_points=n,
+            feature_size=feature_size,
+            heads=config.bcm_heads,
+            ffn=config.bcm_ffn,
+        )
+        self.spr = SPR(
+            channels=c,
+            n_points=n,
+            offsets=config.spr_offsets,
+            iters=config.spr_iters,
+            hidden=config.spr_hidden,
+            radius=config.spr_offset_radius,
+        )
+        if config.encoder_weights is not None:
+            self.encoder.load_pretrained(config.encoder_weights)
+
+    @property
+    def grid_size(self) -> int:
+        return self.config.grid_size
+
+    def _check(self, name: str, x: torch.Tensor, shape: tuple[int | None, ...]) -> None:
+        ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+        if not ok:
+            want = tuple("B" if s is None else s for s in shape)
+            raise ValueError(f"Fob: {name} must have shape {want}, got {tuple(x.shape)}")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1, S, S) float in [0, 1] -> features (B, C, S/stride, S/stride)."""
+        s = self.grid_size
+        self._check("images", images, (None, 1, s, s))
+        return self.encoder(images)
+
+    def support_prototypes(
+        self, features: torch.Tensor, mask: torch.Tensor, ring: torch.Tensor
+    ) -> SupportState:
+        """BPPC: support features (B,C,h,w), mask (B,S,S) {0,1}, ring (B,Np,2) -> SupportState."""
+        s, n = self.grid_size, self.config.n_bg
+        self._check("support_mask", mask, (features.shape[0], s, s))
+        self._check("support_ring", ring, (features.shape[0], n, 2))
+        ring = ring.to(features.dtype)
+        bg = point_prototypes(features, ring, grid_size=s, sigma=self.config.sigma)  # Eq. 3
+        fg = mask_prototype(features, mask)
+        return SupportState(features=features, bg_prototypes=bg, fg_prototype=fg, ring=ring)
+
+    def predict_from_support(self, state: SupportState, query_features: torch.Tensor) -> FobOutput:
+        """Foreground map, BCM and SPR for query features (B, C, h, w) against a support."""
+        b = query_features.shape[0]
+        state = state.expand(b)
+        s = self.grid_size
+        cos = cosine_map(query_features, state.fg_prototype)  # (B, h, w)
+        fg_logits = upsample(self.fg_map(cos, query_features)[:, None], s)[:, 0]  # (B, S, S)
+        phi, hhat = self.bcm(query_features, cos, state.bg_prototypes)  # (B, Np, h, w) each
+        heatmaps = upsample(hhat, s)
+        coarse = heatmap_argmax(heatmaps.detach())
+        refined = self.spr(
+            state.bg_prototypes, query_features, coarse, grid_size=s, sigma=self.config.sigma
+        )
+        return FobOutput(
+            heatmaps=heatmaps,
+            proposals=upsample(phi, s),
+            coarse_points=coarse,
+            refined_points=refined,
+            fg_prob=torch.sigmoid(fg_logits),
+            fg_logits=fg_logits,
+            bg_prototypes=state.bg_prototypes,
+            fg_prototype=state.fg_prototype,
+            support_features=state.features,
+            query_features=query_features,
+            alpha=self.spr.alpha,
+        )
+
+    def forward(
+        self,
+        support_image: torch.Tensor,
+        support_mask: torch.Tensor,
+        support_ring: torch.Tensor,
+        query_image: torch.Tensor,
+    ) -> FobOutput:
+        """One episode: (B,1,S,S), (B,S,S), (B,Np,2), (B,1,S,S) -> FobOutput."""
+        state = self.support_prototypes(self.encode(support_image), support_mask, support_ring)
+        return self.predict_from_support(state, self.encode(query_image))
+
+
+def build_fob(name_or_config: str | FobConfig, **overrides) -> Fob:
+    """Build a FoB model from a named config (``"paper"``, ``"compact"``, ``"tiny"``) or a
+    `FobConfig`, with field overrides (e.g. ``encoder_weights="imagenet"``)."""
+    return Fob(config=get_config(name_or_config, **overrides))

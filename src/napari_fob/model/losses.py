@@ -1,0 +1,100 @@
+"""FoB's training losses (Sec. 3.6) as pure functions of a `FobOutput` and the episode targets.
+
+Imports torch only. Every term is averaged over the batch. Targets: ``query_ring`` (B, Np, 2)
+float (row, col) grid pixels in ring order, ``query_mask`` and ``support_mask`` (B, S, S) {0, 1}.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .bppc import gaussian_maps, inner_band, mask_prototype
+from .config import FobConfig
+from .fob import FobOutput
+
+
+def heatmap_targets(ring: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """Ground-truth heatmaps H of Eq. 17: (B, Np, 2) -> (B, Np, S, S), peak 1 at each point."""
+    return gaussian_maps(ring, (size, size), sigma)
+
+
+def heat_loss(
+    proposals: torch.Tensor, heatmaps: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 17: ``(||Phi - H||_F^2 + ||H_hat - H||_F^2) / (Np H W)``; all (B, Np, S, S)."""
+    return F.mse_loss(proposals, target) + F.mse_loss(heatmaps, target)
+
+
+def coor_loss(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 18: ``mean_i ||mu'_i - mu_q^i||_2^2`` on (B, Np, 2) grid-pixel coordinates."""
+    return ((points - target) ** 2).sum(dim=-1).mean()
+
+
+def fore_loss(fg_logits: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 19: pixel-mean binary cross entropy of C = sigmoid(logits) against M_q, (B, S, S)."""
+    return F.binary_cross_entropy_with_logits(fg_logits, query_mask.to(fg_logits.dtype))
+
+
+def rac_positive(support_features: torch.Tensor, support_mask: torch.Tensor, width: int):
+    """The RAC positive p_p: mean support feature over the outermost ``width`` grid pixels
+    inside the support mask (`bppc.inner_band`): (B,C,h,w), (B,S,S) -> (B,C)."""
+    return mask_prototype(support_features, inner_band(support_mask, width))
+
+
+def rac_infonce(
+    fg_prototype: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """Eq. 16 as InfoNCE: ``-log(e^{s_p/tau} / (e^{s_p/tau} + sum_i e^{s_i/tau}))``.
+
+    ``s_p = cos(p_fg, p_p)``, ``s_i = cos(p_fg, p_b^i)``. The positive is in the denominator,
+    as in InfoNCE [30]; Eq. 16 as printed sums the negatives only (see docs/method.md).
+    Shapes: (B, C), (B, C), (B, Np, C) -> scalar.
+    """
+    s_pos = F.cosine_similarity(fg_prototype, positive, dim=-1, eps=1e-6)  # (B,)
+    s_neg = F.cosine_similarity(fg_prototype[:, None], negatives, dim=-1, eps=1e-6)  # (B, Np)
+    logits = torch.cat([s_pos[:, None], s_neg], dim=1) / tau  # (B, 1 + Np)
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
+
+
+def rac_hinge(fg_prototype: torch.Tensor, negatives: torch.Tensor, margin: float = -0.5):
+    """The public code's RAC: ``mean_i relu(cos(p_fg, p_b^i) - margin)`` (no positive)."""
+    cos = F.cosine_similarity(fg_prototype[:, None], negatives, dim=-1, eps=1e-6)  # (B, Np)
+    return F.relu(cos - margin).mean()
+
+
+def fob_losses(
+    out: FobOutput,
+    *,
+    query_ring: torch.Tensor,
+    query_mask: torch.Tensor,
+    support_mask: torch.Tensor,
+    config: FobConfig,
+) -> dict[str, torch.Tensor]:
+    """All four losses and ``total = rac + lambda_heat * heat + lambda_coor * coor + fore``.
+
+    ``coor`` is taken on the last SPR iteration (P'_b, as Eq. 18) with gradient through SPR.
+    Returns a dict of scalar tensors with keys "total", "rac", "heat", "coor", "fore".
+    """
+    size = out.heatmaps.shape[-1]
+    ring = query_ring.to(out.heatmaps.dtype)
+    target = heatmap_targets(ring, size, config.sigma)
+    if config.rac == "infonce":
+        positive = rac_positive(out.support_features, support_mask, config.rac_band)
+        rac = rac_infonce(out.fg_prototype, positive, out.bg_prototypes, config.tau)
+    else:
+        rac = rac_hinge(out.fg_prototype, out.bg_prototypes)
+    terms = {
+        "rac": rac,
+        "heat": heat_loss(out.proposals, out.heatmaps, target),
+        "coor": coor_loss(out.points, ring),
+        "fore": fore_loss(out.fg_logits, query_mask),
+    }
+    terms["total"] = (
+        terms["rac"]
+        + config.lambda_heat * terms["heat"]
+        + config.lambda_coor * terms["coor"]
+        + terms["fore"]
+    )
+    return terms

@@ -1,0 +1,73 @@
+"""FoB losses (Eqs. 16-19) against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from napari_fob.model import losses
+from napari_fob.model.config import get_config
+from napari_fob.model.fob import build_fob
+
+
+def test_infonce_equals_a_hand_computation():
+    fg = torch.tensor([[1.0, 0.0]])
+    pos = torch.tensor([[1.0, 1.0]])  # cos = 1/sqrt(2)
+    neg = torch.tensor([[[0.0, 1.0], [-1.0, 0.0], [1.0, 0.0]]])  # cos = 0, -1, 1
+    tau = 0.1
+    e = [math.exp(c / tau) for c in (1 / math.sqrt(2), 0.0, -1.0, 1.0)]
+    want = -math.log(e[0] / sum(e))
+    got = losses.rac_infonce(fg, pos, neg, tau)
+    assert abs(got.item() - want) < 1e-4
+
+
+def test_hinge_rac():
+    fg = torch.tensor([[1.0, 0.0]])
+    neg = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])  # cos 0 -> 0.5, cos -1 -> 0
+    assert abs(losses.rac_hinge(fg, neg).item() - 0.25) < 1e-6
+
+
+def test_heat_coor_fore_formulas():
+    torch.manual_seed(0)
+    phi, hhat, h = torch.rand(2, 3, 4, 5), torch.rand(2, 3, 4, 5), torch.rand(2, 3, 4, 5)
+    want = (((phi - h) ** 2).sum() + ((hhat - h) ** 2).sum()) / (2 * 3 * 4 * 5)
+    torch.testing.assert_close(losses.heat_loss(phi, hhat, h), want)
+    p, t = torch.rand(2, 3, 2) * 10, torch.rand(2, 3, 2) * 10
+    want = sum(((p[b, i] - t[b, i]) ** 2).sum() for b in range(2) for i in range(3)) / 6
+    torch.testing.assert_close(losses.coor_loss(p, t), want)
+    logits, m = torch.randn(2, 4, 4), (torch.rand(2, 4, 4) > 0.5).float()
+    c = torch.sigmoid(logits)
+    want = -(m * torch.log(c) + (1 - m) * torch.log(1 - c)).mean()
+    torch.testing.assert_close(losses.fore_loss(logits, m), want)
+
+
+def test_heatmap_targets_peak_at_the_ring():
+    ring = torch.tensor([[[5.0, 7.0], [0.0, 15.0]]])
+    t = losses.heatmap_targets(ring, 16, 2.0)
+    assert t.shape == (1, 2, 16, 16) and t[0, 0, 5, 7] == 1 and t[0, 1, 0, 15] == 1
+
+
+@pytest.mark.parametrize("rac", ["infonce", "hinge"])
+def test_fob_losses_total(tiny_batch, rac):
+    cfg = get_config("tiny", rac=rac)
+    model = build_fob(cfg)
+    b = tiny_batch
+    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+    terms = losses.fob_losses(
+        out,
+        query_ring=b["query_ring"],
+        query_mask=b["query_mask"],
+        support_mask=b["support_mask"],
+        config=cfg,
+    )
+    assert set(terms) == {"total", "rac", "heat", "coor", "fore"}
+    assert all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
+    want = terms["rac"] + 1e3 * terms["heat"] + 1e-4 * terms["coor"] + terms["fore"]
+    torch.testing.assert_close(terms["total"], want)
+    pos = losses.rac_positive(out.support_features, b["support_mask"], cfg.rac_band)
+    if rac == "infonce":
+        torch.testing.assert_close(
+            terms["rac"], losses.rac_infonce(out.fg_prototype, pos, out.bg_prototypes, 0.1)
+        )
