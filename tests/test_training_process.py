@@ -61,15 +61,34 @@ def test_status_follows_a_run(tmp_path):
         "loading data",
         "PROGRESS step=1 total=4 loss=1.5 lr=0.0001",
         "PROGRESS step=2 total=4 loss=1.25 lr=0.0001",
-        f"CHECKPOINT step=2 path={tmp_path / 'latest.pt'}",
+        f"CHECKPOINT step=2 kind=latest path={tmp_path / 'latest.pt'}",
         "PROGRESS step=4 total=4 loss=0.75 lr=9.5e-05",
+        "VALIDATION step=4 dice=0.8125 ring_error=3.5 segmenter=rw",
+        f"CHECKPOINT step=4 kind=latest path={tmp_path / 'latest.pt'}",
+        f"CHECKPOINT step=4 kind=best path={tmp_path / 'best.pt'}",
+        f"DONE step=4 path={tmp_path / 'latest.pt'}",
     ]
     kinds = [None if (e := status.feed(line)) is None else e.kind for line in lines]
-    assert kinds == [None, "PROGRESS", "PROGRESS", "CHECKPOINT", "PROGRESS"]
+    assert kinds == [None, "PROGRESS", "PROGRESS", "CHECKPOINT", "PROGRESS", "VALIDATION"] + [
+        "CHECKPOINT",
+        "CHECKPOINT",
+        "DONE",
+    ]
     assert (status.step, status.total) == (4, 4)
     assert status.loss == pytest.approx(0.75)
     assert status.lr == pytest.approx(9.5e-5)
+    assert status.validation == {"dice": 0.8125, "ring_error": 3.5}
+    assert status.checkpoint == tmp_path / "best.pt"  # the validated one is offered
+    assert status.checkpoints["latest"] == tmp_path / "latest.pt"
+    assert status.done
+
+
+def test_status_without_validation_offers_latest(tmp_path):
+    status = TrainingStatus()
+    assert status.checkpoint is None
+    status.feed(f"CHECKPOINT step=2 kind=latest path={tmp_path / 'latest.pt'}")
     assert status.checkpoint == tmp_path / "latest.pt"
+    assert not status.done
 
 
 def test_build_command_full(tmp_path):
@@ -95,6 +114,20 @@ def test_build_command_defaults_leave_config_values(tmp_path):
     argv = build_command(TrainRequest(config=_config(tmp_path)))
     assert argv[0] == sys.executable
     assert "--out" not in argv and "--iterations" not in argv and "--resume" not in argv
+
+
+def test_resume_without_config_uses_the_runs_own(tmp_path):
+    out = tmp_path / "run"
+    request = TrainRequest(config=None, out=out, resume=True, device="cuda:1")
+    with pytest.raises(FileNotFoundError, match="config.yaml"):
+        build_command(request)
+    out.mkdir()
+    (out / "config.yaml").write_text("model: tiny\n")
+    argv = build_command(request)
+    assert "--config" not in argv and argv[-1] == "--resume"
+    assert argv[argv.index("--device") + 1] == "cuda:1"
+    with pytest.raises(FileNotFoundError, match="config"):
+        build_command(TrainRequest(config=None, out=out))  # a fresh run needs one
 
 
 def test_built_command_reaches_fob_cli(tmp_path):

@@ -12,6 +12,7 @@ training itself always runs in another process.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -26,12 +27,13 @@ CHECKPOINT_NAMES = ("best.pt", "latest.pt")
 class TrainRequest:
     """What to pass to ``fob train``.
 
-    ``config`` is the training config file (YAML), ``out`` the output folder (``None``: the
-    config's own), ``iterations`` overrides the config when given, ``device`` is one of
-    :data:`DEVICES`, ``overrides`` are ``key=value`` strings passed as ``--set``.
+    ``config`` is the training config file (YAML; ``None`` only to resume, when ``fob train``
+    reads ``OUT/config.yaml``), ``out`` the output folder (``None``: the config's own),
+    ``iterations`` overrides the config when given, ``device`` is one of :data:`DEVICES` or
+    ``cuda:N``, ``overrides`` are ``key=value`` strings passed as ``--set``.
     """
 
-    config: Path
+    config: Path | None
     out: Path | None = None
     iterations: int | None = None
     device: str = "auto"
@@ -40,10 +42,17 @@ class TrainRequest:
 
     def validate(self) -> None:
         """Raise ``FileNotFoundError``/``ValueError`` naming the bad field."""
-        if not Path(self.config).is_file():
+        if self.config is None:
+            saved = None if self.out is None else Path(self.out) / "config.yaml"
+            if not (self.resume and saved is not None and saved.is_file()):
+                raise FileNotFoundError(
+                    "training config: none given; a YAML file is needed unless resuming a run "
+                    "whose output folder holds config.yaml"
+                )
+        elif not Path(self.config).is_file():
             raise FileNotFoundError(f"training config {self.config!s} does not exist (a YAML file)")
-        if self.device not in DEVICES:
-            raise ValueError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise ValueError(f"device {self.device!r} is not one of {', '.join(DEVICES)} or cuda:N")
         if self.iterations is not None and self.iterations < 1:
             raise ValueError(f"iterations must be a positive integer, got {self.iterations}")
         for item in self.overrides:
@@ -60,7 +69,8 @@ def build_command(request: TrainRequest, *, python: str | None = None) -> list[s
     """
     request.validate()
     argv = [python or sys.executable, "-u", "-m", "napari_fob.cli", "train"]
-    argv += ["--config", str(request.config)]
+    if request.config is not None:
+        argv += ["--config", str(request.config)]
     if request.out is not None:
         argv += ["--out", str(request.out)]
     if request.iterations is not None:
@@ -162,16 +172,29 @@ def _visible(line: str) -> str:
 class TrainingStatus:
     """What is known about a run so far, updated line by line with :meth:`feed`.
 
-    ``step``/``total`` are iteration counts, ``loss``/``lr`` the last reported values,
-    ``checkpoint`` the last checkpoint path reported (``None`` until the first one).
+    Follows the lines of ``napari_fob.training.trainer.emit``: ``PROGRESS step total loss lr``,
+    ``VALIDATION step <metric>=...``, ``CHECKPOINT step kind path`` (kind ``latest`` or
+    ``best``), ``DONE step path``. ``step``/``total`` are iteration counts, ``loss``/``lr`` the
+    last reported values, ``validation`` the last validation metrics, ``checkpoints`` the last
+    path per kind, ``done`` whether the run reported its end.
     """
 
     step: int = 0
     total: int = 0
     loss: float | None = None
     lr: float | None = None
-    checkpoint: Path | None = None
+    validation: dict[str, float] = field(default_factory=dict)
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    done: bool = False
     events: list[TrainEvent] = field(default_factory=list)
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint to offer: ``best`` (validated) if reported, else ``latest``."""
+        for kind in ("best", "latest", ""):
+            if kind in self.checkpoints:
+                return self.checkpoints[kind]
+        return None
 
     def feed(self, line: str) -> TrainEvent | None:
         """Parse one output line and update the status; return the event (or ``None``)."""
@@ -185,16 +208,28 @@ class TrainingStatus:
             self.loss = float(f["loss"]) if "loss" in f else self.loss
             self.lr = float(f["lr"]) if "lr" in f else self.lr
         elif event.kind == "CHECKPOINT" and "path" in f:
-            self.checkpoint = Path(f["path"])
+            self.checkpoints[f.get("kind", "")] = Path(f["path"])
+        elif event.kind == "VALIDATION":
+            self.validation = {k: float(v) for k, v in f.items() if k != "step" and _is_number(v)}
+        elif event.kind == "DONE":
+            self.done = True
         self.events.append(event)
         return event
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def find_checkpoint(out: Path | str) -> Path | None:
     """Return the checkpoint to offer from a training output folder, or ``None`` if none exists.
 
-    Prefers ``best.pt`` (kept by validation) over ``latest.pt``; looks in ``out`` itself and in
-    ``out/checkpoints``.
+    Prefers ``best.pt`` (kept by validation) over ``latest.pt``; looks in ``out`` itself (where
+    ``fob train`` writes them) and in ``out/checkpoints``.
     """
     root = Path(out)
     for folder in (root, root / "checkpoints"):

@@ -29,7 +29,7 @@ for step in range(1, steps + 1):
     if step == 2:
         out.mkdir(parents=True, exist_ok=True)
         (out / "latest.pt").write_bytes(b"checkpoint")
-        print(f"CHECKPOINT step=2 path={out / 'latest.pt'}", flush=True)
+        print(f"CHECKPOINT step=2 kind=latest path={out / 'latest.pt'}", flush=True)
     time.sleep(0.05 if steps < 100 else 0.2)
 print("done", flush=True)
 """

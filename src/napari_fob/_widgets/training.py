@@ -42,20 +42,15 @@ from napari_fob.training_process import (
 
 LOG_MAX_LINES = 5000  # the log view drops the oldest lines past this
 KILL_AFTER_MS = 5000  # Stop sends SIGTERM, then SIGKILL if the child is still alive after this
-# Method the annotator widget exposes to receive a FoB checkpoint path.
-ANNOTATOR_SETTER = "set_fob_checkpoint"
+ANNOTATOR_SETTER = "set_fob_checkpoint"  # annotator method that takes a FoB checkpoint path
 
 
 class TrainingWidget(QWidget):
     """Start, follow and stop ``fob train``; offer its checkpoint to the annotator.
 
-    Signals
-    -------
-    checkpoint_ready(str)
-        Emitted with the checkpoint path when the user presses *Use this checkpoint in the
-        annotator* (or :meth:`offer_checkpoint` is called).
-    finished(int)
-        Emitted with the child's exit code when it ends (also after Stop).
+    Signals: ``checkpoint_ready(str)`` carries the path offered by *Use this checkpoint in the
+    annotator* (or :meth:`offer_checkpoint`); ``finished(int)`` the child's exit code when it
+    ends (also after Stop).
     """
 
     checkpoint_ready = Signal(str)
@@ -84,7 +79,7 @@ class TrainingWidget(QWidget):
     # ---- UI -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
         self._config = QLineEdit()
-        self._config.setPlaceholderText("training config (YAML)")
+        self._config.setPlaceholderText("training config (YAML; empty: resume OUT's)")
         self._out = QLineEdit()
         self._out.setPlaceholderText("output folder (empty: the config's)")
         self._iterations = QSpinBox()
@@ -94,9 +89,9 @@ class TrainingWidget(QWidget):
         self._device.addItems(DEVICES)
         self._resume = QCheckBox("resume from the last checkpoint")
         browse_config = QPushButton("…")
-        browse_config.clicked.connect(self._on_browse_config)
+        browse_config.clicked.connect(lambda: self._on_browse(self._config))
         browse_out = QPushButton("…")
-        browse_out.clicked.connect(self._on_browse_out)
+        browse_out.clicked.connect(lambda: self._on_browse(self._out))
 
         form = QFormLayout()
         form.addRow("Config", _row(self._config, browse_config))
@@ -112,6 +107,7 @@ class TrainingWidget(QWidget):
         self._progress = QProgressBar()
         self._progress.setFormat("%v / %m")
         self._metrics = QLabel("loss –   lr –")
+        self._metrics.setWordWrap(True)
         self._log = QPlainTextEdit()
         self._log.setReadOnly(True)
         self._log.setMaximumBlockCount(LOG_MAX_LINES)
@@ -128,13 +124,12 @@ class TrainingWidget(QWidget):
         for widget in (self._live, self._checkpoint, self._use):
             layout.addWidget(widget)
 
-    def _on_browse_config(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training config", "", "YAML (*.yaml *.yml)")
-        self._config.setText(path or self._config.text())
-
-    def _on_browse_out(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder")
-        self._out.setText(path or self._out.text())
+    def _on_browse(self, edit: QLineEdit) -> None:
+        if edit is self._out:
+            path = QFileDialog.getExistingDirectory(self, "Output folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Config", "", "YAML (*.yaml *.yml)")
+        edit.setText(path or edit.text())  # cancelled: keep what was there
 
     def _update_buttons(self) -> None:
         running = self.is_running()
@@ -145,9 +140,9 @@ class TrainingWidget(QWidget):
     # ---- process control -----------------------------------------------------------------
     def request(self) -> TrainRequest:
         """The :class:`TrainRequest` described by the fields (not yet validated)."""
-        out = self._out.text().strip()
+        out, config = self._out.text().strip(), self._config.text().strip()
         return TrainRequest(
-            config=Path(self._config.text().strip()),
+            config=Path(config) if config else None,
             out=Path(out) if out else None,
             iterations=self._iterations.value() or None,
             device=self._device.currentText(),
@@ -189,11 +184,10 @@ class TrainingWidget(QWidget):
 
         The trainer writes checkpoints atomically, so the last one stays valid after a stop.
         """
-        if not self.is_running():
-            return
-        self._append_log("stopping …")
-        self._process.terminate()
-        self._kill_timer.start(kill_after_ms)
+        if self.is_running():
+            self._append_log("stopping …")
+            self._process.terminate()
+            self._kill_timer.start(kill_after_ms)
 
     def is_running(self) -> bool:
         """Whether the training child process exists (starting or running)."""
@@ -205,12 +199,11 @@ class TrainingWidget(QWidget):
 
     def shutdown(self, timeout_ms: int = KILL_AFTER_MS) -> None:
         """Stop the child and wait for it (blocking, at most ``timeout_ms`` then kill)."""
-        if not self.is_running():
-            return
-        self._process.terminate()
-        if not self._process.waitForFinished(timeout_ms):
-            self._process.kill()
-            self._process.waitForFinished(timeout_ms)
+        if self.is_running():
+            self._process.terminate()
+            if not self._process.waitForFinished(timeout_ms):
+                self._process.kill()
+                self._process.waitForFinished(timeout_ms)
 
     # ---- output --------------------------------------------------------------------------
     def _read(self, channel, flush: bool = False) -> None:
@@ -232,10 +225,12 @@ class TrainingWidget(QWidget):
         if event.kind == "PROGRESS":
             self._progress.setRange(0, max(status.total, 1))
             self._progress.setValue(min(status.step, max(status.total, 1)))
+        if event.kind in ("PROGRESS", "VALIDATION"):
             loss = "–" if status.loss is None else f"{status.loss:.4g}"
             lr = "–" if status.lr is None else f"{status.lr:.3g}"
-            self._metrics.setText(f"loss {loss}   lr {lr}")
-        elif event.kind == "CHECKPOINT":
+            val = "".join(f"   val {k} {v:.4g}" for k, v in status.validation.items())
+            self._metrics.setText(f"loss {loss}   lr {lr}{val}")
+        if event.kind == "CHECKPOINT":
             self._checkpoint.setText(f"checkpoint: {status.checkpoint}")
             self._update_buttons()
 
@@ -274,18 +269,21 @@ class TrainingWidget(QWidget):
             return None
         self.checkpoint_ready.emit(str(path))
         annotator = self._find_annotator()
+        setter = getattr(annotator, ANNOTATOR_SETTER, None)
         if annotator is None:
             self._append_log(f"checkpoint {path}: no annotator widget docked in this viewer")
+        elif setter is None:
+            self._append_log(f"the annotator cannot take a checkpoint; set its FoB field to {path}")
         else:
-            getattr(annotator, ANNOTATOR_SETTER)(str(path))
+            setter(str(path))
             self._append_log(f"annotator now uses {path}")
         return path
 
-    def _find_annotator(self):
-        if self._viewer is None:
-            return None
-        for widget in self._viewer.window.dock_widgets.values():
-            if widget is not self and hasattr(widget, ANNOTATOR_SETTER):
+    def _find_annotator(self) -> QWidget | None:
+        """The docked annotator: a widget with ``set_fob_checkpoint`` or named AnnotatorWidget."""
+        docked = self._viewer.window.dock_widgets.values() if self._viewer is not None else ()
+        for widget in docked:
+            if hasattr(widget, ANNOTATOR_SETTER) or type(widget).__name__ == "AnnotatorWidget":
                 return widget
         return None
 
