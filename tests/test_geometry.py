@@ -37,6 +37,13 @@ def test_ring_band_square_kernel_is_a_square_annulus():
     assert np.array_equal(band, outer & ~inner)
 
 
+def test_square_kernel_reproduces_the_reference_max_pool_dilations():
+    # the reference code: maxpool(mask, 21) - maxpool(mask, 15) == square band r=7, eps=3
+    m = disk(shape=(96, 96), center=(40, 50), radius=9)
+    ref = ndi.maximum_filter(m, size=21) & ~ndi.maximum_filter(m, size=15)
+    assert np.array_equal(g.ring_band(m, r=7, eps=3, kernel="square"), ref)
+
+
 def test_ring_band_errors():
     with pytest.raises(ValueError, match="mask is empty"):
         g.ring_band(np.zeros((10, 10), bool))
@@ -44,6 +51,10 @@ def test_ring_band_errors():
         g.ring_band(disk(), kernel="diamond")
     with pytest.raises(ValueError, match="2D"):
         g.ring_band(np.ones((2, 3, 4), bool))
+    with pytest.raises(ValueError, match="eps > 0"):
+        g.ring_band(disk(), eps=0)
+    with pytest.raises(ValueError, match="r >= 0"):
+        g.ring_points(disk(), r=-1)
 
 
 def test_ring_band_is_clipped_at_the_border():

@@ -34,6 +34,11 @@ def _distance_from_mask(mask: np.ndarray, kernel: str) -> np.ndarray:
     raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
+def _check_band_args(r: float, eps: float) -> None:
+    if not (r >= 0 and eps > 0):
+        raise ValueError(f"ring band: expected r >= 0 and eps > 0, got r={r}, eps={eps}")
+
+
 def _band_from_distance(d: np.ndarray, r: float, eps: float) -> np.ndarray:
     return (d > r) & (d <= r + eps)
 
@@ -60,8 +65,7 @@ def ring_band(
     m = as_mask(mask)
     if not m.any():
         raise ValueError(EMPTY_MASK_MESSAGE)
-    if r < 0 or eps <= 0:
-        raise ValueError(f"ring_band: expected r >= 0 and eps > 0, got r={r}, eps={eps}")
+    _check_band_args(r, eps)
     return _band_from_distance(_distance_from_mask(m, kernel), r, eps)
 
 
@@ -192,8 +196,8 @@ def ring_points(
     method "arc" (default): the mid-band contour (distance r + eps/2 from the mask; the rims
     of enclosed holes excluded) is sampled evenly by arc length, closing segment included, and
     each sample snapped to the centre of the nearest band pixel. method "sector": one band
-    pixel per equal angular sector around the centroid (the one nearest mid-band, then nearest
-    the sector's middle angle).
+    pixel per equal angular sector around the centroid, the one nearest where the sector's
+    middle ray crosses mid-band (guarantees one point per sector; uneven on elongated masks).
 
     Points are ordered by `point_angles` around the centroid of the whole mask (several
     components are treated as one structure), so index k is the same place around the organ on
@@ -219,14 +223,16 @@ def ring_points(
     if method not in RING_METHODS:
         raise ValueError(f"ring_points: method must be one of {RING_METHODS}, got {method!r}")
     m = as_mask(mask)
-    band = ring_band(m, r=r, eps=eps, kernel=kernel)
+    center = mask_centroid(m)  # also rejects an empty mask
+    _check_band_args(r, eps)
+    d = _distance_from_mask(m, kernel)
+    band = _band_from_distance(d, r, eps)
     if not band.any():
         raise ValueError(
-            f"ring band lies entirely outside the image: every pixel of the {m.shape} image is "
-            f"within r={r} of the mask, so no background point can be placed"
+            f"ring band lies entirely outside the image: no pixel of the {m.shape} image is at "
+            f"distance r < d <= r + eps (r={r}, eps={eps}) from the mask, so no background "
+            "point can be placed"
         )
-    center = mask_centroid(m)
-    d = _distance_from_mask(m, kernel)
     level = _band_level(r, eps, kernel)
     pts = None
     if method == "arc":
