@@ -147,3 +147,23 @@ def test_bad_input_exits_non_zero_with_one_paragraph(tmp_path, capsys, problem, 
     assert rc == 2
     assert expected in err
     assert "Traceback" not in err and err.startswith("fob segment: error:")
+
+
+@pytest.mark.parametrize("name, label", [("mni-brain", "1"), ("abdomen-phantom", "3")])
+def test_segment_on_the_samples_writes_on_their_grid(tmp_path, name, label):
+    from napari_fob.samples import write_sample
+
+    files = write_sample(name, tmp_path / "in")
+    out = tmp_path / "out"
+    assert (
+        segment(files["image"], "--support", files["support"], "--out", out, "--labels", label) == 0
+    )
+    source, written = nib.load(files["image"]), nib.load(out / "labels.nii.gz")
+    assert written.shape == source.shape and np.allclose(written.affine, source.affine)
+    image = read_nifti(files["image"])
+    truth = read_labels(files["labels"], like=image) == int(label)
+    result = read_labels(out / "labels.nii.gz", like=image)
+    assert set(np.unique(result)) == {0, int(label)}
+    assert dice(result > 0, truth) > 0.4
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"][label]["name"]
