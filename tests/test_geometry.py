@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -316,3 +319,12 @@ def test_ring_box_is_xy_and_clipped():
     assert box.tolist() == [10, 0, 59, 20]
     with pytest.raises(ValueError, match="empty"):
         g.ring_box(np.zeros((0, 2)), (10, 10))
+
+
+def test_geometry_and_metrics_import_nothing_heavy():
+    code = (
+        "import sys, napari_fob.geometry, napari_fob.metrics; "
+        "print([m for m in ('torch', 'napari', 'qtpy', 'magicgui') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

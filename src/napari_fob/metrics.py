@@ -136,7 +136,8 @@ def prompt_metrics(
         scale_to_grid: when set (paper: 256), points and mask are first mapped to the S x S
             model grid (`geometry.slice_to_grid`, `geometry.resize_mask_to_grid`), so ring_error
             is in grid pixels and r / eps are at grid scale, comparable across image sizes.
-            None measures in slice pixels.
+            A structure thinner than one grid pixel vanishes there and counts as an empty
+            mask. None measures in slice pixels.
 
     Returns:
         {"bg_inside", "fg_outside", "ring_error", "ring_coverage"} as floats (NaN where
