@@ -1,0 +1,99 @@
+"""Prompt generators: the mask-ring and copy baselines, their evidence, the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_fob.generators import (
+    CopyGenerator,
+    MaskRingGenerator,
+    PromptGenerator,
+    make_generator,
+)
+
+
+def disk(shape=(96, 128), center=(48, 60), radius=14) -> np.ndarray:
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    return (rr - center[0]) ** 2 + (cc - center[1]) ** 2 <= radius**2
+
+
+def image_of(mask: np.ndarray) -> np.ndarray:
+    noise = np.random.default_rng(0).normal(0, 0.03, mask.shape)
+    return np.clip(0.2 + 0.5 * mask + noise, 0, 1).astype(np.float32)
+
+
+def test_mask_ring_is_drawn_at_grid_scale_and_mapped_back():
+    mask = disk(shape=(128, 128), center=(64, 64), radius=20)
+    gen = MaskRingGenerator(grid_size=256, r=15, eps=2)  # 2x the slice: r is 7.5 slice pixels
+    gen.set_support(image_of(mask), mask, slice_index=3)
+    [p] = gen.predict([image_of(mask)], slice_indices=[4], label=2)
+    assert p.origin == "mask-ring" and p.label == 2 and p.slice_index == 4
+    assert p.bg.shape == (10, 2) and 1 <= len(p.fg) <= 10
+    dist = ndimage.distance_transform_edt(~mask)
+    d = dist[np.round(p.bg[:, 0]).astype(int), np.round(p.bg[:, 1]).astype(int)]
+    assert np.all((d > 6.0) & (d < 10.5)), d
+    assert mask[np.round(p.fg[:, 0]).astype(int), np.round(p.fg[:, 1]).astype(int)].all()
+    angles = np.arctan2(p.bg[:, 1] - 64, -(p.bg[:, 0] - 64)) % (2 * np.pi)
+    assert np.all(np.diff(np.unwrap(angles)) > 0)  # ring order: one way round
+
+
+def test_nearest_support_is_used():
+    a, b = disk(center=(40, 40), radius=10), disk(center=(60, 90), radius=12)
+    gen = MaskRingGenerator()
+    gen.set_support(image_of(a), a, slice_index=5)
+    gen.set_support(image_of(b), b, slice_index=20)
+    out = gen.predict([image_of(a)] * 4, slice_indices=[0, 12, 13, 30])
+    assert [p.meta["support_slice"] for p in out] == [5, 5, 20, 20]  # tie at 12.5 -> lower
+    assert np.allclose(out[0].bg, out[1].bg) and not np.allclose(out[1].bg, out[2].bg)
+    gen.set_support(image_of(b), b, slice_index=5)  # replacing a slice's support
+    assert np.allclose(gen.predict([image_of(b)], slice_indices=[0])[0].bg, out[3].bg)
+
+
+def test_evidence_is_high_on_the_structure_and_low_where_it_has_gone():
+    mask = disk()
+    gen = MaskRingGenerator()
+    gen.set_support(image_of(mask), mask, slice_index=0)
+    same, shrunk, gone = gen.predict(
+        [image_of(mask), image_of(disk(radius=7)), image_of(np.zeros_like(mask))],
+        slice_indices=[1, 2, 3],
+    )
+    assert same.evidence > 0.9
+    assert 0.1 < shrunk.evidence < 0.5
+    assert gone.evidence < 0.05
+
+
+def test_copy_returns_the_support_points_unchanged():
+    mask = disk()
+    ring, copy = MaskRingGenerator(), CopyGenerator()
+    for g in (ring, copy):
+        g.set_support(image_of(mask), mask, slice_index=7)
+    [r], [c] = (
+        g.predict([image_of(disk(center=(30, 30)))], slice_indices=[9]) for g in (ring, copy)
+    )
+    assert c.origin == "copy" and np.array_equal(c.bg, r.bg) and np.array_equal(c.fg, r.fg)
+    assert copy.describe()["kind"] == "copy"
+
+
+def test_misuse_and_registry_errors():
+    gen = make_generator("mask-ring")
+    assert isinstance(gen, PromptGenerator) and isinstance(make_generator("copy"), CopyGenerator)
+    with pytest.raises(ValueError, match="before set_support"):
+        gen.predict([np.zeros((8, 8), np.float32)])
+    with pytest.raises(ValueError, match="empty"):
+        gen.set_support(np.zeros((8, 8)), np.zeros((8, 8), bool), slice_index=0)
+    with pytest.raises(ValueError, match="same shape"):
+        gen.set_support(np.zeros((8, 8)), np.zeros((8, 9), bool), slice_index=0)
+    with pytest.raises(ValueError, match="expected one of"):
+        make_generator("magic")
+    mask = disk()
+    gen.set_support(image_of(mask), mask, slice_index=1)
+    gen.set_support(image_of(mask), mask, slice_index=2)
+    with pytest.raises(ValueError, match="several supports"):
+        gen.predict([image_of(mask)])
+    with pytest.raises(ValueError, match="2 indices"):
+        gen.predict([image_of(mask)], slice_indices=[1, 2])
+    gen.clear_supports()
+    with pytest.raises(ValueError, match="before set_support"):
+        gen.predict([image_of(mask)], slice_indices=[1])
