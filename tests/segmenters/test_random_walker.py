@@ -24,11 +24,11 @@ def _noisy(mask: np.ndarray, sigma: float = 60.0, seed: int = 0) -> np.ndarray:
     return (100.0 + 200.0 * mask + rng.normal(0, sigma, mask.shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_noisy_ellipse_with_true_ring_gives_dice_above_0_9(seed):
+@pytest.mark.parametrize(("seed", "mode"), [(0, "bf"), (1, "bf"), (2, "cg_j")])
+def test_noisy_ellipse_with_true_ring_gives_dice_above_0_9(seed, mode):
     mask = _ellipse()
     prompts = PromptSet(fg=fg_points_from_mask(mask, 5), bg=ring_points(mask, 10))
-    out = RandomWalkerSegmenter().segment(_noisy(mask, seed=seed), prompts, window=WINDOW)
+    out = RandomWalkerSegmenter(mode=mode).segment(_noisy(mask, seed=seed), prompts, window=WINDOW)
     assert out.dtype == bool and out.shape == mask.shape
     assert dice(out, mask) > 0.9
 
@@ -75,6 +75,8 @@ def test_bad_input_is_named():
         seg.segment(np.zeros((3, 4, 5)), PromptSet(fg=[[1, 1]], bg=[]), window=WINDOW)
     with pytest.raises(ValueError, match="beta"):
         RandomWalkerSegmenter(beta=0)
+    with pytest.raises(ValueError, match="mode"):
+        RandomWalkerSegmenter(mode="amg")
     assert seg.describe()["kind"] == "random-walker"
     assert seg.segment_many([np.zeros((8, 8))], [PromptSet(fg=[], bg=[])], window=WINDOW)[
         0

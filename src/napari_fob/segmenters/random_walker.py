@@ -56,7 +56,9 @@ class RandomWalkerSegmenter:
         outside_margin: pixels beyond the ring polygon that stay unlabelled; farther is
             background. Without a ring (< 3 bg points) the region is the points' bounding box.
         crop_margin: pixels added around the ring's bounding box for the walk.
-        tol: tolerance of the conjugate-gradient solver.
+        tol: tolerance of the conjugate-gradient solver (``mode="cg_j"`` only).
+        mode: scikit-image solver: ``"bf"`` (direct sparse solve; on a 2D crop of ~20k pixels
+            it is ~40x faster than conjugate gradients) or ``"cg_j"``.
     """
 
     name = "random-walker"
@@ -69,6 +71,7 @@ class RandomWalkerSegmenter:
         outside_margin: float = 4.0,
         crop_margin: int = 8,
         tol: float = 1e-4,
+        mode: str = "bf",
     ) -> None:
         if beta <= 0 or seed_radius < 0 or outside_margin < 0 or crop_margin < 0:
             raise ValueError(
@@ -81,18 +84,22 @@ class RandomWalkerSegmenter:
         self.outside_margin = float(outside_margin)
         self.crop_margin = int(crop_margin)
         self.tol = float(tol)
+        if mode not in ("bf", "cg_j"):
+            raise ValueError(f"RandomWalkerSegmenter mode: expected 'bf' or 'cg_j', got {mode!r}")
+        self.mode = mode
 
     def describe(self) -> dict[str, Any]:
         """JSON-able identity: kind and every option."""
         return {
             "kind": "random-walker",
-            "backend": "skimage.segmentation.random_walker (mode cg_j)",
+            "backend": "skimage.segmentation.random_walker",
             "options": {
                 "beta": self.beta,
                 "seed_radius": self.seed_radius,
                 "outside_margin": self.outside_margin,
                 "crop_margin": self.crop_margin,
                 "tol": self.tol,
+                "mode": self.mode,
             },
         }
 
@@ -124,7 +131,7 @@ class RandomWalkerSegmenter:
             # larger probability) is used, which the overshoot does not change.
             warnings.filterwarnings("ignore", message="The probability range is outside")
             result = random_walker(
-                data, crop_seeds, beta=self.beta, mode="cg_j", tol=self.tol, channel_axis=None
+                data, crop_seeds, beta=self.beta, mode=self.mode, tol=self.tol, channel_axis=None
             )
         mask[r0:r1, c0:c1] = result == FG
         return mask
