@@ -15,6 +15,7 @@ Pure numpy + nibabel (through `napari_fob.io`); must not import torch.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     if value is None or str(value).strip() == "":
         return None
     path = Path(str(value).strip()).expanduser()
-    return path if path.is_absolute() else (base / path)
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 def _entry(base: Path, row: dict, where: str) -> ManifestEntry:
@@ -111,8 +112,6 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
 
 def write_manifest(path: str | Path, entries: list[ManifestEntry]) -> Path:
     """Write entries as a YAML manifest with paths relative to its folder where possible."""
-    import os
-
     import yaml
 
     path = Path(path)
