@@ -1,0 +1,159 @@
+"""FoB checkpoints: self-describing files written atomically and read with ``weights_only=True``.
+
+Imports torch. A checkpoint is a dict ``{"format": "napari-fob/fob", "version": 1, "config":
+FobConfig.to_dict(), "model": state_dict, "step": int, **extra}`` (extra may hold an optimizer
+state, the training config, metrics...).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import FobConfig
+from .fob import Fob
+
+FORMAT = "napari-fob/fob"
+VERSION = 1
+DEFAULT_NAME = "default"
+DEFAULT_FILE = "fob-compact.pt"
+_RESERVED = ("format", "version", "config", "model", "step")
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: Fob, *, step: int = 0, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (its config and state dict) to ``path`` atomically; returns the path.
+
+    The file is written to a temporary file in the same folder and moved into place with
+    ``os.replace``, so a crash leaves either the old file or the new one, never half a file.
+
+    Raises:
+        ValueError: ``extra`` uses a reserved key.
+    """
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"save_checkpoint: extra keys {clash} are reserved ({_RESERVED})")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "step": int(step),
+        **extra,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(content, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint dict (tensors on ``map_location``) and check its format.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a napari-fob FoB checkpoint of a known version.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"FoB checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle/zip errors: say which file is bad, not where torch failed
+        raise ValueError(f"FoB checkpoint {path}: cannot be read ({err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"FoB checkpoint {path}: not a {FORMAT!r} file")
+    if ckpt.get("version") != VERSION:
+        raise ValueError(
+            f"FoB checkpoint {path}: version {ckpt.get('version')!r}, this code reads {VERSION}"
+        )
+    return ckpt
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """``"default"`` -> the packaged ``fob-compact.pt``; anything else -> that path.
+
+    Raises:
+        FileNotFoundError: saying what is missing, where it was looked for and how to get it.
+    """
+    from napari_fob.paths import package_weights_dir
+
+    if str(path_or_name) == DEFAULT_NAME:
+        path = package_weights_dir() / DEFAULT_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the default FoB model {DEFAULT_FILE} is missing: looked for {path}. "
+                "Train one with `fob train` (it writes a checkpoint) and pass its path, "
+                "or put a checkpoint at that location."
+            )
+        return path
+    path = Path(path_or_name).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"FoB checkpoint {path} not found: pass an existing .pt file written by `fob train`, "
+            f"or {DEFAULT_NAME!r} for the packaged model"
+        )
+    return path
+
+
+def load_fob(path_or_name: str | os.PathLike = DEFAULT_NAME, *, device: Any = "cpu") -> Fob:
+    """Build the model a checkpoint describes and load its weights; returns it in eval mode.
+
+    The config's ``encoder_weights`` is ignored (the state dict already holds the encoder).
+
+    Raises:
+        FileNotFoundError: see `resolve_checkpoint`.
+        ValueError: bad config, or state dict keys/shapes that do not match the config (the
+            message names the checkpoint and the keys).
+    """
+    from napari_fob.devices import resolve_device
+
+    path = resolve_checkpoint(path_or_name)
+    ckpt = load_checkpoint(path)
+    try:
+        config = replace(FobConfig.from_dict(dict(ckpt["config"])), encoder_weights=None)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"FoB checkpoint {path}: bad config ({err})") from err
+    model = Fob(config=config)
+    check_state(model, ckpt["model"], source=str(path))
+    model.load_state_dict(ckpt["model"], strict=True)
+    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
+    return model.to(dev).eval()
+
+
+def check_state(model: Fob, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """ValueError naming ``source`` and the missing, unexpected or mis-shaped keys, if any."""
+    want = model.state_dict()
+    missing = sorted(set(want) - set(state))
+    unexpected = sorted(set(state) - set(want))
+    shapes = sorted(
+        f"{k}: {tuple(state[k].shape)} vs {tuple(want[k].shape)}"
+        for k in set(want) & set(state)
+        if tuple(state[k].shape) != tuple(want[k].shape)
+    )
+    if missing or unexpected or shapes:
+        parts = [
+            f"{label} {keys[:6]}{' ...' if len(keys) > 6 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", shapes))
+            if keys
+        ]
+        raise ValueError(
+            f"FoB checkpoint {source} does not match its config {model.config.name!r}: "
+            + "; ".join(parts)
+        )

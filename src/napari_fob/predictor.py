@@ -1,0 +1,224 @@
+"""`FobPredictor`: support slices in (encoded once, cached), one `PromptSet` per query slice out.
+
+Imports numpy, `geometry` and `prompts` at module level; torch and the model only inside
+functions, so importing this module is cheap. Must not import napari or Qt. Slices are ``(H, W)``
+float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain resize,
+`geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_fob import geometry
+from napari_fob.prompts import PromptSet
+
+if TYPE_CHECKING:
+    from napari_fob.model.fob import Fob, FobOutput, SupportState
+
+
+@dataclass
+class _Support:
+    slice_index: int | None
+    state: SupportState
+    ring: np.ndarray  # (Np, 2) grid (row, col), for inspection
+
+
+def _check_image(image: Any, name: str) -> np.ndarray:
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim != 2 or min(arr.shape) < 1:
+        raise ValueError(f"{name}: expected an (H, W) slice, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: holds NaN or inf values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"{name}: expected intensities in [0, 1] (see intensity.normalise), got [{lo}, {hi}]"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+class FobPredictor:
+    """FoB prompts for query slices, given one or more support slices of the same structure.
+
+    ``set_support`` encodes a support (image + mask) once and caches its features and
+    prototypes; ``predict`` runs the rest of the model on batches of query slices, each against
+    the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``.
+    """
+
+    def __init__(self, model: Fob, *, device: str = "auto") -> None:
+        import torch
+
+        from napari_fob.devices import resolve_device
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self._supports: list[_Support] = []
+
+    @property
+    def grid_size(self) -> int:
+        """S, the model grid every slice is resized to."""
+        return self.model.config.grid_size
+
+    @property
+    def support_indices(self) -> list[int | None]:
+        """Slice indices of the supports set, in the order they were set."""
+        return [s.slice_index for s in self._supports]
+
+    def set_support(
+        self, image: np.ndarray, mask: np.ndarray, *, slice_index: int | None = None
+    ) -> None:
+        """Add a support: (H, W) float32 image in [0, 1] and its (H, W) bool mask.
+
+        A support with the same ``slice_index`` replaces the earlier one.
+
+        Raises:
+            ValueError: bad shapes or values, an empty mask, or a mask that vanishes at the grid.
+        """
+        import torch
+
+        img = _check_image(image, "support image")
+        m = np.asarray(mask)
+        if m.shape != img.shape:
+            raise ValueError(f"support mask: shape {m.shape} differs from the image's {img.shape}")
+        m = m.astype(bool)
+        if not m.any():
+            raise ValueError("support mask is empty: paint the structure on the support slice")
+        cfg, s = self.model.config, self.grid_size
+        mask_g = geometry.resize_mask_to_grid(m, s)
+        if not mask_g.any():
+            raise ValueError(
+                f"support mask ({int(m.sum())} px) vanishes when resized to the {s}x{s} model "
+                "grid: the structure is too small on this slice"
+            )
+        ring = geometry.ring_points(
+            mask_g, cfg.n_bg, r=cfg.ring_r, eps=cfg.ring_eps, kernel=cfg.ring_kernel
+        )
+        dev = self.device
+        img_t = torch.from_numpy(geometry.resize_to_grid(img, s))[None, None].to(dev)
+        mask_t = torch.from_numpy(mask_g.astype(np.float32))[None].to(dev)
+        ring_t = torch.from_numpy(ring.astype(np.float32))[None].to(dev)
+        with torch.inference_mode():
+            state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
+        idx = None if slice_index is None else int(slice_index)
+        self._supports = [sup for sup in self._supports if sup.slice_index != idx]
+        self._supports.append(_Support(slice_index=idx, state=state, ring=ring))
+
+    def clear_supports(self) -> None:
+        """Forget every support."""
+        self._supports = []
+
+    def _support_for(self, slice_index: int | None) -> _Support:
+        if len(self._supports) == 1:
+            return self._supports[0]
+        if slice_index is None:
+            raise ValueError(
+                f"{len(self._supports)} supports are set: pass slice_indices so each query "
+                "uses the nearest one"
+            )
+        if any(s.slice_index is None for s in self._supports):
+            raise ValueError("several supports are set but some have no slice_index")
+        # nearest by |dz|; on a tie the lower slice index wins (a fixed, documented rule)
+        return min(self._supports, key=lambda s: (abs(s.slice_index - slice_index), s.slice_index))
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        slice_indices: Sequence[int] | None = None,
+        label: int = 1,
+        batch_size: int = 16,
+    ) -> list[PromptSet]:
+        """One `PromptSet` per query slice, in the order given.
+
+        Args:
+            images: query slices, each (H_i, W_i) float32 in [0, 1] (sizes may differ).
+            slice_indices: each query's slice index (chooses the nearest support, and is stored
+                in the PromptSet); optional when a single support is set.
+            label: the structure's label value written into each PromptSet.
+            batch_size: queries per forward pass.
+        Returns:
+            PromptSets with ``bg`` (Np, 2) in ring order, ``fg`` (<= Nf, 2), both (row, col) in
+            the slice's pixels; ``bg_scores`` (heatmap peak per channel, clipped to [0, 1]),
+            ``fg_scores`` (C at each point), ``evidence`` (max of C), ``origin="fob"``.
+        Raises:
+            RuntimeError: no support is set yet.
+            ValueError: bad images, indices or batch size.
+        """
+        import torch
+
+        if not self._supports:
+            raise RuntimeError("FobPredictor.predict: no support set; call set_support() first")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        imgs = [_check_image(im, f"query image {i}") for i, im in enumerate(images)]
+        if slice_indices is not None and len(slice_indices) != len(imgs):
+            raise ValueError(
+                f"slice_indices: {len(slice_indices)} given for {len(imgs)} query images"
+            )
+        indices = [None] * len(imgs) if slice_indices is None else [int(z) for z in slice_indices]
+        groups: dict[int, list[int]] = {}
+        for i, z in enumerate(indices):
+            groups.setdefault(id(self._support_for(z)), []).append(i)
+        results: list[PromptSet | None] = [None] * len(imgs)
+        by_id = {id(s): s for s in self._supports}
+        s = self.grid_size
+        with torch.inference_mode():
+            for sid, members in groups.items():
+                sup = by_id[sid]
+                for start in range(0, len(members), batch_size):
+                    chunk = members[start : start + batch_size]
+                    batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
+                    x = torch.from_numpy(batch)[:, None].to(self.device)  # (b, 1, S, S)
+                    out = self.model.predict_from_support(sup.state, self.model.encode(x))
+                    for j, i in enumerate(chunk):
+                        results[i] = self._prompts(out, j, imgs[i].shape, indices[i], label, sup)
+        return results  # type: ignore[return-value]
+
+    def _prompts(
+        self,
+        out: FobOutput,
+        j: int,
+        shape: tuple[int, ...],
+        slice_index: int | None,
+        label: int,
+        support: _Support,
+    ) -> PromptSet:
+        cfg, s = self.model.config, self.grid_size
+        hw = (int(shape[0]), int(shape[1]))
+        limit = np.array([hw[0] - 1, hw[1] - 1], dtype=np.float64)
+        bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
+        bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
+        bg_scores = out.heatmaps[j].amax(dim=(-2, -1)).clamp(0, 1).float().cpu().numpy()
+        prob = out.fg_prob[j].float().cpu().numpy()
+        fg_grid, fg_scores = geometry.foreground_points(prob, cfg.n_fg, threshold=cfg.fg_threshold)
+        fg = np.clip(geometry.grid_to_slice(fg_grid, hw, s), 0.0, limit)
+        return PromptSet(
+            fg=fg,
+            bg=bg,
+            label=label,
+            slice_index=slice_index,
+            origin="fob",
+            fg_scores=fg_scores,
+            bg_scores=bg_scores,
+            evidence=float(prob.max()),
+            meta={"support_slice_index": support.slice_index},
+        )
+
+
+def load_predictor(checkpoint: str = "default", *, device: str = "auto") -> FobPredictor:
+    """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
+
+    Raises:
+        FileNotFoundError: the checkpoint is missing (the message says where it was looked for
+            and how to get one).
+    """
+    from napari_fob.devices import resolve_device
+    from napari_fob.model.checkpoint import load_fob
+
+    dev = resolve_device(device)
+    return FobPredictor(load_fob(checkpoint, device=dev), device=dev)

@@ -1,0 +1,138 @@
+"""FobPredictor: caching supports, mapping points back to each slice, misuse errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from napari_fob import geometry
+from napari_fob.model.checkpoint import save_checkpoint
+from napari_fob.model.fob import build_fob
+from napari_fob.predictor import FobPredictor, load_predictor
+from napari_fob.prompts import PromptSet
+
+
+def disk(shape, centre, radius) -> np.ndarray:
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius**2
+
+
+def slice_with(mask: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = 0.2 + 0.05 * rng.random(mask.shape)
+    return np.where(mask, 0.8, img).astype(np.float32)
+
+
+@pytest.fixture
+def predictor() -> FobPredictor:
+    torch.manual_seed(0)
+    return FobPredictor(build_fob("tiny"), device="cpu")
+
+
+def test_predict_returns_prompts_in_each_slices_pixels(predictor):
+    m1 = disk((80, 100), (40, 50), 15)
+    predictor.set_support(slice_with(m1), m1, slice_index=3)
+    shapes = [(120, 90), (50, 70)]
+    imgs = [slice_with(disk(s, (s[0] // 2, s[1] // 2), 10)) for s in shapes]
+    out = predictor.predict(imgs, slice_indices=[4, 5], label=2)
+    assert len(out) == 2
+    for ps, shape, z in zip(out, shapes, [4, 5]):
+        assert isinstance(ps, PromptSet) and ps.origin == "fob"
+        assert (ps.label, ps.slice_index) == (2, z)
+        assert ps.bg.shape == (10, 2) and 1 <= len(ps.fg) <= 10
+        for pts in (ps.bg, ps.fg):
+            assert np.all(pts >= 0) and np.all(pts[:, 0] <= shape[0] - 1)
+            assert np.all(pts[:, 1] <= shape[1] - 1)
+        assert ps.bg_scores.shape == (10,) and np.all((ps.bg_scores >= 0) & (ps.bg_scores <= 1))
+        assert len(ps.fg_scores) == len(ps.fg) and 0 <= ps.evidence <= 1
+
+
+def test_points_are_the_model_grid_points_mapped_back(predictor):
+    m = disk((64, 64), (30, 30), 12)
+    predictor.set_support(slice_with(m), m)
+    img = slice_with(disk((128, 96), (60, 50), 20))
+    (ps,) = predictor.predict([img])
+    grid = geometry.resize_to_grid(img, 64)
+    with torch.inference_mode():
+        sup = predictor._supports[0].state
+        out = predictor.model.predict_from_support(
+            sup, predictor.model.encode(torch.from_numpy(grid)[None, None])
+        )
+    want = np.clip(geometry.grid_to_slice(out.points[0].numpy(), (128, 96), 64), 0, [127, 95])
+    np.testing.assert_allclose(ps.bg, want, rtol=1e-5, atol=1e-4)
+
+
+def test_bg_ring_order_follows_the_supports_ring(predictor):
+    m = disk((64, 64), (32, 32), 12)
+    predictor.set_support(slice_with(m), m)
+    ring = predictor._supports[0].ring
+    np.testing.assert_array_equal(
+        ring, geometry.ring_points(m, 10, r=6, eps=2)
+    )  # support ring in geometry's ordering: channel k = ring position k
+
+
+def test_batches_give_the_same_answer(predictor):
+    m = disk((64, 64), (32, 32), 12)
+    predictor.set_support(slice_with(m), m)
+    imgs = [slice_with(disk((64, 64), (30 + i, 33), 11)) for i in range(5)]
+    a = predictor.predict(imgs, batch_size=2)
+    b = predictor.predict(imgs, batch_size=16)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.bg, y.bg, atol=1e-3)
+
+
+def test_nearest_support_is_used(predictor):
+    ma, mb = disk((64, 64), (20, 20), 8), disk((64, 64), (40, 40), 14)
+    predictor.set_support(slice_with(ma), ma, slice_index=0)
+    predictor.set_support(slice_with(mb), mb, slice_index=10)
+    q = slice_with(disk((64, 64), (32, 32), 10))
+    out = predictor.predict([q, q, q, q], slice_indices=[1, 4, 5, 9])
+    assert [p.meta["support_slice_index"] for p in out] == [0, 0, 0, 10]  # tie at 5 -> lower
+    assert not np.allclose(out[0].bg, out[3].bg)
+    predictor.set_support(slice_with(mb), mb, slice_index=0)  # same index replaces
+    assert predictor.support_indices == [10, 0]
+    with pytest.raises(ValueError, match="slice_indices"):
+        predictor.predict([q])
+
+
+def test_misuse_fails_fast(predictor):
+    img = np.zeros((32, 32), np.float32)
+    with pytest.raises(RuntimeError, match="set_support"):
+        predictor.predict([img])
+    with pytest.raises(ValueError, match="empty"):
+        predictor.set_support(img, np.zeros((32, 32), bool))
+    with pytest.raises(ValueError, match="shape"):
+        predictor.set_support(img, np.ones((31, 32), bool))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        predictor.set_support(img + 200, np.ones((32, 32), bool))
+    m = disk((32, 32), (16, 16), 6)
+    predictor.set_support(slice_with(m), m)
+    with pytest.raises(ValueError, match="query image 1"):
+        predictor.predict([img, np.zeros((3, 4, 5), np.float32)])
+    with pytest.raises(ValueError, match="slice_indices"):
+        predictor.predict([img], slice_indices=[1, 2])
+    predictor.clear_supports()
+    with pytest.raises(RuntimeError, match="set_support"):
+        predictor.predict([img])
+
+
+def test_load_predictor(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", build_fob("tiny"))
+    pred = load_predictor(str(path), device="cpu")
+    assert pred.grid_size == 64 and str(pred.device) == "cpu"
+    with pytest.raises(FileNotFoundError, match="fob-compact.pt"):
+        load_predictor("default", device="cpu")
+
+
+def test_importing_predictor_and_config_loads_neither_torch_nor_napari():
+    code = (
+        "import sys, napari_fob.predictor, napari_fob.model\n"
+        "napari_fob.model.get_config('tiny')\n"
+        "bad = [m for m in ('torch', 'napari', 'qtpy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
