@@ -67,6 +67,7 @@ def save_training_state(
     rng: list[dict[str, Any]],
     best_metric: float | None,
     config: dict,
+    rank_checksums: list[float] | None = None,
 ) -> Path:
     """Write a resumable checkpoint atomically; returns its path."""
     from napari_fob.model.checkpoint import save_checkpoint
@@ -86,6 +87,7 @@ def save_training_state(
         "best_metric": best_metric,
         "train_config": config,
         "train_settings": asdict(settings),
+        "rank_checksums": list(rank_checksums or []),
     }
     return Path(save_checkpoint(path, model, step=step, extra=extra))
 

@@ -282,6 +282,8 @@ class Trainer:
         from napari_fob.training.checkpoints import get_rng_state, save_training_state
 
         rng = ddp.all_gather_object(get_rng_state())  # every rank's state, rank order
+        # One parameter checksum per rank: DDP keeps them equal; a mismatch shows a broken job.
+        checksums = ddp.all_gather_object(parameter_checksum(self.model))
         improved = metric is not None and (
             self.best is None
             or (metric > self.best if HIGHER_IS_BETTER[self.val.metric] else metric < self.best)
@@ -308,10 +310,16 @@ class Trainer:
         return path
 
 
-def emit(kind: str, **fields: Any) -> None:
-    """Print one machine-readable line (``KIND key=value ...``; a ``path`` field goes last)."""
+def parameter_checksum(model: torch.nn.Module) -> float:
+    """Sum of every parameter's values (float64): equal on all ranks of an in-sync DDP job."""
+    with torch.no_grad():
+        return float(sum(p.detach().double().sum().cpu() for p in model.parameters()))
+
+
+def emit(event: str, /, **fields: Any) -> None:
+    """Print one machine-readable line (``EVENT key=value ...``; a ``path`` field goes last)."""
     path = fields.pop("path", None)
-    parts = [kind]
+    parts = [event]
     for key, value in fields.items():
         parts.append(f"{key}={value:.6g}" if isinstance(value, float) else f"{key}={value}")
     if path is not None:
