@@ -300,6 +300,7 @@ class Trainer:
                 rng=rng,
                 best_metric=self.best,
                 config=self.config,
+                rank_checksums=checksums,
             )
             path = save_training_state(self.out / "latest.pt", self.model, **kwargs)
             emit("CHECKPOINT", step=self.step, kind="latest", path=path)
