@@ -108,6 +108,16 @@ def test_lost_file_is_a_warned_miss(tmp_path):
     assert "a" not in fresh and fresh.misses == 1
 
 
+def test_memory_only_cache_may_serve_several_models_unless_pinned():
+    cache = EmbeddingCache()
+    cache.put("a", _value(0), _meta("m1"))
+    cache.put("b", _value(1), _meta("m2"))  # e.g. the user switched SAM model in the viewer
+    assert cache.meta("b")["model_id"] == "m2" and cache.model_id is None
+    pinned = EmbeddingCache(model_id="m1")
+    with pytest.raises(ValueError, match="m1.*m2"):
+        pinned.put("b", _value(1), _meta("m2"))
+
+
 def test_bad_max_items():
     with pytest.raises(ValueError, match="max_items"):
         EmbeddingCache(max_items=0)

@@ -4,8 +4,9 @@ An image embedding (e.g. SAM's ``features``) is expensive (seconds per slice on 
 fully determined by the slice's data, the intensity window that turned it into the model's
 input, the model's weights and the model's input size. `embedding_key` hashes exactly those, and
 the cache records them next to every entry, so an embedding is never served for a different
-input. A cache belongs to one model: a folder made for another model (or a ``put`` for another
-model) is refused with a `ValueError` naming both, as micro-sam refuses a mismatched zarr cache.
+input. A disk store belongs to one model: a folder made for another model (or a ``put`` for
+another model) is refused with a `ValueError` naming both, as micro-sam refuses a mismatched zarr
+cache.
 
 On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
 metadata of every entry). Every write goes to a temporary file first and is moved into place
@@ -97,7 +98,8 @@ class EmbeddingCache:
     Args:
         max_items: how many embeddings stay in memory (SAM vit_b: 4 MiB each).
         disk_dir: folder for the persistent store, created if missing; None keeps memory only.
-        model_id: the model this cache is for; None binds it to the first model put or bound.
+        model_id: the model this cache is for; None binds a disk store to the first model put
+            or bound, and leaves a memory-only cache open to several models.
 
     Raises:
         ValueError: ``disk_dir`` holds a store for another model, or an unreadable manifest.
@@ -123,13 +125,21 @@ class EmbeddingCache:
         self._lock = threading.RLock()
         if self.disk_dir is not None:
             self._open_disk()
+        self._pinned = model_id is not None
         if model_id is not None:
             self.bind(model_id)
 
     # ---- binding -------------------------------------------------------------------------
     def bind(self, model_id: str) -> None:
-        """Tie the cache to ``model_id``; refuse when it already belongs to another model."""
+        """Tie the cache to ``model_id``; refuse when it already belongs to another model.
+
+        Only a cache with a disk folder, or one created with ``model_id=``, is tied to a model;
+        a plain in-memory cache may hold several models' embeddings (their keys differ), so an
+        application can keep one cache while the user switches models.
+        """
         with self._lock:
+            if self.disk_dir is None and not self._pinned:
+                return
             if self.model_id is not None and self.model_id != model_id:
                 where = f"the folder {self.disk_dir}" if self.disk_dir else "this cache"
                 raise ValueError(

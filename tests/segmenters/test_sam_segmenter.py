@@ -116,6 +116,15 @@ def test_disk_cache_persists_across_segmenters_and_refuses_another_model(tmp_pat
         _segmenter(EmbeddingCache(disk_dir=tmp_path), seed=1)
 
 
+def test_one_memory_cache_shared_by_two_models_never_crosses_entries():
+    cache = EmbeddingCache()
+    first, second = _segmenter(cache, seed=0), _segmenter(cache, seed=1)
+    calls = _count_encoder_calls(second)
+    first.segment(_slice(), _prompts(), window=WINDOW)
+    second.segment(_slice(), _prompts(), window=WINDOW)
+    assert calls[0] == 1 and len(cache) == 2
+
+
 def test_precompute_goes_nearest_first():
     seg = _segmenter()
     volume = np.stack([_slice(i, (40, 40)) for i in range(7)])
