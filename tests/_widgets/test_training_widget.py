@@ -7,7 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
+import torch
 from qtpy.QtWidgets import QWidget
 
 from napari_fob._widgets.training import TrainingWidget
@@ -154,3 +157,65 @@ def test_opens_from_the_plugin_menu(make_napari_viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-fob", "FoB training")
     assert isinstance(widget, TrainingWidget)
     assert widget._viewer is not None
+
+
+def _tiny_training_config(tmp_path: Path) -> Path:
+    """A 6-slice volume with two labelled blobs, a manifest and a `tiny` model config."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    organ = ((yy - 32) / 20.0) ** 2 + ((xx - 28) / 14.0) ** 2 <= 1
+    blob = (yy - 18) ** 2 + (xx - 48) ** 2 <= 10**2
+    rng = np.random.default_rng(0)
+    # nibabel order (i, j, k): the slice axis is the last one
+    image = np.stack([100.0 * organ + 200.0 * blob] * 6, axis=-1) + rng.normal(0, 5, (64, 64, 6))
+    labels = np.stack([organ * 1 + blob * 2] * 6, axis=-1).astype(np.int16)
+    nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), tmp_path / "vol.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "lab.nii.gz")
+    (tmp_path / "manifest.yaml").write_text(
+        "volumes:\n  - {image: vol.nii.gz, labels: lab.nii.gz, intensity: '0,255'}\n"
+    )
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        model: tiny
+        manifest: {tmp_path / "manifest.yaml"}
+        episodes: {{label_source: gt, augment: {{enabled: false}}}}
+        train: {{num_workers: 0, log_every: 1, checkpoint_every: 2, amp: false}}
+        val: {{every: 0}}
+        """)
+    )
+    return config
+
+
+@pytest.mark.slow
+def test_real_fob_train_writes_a_checkpoint(widget, qtbot, tmp_path):
+    widget._config.setText(str(_tiny_training_config(tmp_path)))
+    widget._out.setText(str(tmp_path / "run"))
+    widget._iterations.setValue(4)
+    widget._device.setCurrentText("cpu")
+    with qtbot.waitSignal(widget.finished, timeout=120_000) as finished:
+        widget.start()
+        assert widget.is_running()
+        qtbot.waitUntil(lambda: widget.checkpoint() is not None, timeout=120_000)
+    log = widget._log.toPlainText()
+    assert finished.args == [0], log
+    assert widget._status.done
+    assert (widget._progress.value(), widget._progress.maximum()) == (4, 4)
+    assert widget._status.loss is not None and np.isfinite(widget._status.loss)
+    latest = tmp_path / "run" / "latest.pt"
+    assert widget.checkpoint() == latest
+    state = torch.load(latest, map_location="cpu", weights_only=False)
+    assert state["step"] == 4
+    with qtbot.waitSignal(widget.checkpoint_ready) as ready:
+        widget._use.click()
+    assert ready.args == [str(latest)]
+
+
+def test_closing_the_viewer_ends_the_child(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="FoB training")
+    widget.start_command(_fake_argv(tmp_path, steps=1000))
+    qtbot.waitUntil(lambda: widget._status.step >= 1, timeout=20_000)
+    pid = widget._process.processId()
+    viewer.close()
+    qtbot.waitUntil(lambda: not _alive(pid), timeout=5_000)

@@ -3,10 +3,8 @@
 The training itself never runs inside napari: a :class:`QProcess` starts
 ``python -m napari_fob.cli train ...`` and its output is read without blocking the event loop.
 The widget shows a progress bar (step / total), the last loss and learning rate, a scrolling log,
-Start / Stop, and hands the resulting checkpoint to the annotator widget.
-
-Command building and line parsing live in :mod:`napari_fob.training_process` (Qt-free); this
-module only translates between Qt and that module.
+Start / Stop, and hands the resulting checkpoint to the annotator widget. Command building and
+line parsing live in :mod:`napari_fob.training_process` (Qt-free); this module is the Qt side.
 """
 
 from __future__ import annotations
@@ -66,8 +64,8 @@ class TrainingWidget(QWidget):
         self._splitters[QProcess.StandardError] = LineSplitter()
         self._process = QProcess(self)
         self._process.setProcessChannelMode(QProcess.SeparateChannels)
-        self._process.readyReadStandardOutput.connect(lambda: self._read(QProcess.StandardOutput))
-        self._process.readyReadStandardError.connect(lambda: self._read(QProcess.StandardError))
+        self._process.readyReadStandardOutput.connect(self._on_stdout)
+        self._process.readyReadStandardError.connect(self._on_stderr)
         self._process.finished.connect(self._on_finished)
         self._process.errorOccurred.connect(self._on_process_error)
         self._kill_timer = QTimer(self)
@@ -206,12 +204,17 @@ class TrainingWidget(QWidget):
                 self._process.waitForFinished(timeout_ms)
 
     # ---- output --------------------------------------------------------------------------
+    def _on_stdout(self) -> None:
+        self._read(QProcess.StandardOutput)
+
+    def _on_stderr(self) -> None:
+        self._read(QProcess.StandardError)
+
     def _read(self, channel, flush: bool = False) -> None:
         self._process.setReadChannel(channel)
         data = bytes(self._process.readAll()).decode("utf-8", errors="replace")
         splitter = self._splitters[channel]
-        lines = splitter.feed(data) + (splitter.flush() if flush else [])
-        for line in lines:
+        for line in splitter.feed(data) + (splitter.flush() if flush else []):
             self._on_line(line)
         self._live.setText(next((s.transient for s in self._splitters.values() if s.transient), ""))
 
@@ -219,18 +222,16 @@ class TrainingWidget(QWidget):
         event = self._status.feed(line)
         if event is None or event.kind != "PROGRESS":
             self._append_log(line)  # progress lines are shown by the bar, not the log
-        if event is None:
-            return
-        status = self._status
-        if event.kind == "PROGRESS":
+        status, kind = self._status, (event.kind if event is not None else None)
+        if kind == "PROGRESS":
             self._progress.setRange(0, max(status.total, 1))
             self._progress.setValue(min(status.step, max(status.total, 1)))
-        if event.kind in ("PROGRESS", "VALIDATION"):
+        if kind in ("PROGRESS", "VALIDATION"):
             loss = "–" if status.loss is None else f"{status.loss:.4g}"
             lr = "–" if status.lr is None else f"{status.lr:.3g}"
             val = "".join(f"   val {k} {v:.4g}" for k, v in status.validation.items())
             self._metrics.setText(f"loss {loss}   lr {lr}{val}")
-        if event.kind == "CHECKPOINT":
+        if kind == "CHECKPOINT":
             self._checkpoint.setText(f"checkpoint: {status.checkpoint}")
             self._update_buttons()
 
