@@ -1,0 +1,107 @@
+"""Trainer pieces: lr schedule, train_step (SPR learns), atomic checkpoints, RNG round trip."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from napari_fob.model import build_fob
+from napari_fob.model.checkpoint import load_checkpoint
+from napari_fob.training.checkpoints import (
+    get_rng_state,
+    load_training_state,
+    save_training_state,
+    set_rng_state,
+)
+from napari_fob.training.config import TrainSettings
+from napari_fob.training.episodes import EpisodeConfig, EpisodeDataset
+from napari_fob.training.trainer import BATCH_KEYS, lr_at, train_step
+
+
+def test_lr_is_a_pure_step_function():
+    s = TrainSettings(lr=1e-4, lr_decay=0.95, lr_decay_every=1000)
+    assert lr_at(0, s) == lr_at(999, s) == 1e-4
+    assert lr_at(1000, s) == pytest.approx(0.95e-4)
+    assert lr_at(36_000, s) == pytest.approx(1e-4 * 0.95**36)
+
+
+def batches(phantom_volume, n: int, grid: int = 64):
+    ds = EpisodeDataset(
+        [phantom_volume(0)],
+        config=EpisodeConfig(grid_size=grid, ring_r=6, ring_eps=2, min_area=40, label_source="gt"),
+    )
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, sampler=range(n))
+    return [{k: b[k] for k in (*BATCH_KEYS, "query_ring")} for b in loader]
+
+
+def test_train_step_moves_spr_parameters_and_alpha(phantom_volume):
+    torch.manual_seed(0)
+    model = build_fob("tiny").train()
+    spr_before = {k: v.detach().clone() for k, v in model.spr.named_parameters()}
+    alpha_before = float(model.spr.alpha)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    logs = [train_step(model, b, opt, scaler, TrainSettings()) for b in batches(phantom_volume, 3)]
+    assert set(logs[0]) >= {"total", "rac", "heat", "coor", "fore", "grad_norm"}
+    assert all(np.isfinite(v) for row in logs for v in row.values())
+    moved = [k for k, v in model.spr.named_parameters() if not torch.equal(v, spr_before[k])]
+    assert len(moved) == len(spr_before), f"SPR parameters that did not move: {moved}"
+    assert float(model.spr.alpha) != alpha_before
+
+
+def test_rng_state_round_trip():
+    state = get_rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: NPY002
+    random.random(), np.random.rand(), torch.rand(1)  # noqa: NPY002
+    set_rng_state(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected  # noqa: NPY002
+
+
+def _save(path, model, step, opt):
+    return save_training_state(
+        path,
+        model,
+        step=step,
+        optimizer=opt,
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        settings=TrainSettings(),
+        rng=[get_rng_state()],
+        best_metric=None,
+        config={"model": "tiny"},
+    )
+
+
+def test_interrupted_checkpoint_write_never_corrupts_latest(tmp_path, monkeypatch):
+    model = build_fob("tiny")
+    opt = torch.optim.Adam(model.parameters())
+    latest = _save(tmp_path / "latest.pt", model, 5, opt)
+    real_save = torch.save
+
+    def crash_midway(obj, f, *args, **kwargs):
+        real_save({"partial": torch.zeros(1000)}, f)  # some bytes reach the file ...
+        raise OSError("disk full")  # ... then the write dies
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        _save(tmp_path / "latest.pt", model, 6, opt)
+    monkeypatch.setattr(torch, "save", real_save)
+    state = load_training_state(latest)
+    assert state["step"] == 5 and "optimizer" in state
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]  # no temp file left
+
+
+def test_resume_needs_a_training_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        load_training_state(tmp_path / "latest.pt")
+    model = build_fob("tiny")
+    from napari_fob.model.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "plain.pt", model, step=1)
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        load_training_state(tmp_path / "plain.pt")
+    assert load_checkpoint(tmp_path / "plain.pt")["step"] == 1
