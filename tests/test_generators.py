@@ -97,3 +97,26 @@ def test_misuse_and_registry_errors():
     gen.clear_supports()
     with pytest.raises(ValueError, match="before set_support"):
         gen.predict([image_of(mask)], slice_indices=[1])
+
+
+def test_fob_generator_wraps_the_predictor():
+    import torch
+
+    from napari_fob.model.fob import build_fob
+
+    torch.manual_seed(0)
+    gen = make_generator("fob", model=build_fob("tiny"), device="cpu")
+    assert isinstance(gen, PromptGenerator) and gen.name == "fob"
+    mask = disk()
+    gen.set_support(image_of(mask), mask, slice_index=3)
+    out = gen.predict([image_of(mask), image_of(disk(radius=9))], slice_indices=[4, 9], label=5)
+    for z, p in zip((4, 9), out):
+        assert p.origin == "fob" and p.label == 5 and p.slice_index == z
+        assert p.bg.shape == (10, 2) and isinstance(p.evidence, float)
+    described = gen.describe()
+    assert described["kind"] == "fob" and described["config"]["name"] == "tiny"
+
+
+def test_fob_default_checkpoint_missing_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="fob-compact.pt"):
+        make_generator("fob", checkpoint="default", device="cpu")
