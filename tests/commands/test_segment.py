@@ -119,6 +119,7 @@ def _other_grid(tmp_path, case):
         ("2D image", "a 2D image has no slices"),
         ("missing SAM checkpoint", "missing weights: no SAM vit_b checkpoint found"),
         ("missing FoB checkpoint", "missing weights"),
+        ("no shipped FoB model", "the default FoB model fob-compact.pt is missing"),
         ("support count", "give one --support per IMAGE"),
         ("bad slices", "--slices '3-9'"),
     ],
@@ -138,6 +139,8 @@ def test_bad_input_exits_non_zero_with_one_paragraph(tmp_path, capsys, problem, 
         extra = ["--segmenter", "sam"]
     elif problem == "missing FoB checkpoint":
         extra = ["--prompts", "fob", "--fob-checkpoint", str(tmp_path / "nope.pt")]
+    elif problem == "no shipped FoB model":
+        extra = ["--prompts", "fob"]  # --fob-checkpoint default
     elif problem == "support count":
         image = f"{image} {image}"
     elif problem == "bad slices":
@@ -167,3 +170,33 @@ def test_segment_on_the_samples_writes_on_their_grid(tmp_path, name, label):
     assert dice(result > 0, truth) > 0.4
     report = json.loads((out / "report.json").read_text())
     assert report["labels"][label]["name"]
+
+
+def test_segment_job_with_tiny_fob_and_tiny_sam(tmp_path):
+    import torch
+
+    from napari_fob.commands.segment_job import segment_volume
+    from napari_fob.generators import make_generator
+    from napari_fob.model.fob import build_fob
+    from napari_fob.segmenters.sam import SamSegmenter
+    from napari_fob.segmenters.sam_models import build_tiny_sam
+
+    torch.manual_seed(0)
+    case = make_case(tmp_path / "case")
+    report = segment_volume(
+        case["image"],
+        case["support"],
+        tmp_path / "out",
+        generator=make_generator("fob", model=build_fob("tiny"), device="cpu"),
+        segmenter=SamSegmenter.from_model(build_tiny_sam(0), model_id="tiny-0", device="cpu"),
+        labels=[2],
+        slices="12:17",
+        progress=False,
+    )
+    assert report["prompts"]["kind"] == "fob" and report["segmenter"]["model_id"] == "tiny-0"
+    assert report["labels"]["2"]["predicted_slices"] == [12, 13, 15, 16]
+    assert len(report["labels"]["2"]["confidence"]) == 4
+    written = nib.load(tmp_path / "out" / "labels.nii.gz")
+    assert written.shape == nib.load(case["image"]).shape and np.allclose(written.affine, AFFINE)
+    sidecar = json.loads((tmp_path / "out" / "prompts.json").read_text())
+    assert {r["prompts"]["origin"] for r in sidecar["slices"] if r["prompts"]} == {"fob"}
