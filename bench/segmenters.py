@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -45,12 +46,29 @@ def prompts_for(mask: np.ndarray) -> PromptSet:
     return PromptSet(fg=fg_points_from_mask(mask, 10), bg=ring_points(mask, 10))
 
 
-def timed(fn, repeats: int) -> tuple[float, list[float]]:
-    runs = []
+CPU_TIMES: dict[str, float] = {}  # step -> median process CPU seconds (all threads)
+
+
+def timed(
+    fn, repeats: int, name: str | None = None, warmup: bool = True
+) -> tuple[float, list[float]]:
+    """Median wall-clock seconds of ``repeats`` calls; the CPU-time median goes to CPU_TIMES.
+
+    One untimed call first (``warmup``): torch builds its kernels for new shapes on first use.
+
+    Other processes on a shared machine inflate wall time; process CPU time is much less
+    affected, so both are reported.
+    """
+    runs, cpu = [], []
+    if warmup:
+        fn()
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         runs.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    if name is not None:
+        CPU_TIMES[name] = statistics.median(cpu)
     return statistics.median(runs), runs
 
 
@@ -59,14 +77,16 @@ def bench(args: argparse.Namespace) -> dict:
 
     from napari_fob.segmenters.sam import SamSegmenter, build_tiny_sam
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    default_threads = torch.get_num_threads()
     window = Window(-100.0, 400.0, "bench")
     image, mask = phantom(0)
     prompts = prompts_for(mask)
     rows: dict[str, float] = {}
 
     rw = RandomWalkerSegmenter()
-    rows["random_walker_s"], _ = timed(lambda: rw.segment(image, prompts, window=window), 10)
+    rows["random_walker_s"], _ = timed(
+        lambda: rw.segment(image, prompts, window=window), 10, "random_walker_s"
+    )
 
     if args.tiny:
         model, model_id = build_tiny_sam(0), "tiny-0"
@@ -78,33 +98,34 @@ def bench(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cache = EmbeddingCache(max_items=8, disk_dir=tmp)
         sam = SamSegmenter.from_model(model, model_id=model_id, cache=cache, device="cpu")
-        embeds = []
-        for seed in range(args.embed_slices):
-            slice_, _ = phantom(seed + 1)
-            start = time.perf_counter()
-            sam.segment(slice_, prompts, window=window)  # miss: encoder + decode
-            embeds.append(time.perf_counter() - start)
-        rows["sam_embed_plus_first_decode_s"] = statistics.median(embeds)
+        slices = iter([phantom(seed + 1)[0] for seed in range(args.embed_slices)])
+        rows["sam_embed_plus_first_decode_s"], _ = timed(
+            lambda: sam.segment(next(slices), prompts, window=window),  # miss: encoder + decode
+            args.embed_slices,
+            "sam_embed_plus_first_decode_s",
+            warmup=False,
+        )
 
         sam.segment(image, prompts, window=window)  # cache the benchmark slice
-        rows["sam_decode_s"], _ = timed(
-            lambda: sam.predictor.predict(
-                point_coords=np.concatenate([prompts.fg, prompts.bg])[:, ::-1].copy(),
-                point_labels=np.r_[np.ones(len(prompts.fg)), np.zeros(len(prompts.bg))],
-                multimask_output=False,
-            ),
-            args.repeats,
-        )
         key = sam.embedding_key(image, window)
-        rows["cache_hit_memory_s"], _ = timed(lambda: cache.get(key), args.repeats)
+        rows["cache_hit_memory_s"], _ = timed(
+            lambda: cache.get(key), args.repeats, "cache_hit_memory_s"
+        )
 
         def disk_hit():
             EmbeddingCache(disk_dir=tmp).get(key)
 
-        rows["cache_hit_disk_s"], _ = timed(disk_hit, args.repeats)
+        rows["cache_hit_disk_s"], _ = timed(disk_hit, args.repeats, "cache_hit_disk_s")
 
+        coords = np.concatenate([prompts.fg, prompts.bg])[:, ::-1].copy()
+        point_labels = np.r_[np.ones(len(prompts.fg)), np.zeros(len(prompts.bg))]
         labels = np.zeros((8, *image.shape), dtype=np.uint8)
         rng = np.random.default_rng(1)
+
+        def decode():
+            sam.predictor.predict(
+                point_coords=coords, point_labels=point_labels, multimask_output=False
+            )
 
         def move_and_recommit():
             moved = prompts.copy()
@@ -114,43 +135,84 @@ def bench(args: argparse.Namespace) -> dict:
             target[target == 1] = 0  # replace this structure's previous mask
             target[result & (target == 0)] = 1  # never overwrite another structure
 
-        rows["move_point_recommit_s"], _ = timed(move_and_recommit, args.repeats)
+        # On a shared machine torch's idle threads spin and inflate small ops: time the
+        # decoder path with one thread and with the default.
+        for threads in sorted({1, default_threads}):
+            torch.set_num_threads(threads)
+            name = f"sam_decode_{threads}t_s"
+            rows[name], _ = timed(decode, args.repeats, name)
+            name = f"move_point_recommit_{threads}t_s"
+            rows[name], _ = timed(move_and_recommit, args.repeats, name)
+        torch.set_num_threads(default_threads)
         rows["embedding_mib"] = cache.get(key)["features"].nbytes / 2**20
     rows["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch threads, python {platform.python_version()}, torch {torch.__version__}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{default_threads} torch threads by default, python {platform.python_version()}, "
+        f"torch {torch.__version__}",
         "model": model_id,
         "slice": list(image.shape),
         "embed_slices": args.embed_slices,
         "repeats": args.repeats,
         "results": rows,
+        "cpu_seconds": dict(CPU_TIMES),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "target_move_point_recommit_s": TARGET_S,
-        "target_met": rows["move_point_recommit_s"] < TARGET_S,
+        "target_met": min(v for k, v in rows.items() if k.startswith("move_point")) < TARGET_S,
     }
 
 
+def _fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.1f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
 def table(report: dict) -> str:
-    r = report["results"]
+    r, cpu = report["results"], report["cpu_seconds"]
+    steps = [
+        ("random walker, one slice (crop around the ring)", "random_walker_s"),
+        (
+            f"SAM image embedding + first decode (cache miss; {report['embed_slices']} slice(s))",
+            "sam_embed_plus_first_decode_s",
+        ),
+        ("cache hit, memory", "cache_hit_memory_s"),
+        (
+            f"cache hit, disk (open the folder + read {r['embedding_mib']:.0f} MiB)",
+            "cache_hit_disk_s",
+        ),
+    ]
+    for key in sorted(k for k in r if k.startswith("sam_decode_")):
+        threads = key.split("_")[2].rstrip("t")
+        steps.append((f"SAM decode, one prompt set (embedding set), {threads} thread(s)", key))
+    for key in sorted(k for k in r if k.startswith("move_point_recommit_")):
+        threads = key.split("_")[3].rstrip("t")
+        steps.append(
+            (
+                f"**move one point + recommit a cached slice**, {threads} thread(s) "
+                "(hash, cache hit, decode, mask write)",
+                key,
+            )
+        )
+    met = "met" if report["target_met"] else "NOT met on wall time"
     lines = [
         f"Model `{report['model']}` (random weights: same cost as the official ones), "
         f"{report['slice'][0]}x{report['slice'][1]} slice, 10 fg + 10 bg points; "
-        f"{report['machine']}. Medians.",
+        f"{report['machine']}; 1-minute load average {report['load_average_1min_at_end']:.1f} "
+        "(other jobs share the 2 cores: wall times are upper bounds, CPU time is the work "
+        "done by this process, all threads). Medians.",
         "",
-        "| step | time |",
-        "|---|---|",
-        f"| random walker, one slice (crop around the ring) "
-        f"| {r['random_walker_s'] * 1e3:.0f} ms |",
-        f"| SAM image embedding + first decode (cache miss; {report['embed_slices']} slice(s)) "
-        f"| {r['sam_embed_plus_first_decode_s']:.1f} s |",
-        f"| SAM decode, one prompt set (embedding set) | {r['sam_decode_s'] * 1e3:.0f} ms |",
-        f"| cache hit, memory | {r['cache_hit_memory_s'] * 1e6:.0f} µs |",
-        f"| cache hit, disk (new process: open folder + read {r['embedding_mib']:.0f} MiB) "
-        f"| {r['cache_hit_disk_s'] * 1e3:.1f} ms |",
-        f"| **move one point + recommit a cached slice** (hash, hit, decode, mask write) "
-        f"| **{r['move_point_recommit_s'] * 1e3:.0f} ms** (target < {TARGET_S * 1e3:.0f} ms: "
-        f"{'met' if report['target_met'] else 'NOT met'}) |",
-        f"| peak resident memory of the benchmark | {r['peak_rss_mib']:.0f} MiB |",
+        "| step | wall time | CPU time |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {label} | {_fmt(r[key])} | {_fmt(cpu[key])} |" for label, key in steps]
+    lines += [
+        f"| peak resident memory of the benchmark | {r['peak_rss_mib']:.0f} MiB | |",
+        "",
+        f"Target: moving one point and recommitting a cached slice under "
+        f"{TARGET_S * 1e3:.0f} ms on this CPU: {met}.",
     ]
     return "\n".join(lines) + "\n"
 
