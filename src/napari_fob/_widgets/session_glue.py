@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from napari_fob._widgets import workers
+from napari_fob._widgets._mesa_guard import block_triton_under_mesa
 from napari_fob._widgets.backends import BackendChoice, build
 from napari_fob._widgets.review import SliceEntry
 from napari_fob.intensity import Window
@@ -43,6 +44,7 @@ class SessionGlue:
         self.backend_key: Any = None
         self.backend_text = ""
         self.cache: Any = None
+        self.prefetch_center: int | None = None
 
     # ---- models ----------------------------------------------------------------------------
     def set_backends(self, generator: Any, segmenter: Any, text: str | None = None) -> None:
@@ -64,6 +66,7 @@ class SessionGlue:
         """(Worker side) build the models when the choice changed; yields one progress item."""
         if self.backend_key != "given" and self.backend_key != choice:
             yield (0, 1, "Loading models")
+            block_triton_under_mesa()  # before torch is imported (see _mesa_guard)
             if self.cache is None:
                 from napari_fob.cache import EmbeddingCache
 
@@ -252,6 +255,7 @@ class SessionGlue:
             k for k in range(z - PREFETCH_RADIUS, z + PREFETCH_RADIUS + 1) if 0 <= k < s.shape[0]
         ]
         images = {k: s.volume[k] for k in near}
+        self.prefetch_center = z
         w.prefetch = workers.start(
             lambda: precompute(images, window=s.window, center=z),
             description="SAM embeddings",
@@ -265,3 +269,5 @@ class SessionGlue:
         if queued is not None:
             description, make, on_done = queued
             self.w.run_job(description, make, on_done=on_done)
+        elif self.prefetch_center != self.w.current_slice():
+            self.start_prefetch()  # the slice changed while it ran

@@ -45,18 +45,19 @@ class _Bar:
         self._done = 0
 
     def update(self, item: Any) -> None:
-        if self._bar is None:
+        bar = self._bar  # a local: updating the bar may process events that close it
+        if bar is None:
             return
         done, total, message = _step(item)
-        if total is not None and total != self._bar.total:
-            self._bar.total = total
+        if message:
+            bar.set_description(message)
+        if total is not None and total != bar.total:
+            bar.total = total
         if done is None:
             done = self._done + 1
         if done > self._done:
-            self._bar.update(done - self._done)
-            self._done = done
-        if message:
-            self._bar.set_description(message)
+            step, self._done = done - self._done, done
+            bar.update(step)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -138,24 +139,39 @@ def start(
                 on_end()
         return job
 
+    # Result and error are handed over through `finished`, the worker's last signal: Qt does
+    # not keep the order of signals that reach different receivers, so a "returned" handler
+    # could run before the last "yielded" one.
+    outcome: dict[str, Any] = {}
+
     def drive() -> Generator[Any, Any, Any]:
-        result = yield from make_generator()
-        return result
+        try:
+            outcome["result"] = yield from make_generator()
+        except Exception as exc:  # reported on the main thread by `finished`
+            outcome["error"] = exc
 
     worker = create_worker(drive, _start_thread=False)
     job = Job(worker, bar)
 
+    def progress_if_running(item: Any) -> None:
+        if not job.finished:
+            progress_cb(item)
+
     def finished() -> None:
         job.finished = True
         bar.close()
-        if on_end is not None:
-            on_end()
+        try:
+            if "error" in outcome:
+                if on_error is None:
+                    raise outcome["error"]
+                on_error(outcome["error"])
+            elif "result" in outcome and not job.cancelled and on_done is not None:
+                on_done(outcome["result"])
+        finally:
+            if on_end is not None:
+                on_end()
 
-    worker.yielded.connect(progress_cb)
-    if on_done is not None:
-        worker.returned.connect(on_done)
-    if on_error is not None:
-        worker.errored.connect(on_error)
+    worker.yielded.connect(progress_if_running)
     worker.finished.connect(finished)
     worker.start()
     return job
