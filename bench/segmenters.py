@@ -196,7 +196,14 @@ def table(report: dict) -> str:
                 key,
             )
         )
-    met = "met" if report["target_met"] else "NOT met on wall time"
+    recommit = [k for k in r if k.startswith("move_point_recommit_")]
+    best_wall = min(r[k] for k in recommit)
+    best_cpu = min(cpu[k] for k in recommit)
+    verdict = (
+        f"best wall time {_fmt(best_wall)} ({'met' if best_wall < TARGET_S else 'not met'} "
+        f"under this load), CPU time {_fmt(best_cpu)} "
+        f"({'met' if best_cpu < TARGET_S else 'not met'} on an otherwise idle core)"
+    )
     lines = [
         f"Model `{report['model']}` (random weights: same cost as the official ones), "
         f"{report['slice'][0]}x{report['slice'][1]} slice, 10 fg + 10 bg points; "
@@ -212,7 +219,7 @@ def table(report: dict) -> str:
         f"| peak resident memory of the benchmark | {r['peak_rss_mib']:.0f} MiB | |",
         "",
         f"Target: moving one point and recommitting a cached slice under "
-        f"{TARGET_S * 1e3:.0f} ms on this CPU: {met}.",
+        f"{TARGET_S * 1e3:.0f} ms on this CPU: {verdict}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -237,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embed-slices", type=int, default=1, help="SAM embeddings to time")
     parser.add_argument("--repeats", type=int, default=10, help="runs per cheap measurement")
     parser.add_argument("--tiny", action="store_true", help="tiny SAM (smoke test, no docs)")
+    parser.add_argument("--from-json", default=None, help="re-render a saved report, no timing")
     args = parser.parse_args(argv)
-    report = bench(args)
+    report = json.loads(Path(args.from_json).read_text()) if args.from_json else bench(args)
     markdown = table(report)
     print(markdown)
     if not args.tiny:
