@@ -9,7 +9,7 @@ import pytest
 
 from napari_fob.io import Volume, write_image, write_labels
 from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
-from napari_fob.training.manifest import TrainVolume, normalise_volume
+from napari_fob.training.manifest import TrainVolume, normalise_volume, volume_window
 
 SHAPE = (24, 96, 96)
 SPACING = (2.5, 1.5, 1.5)
@@ -36,6 +36,7 @@ def _phantom_volume(seed: int = 0, *, pseudo: np.ndarray | None = None) -> Train
     return TrainVolume(
         name=f"case{seed}",
         image01=normalise_volume(image, "ct-abdomen"),
+        window=volume_window(image, "ct-abdomen"),
         image_raw=image.astype(np.float32),
         labels=labels.astype(np.int32),
         pseudo=pseudo,

@@ -52,12 +52,18 @@ def central_slice(labels: np.ndarray, label: int) -> int:
     return int(zs[np.argmin(np.abs(zs - zc))])
 
 
-def _predict_and_score(generator, segmenter, vol: TrainVolume, label: int, zs, grid: int):
-    """Prompts for slices `zs` of `vol` (supports already set), their metrics and masks."""
+def _predict_and_score(
+    generator, segmenter, vol: TrainVolume, label: int, zs, grid: int, *, in_volume: bool
+):
+    """Prompts for slices `zs` of `vol` (supports already set), their metrics and masks.
+
+    `in_volume`: the support lies in the same volume, so slice indices pick the nearest
+    support; across volumes they mean nothing and the single support set is used."""
     from napari_fob.metrics import prompt_metrics
 
     images = [vol.image01[z] for z in zs]
-    prompts = generator.predict(images, slice_indices=[int(z) for z in zs], label=label)
+    indices = [int(z) for z in zs] if in_volume else None
+    prompts = generator.predict(images, slice_indices=indices, label=label)
     rows, masks = [], []
     for z, ps in zip(zs, prompts):
         truth = vol.labels[z] == label
@@ -115,7 +121,9 @@ def paper_protocol(
                     z_sup = int(part[len(part) // 2])
                     generator.clear_supports()
                     generator.set_support(support.image01[z_sup], support.labels[z_sup] == label)
-                    r, m = _predict_and_score(generator, segmenter, query, label, q_part, grid_size)
+                    r, m = _predict_and_score(
+                        generator, segmenter, query, label, q_part, grid_size, in_volume=False
+                    )
                     rows += r
                     masks += m
                 entry = per_label[label]
@@ -151,7 +159,9 @@ def annotation_protocol(
                 queries = queries[np.linspace(0, len(queries) - 1, max_slices).round().astype(int)]
             generator.clear_supports()
             generator.set_support(vol.image01[zc], vol.labels[zc] == label, slice_index=zc)
-            rows, masks = _predict_and_score(generator, segmenter, vol, label, queries, grid_size)
+            rows, masks = _predict_and_score(
+                generator, segmenter, vol, label, queries, grid_size, in_volume=True
+            )
             entry = per_label[label]
             for i, row in enumerate(rows):
                 if segmenter is not None:
