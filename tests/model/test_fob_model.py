@@ -53,15 +53,17 @@ def test_paper_builds_and_gives_layer3_features_at_quarter_scale():
 def test_support_is_broadcast_over_queries(tiny_batch):
     torch.manual_seed(0)
     model = build_fob("tiny").eval()
-    b = tiny_batch
+    b = tiny_batch  # both batch items are the same episode
     with torch.inference_mode():
-        state = model.support_prototypes(
-            model.encode(b["support_image"][:1]), b["support_mask"][:1], b["support_ring"][:1]
-        )
-        out = model.predict_from_support(state, model.encode(b["query_image"]))
-        full = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+        feats = model.encode(b["support_image"])
+        one = model.support_prototypes(feats[:1], b["support_mask"][:1], b["support_ring"][:1])
+        two = model.support_prototypes(feats, b["support_mask"], b["support_ring"])
+        queries = model.encode(b["query_image"])
+        out = model.predict_from_support(one, queries)
+        full = model.predict_from_support(two, queries)
     torch.testing.assert_close(out.points, full.points)
     torch.testing.assert_close(out.heatmaps, full.heatmaps)
+    assert one.expand(2).bg_prototypes.shape == (2, 10, 16)
 
 
 @pytest.mark.parametrize(
