@@ -13,7 +13,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_fob._widgets import layers as L
 from napari_fob._widgets.annotator import AnnotatorWidget
 from napari_fob.generators import make_generator
 from napari_fob.io import Volume
@@ -249,12 +248,14 @@ def test_predict_and_commit_in_real_workers_with_tiny_sam(make_napari_viewer, qt
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert len(layers.rings.data) == 4
     widget.jump_to(z + 1)
-    qtbot.waitUntil(lambda: widget.prefetch is None or not widget.prefetch.running, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: widget.jobs.prefetch is None or not widget.jobs.prefetch.running, timeout=60_000
+    )
     window = widget.session.window
     near = range(z + 1 - 2, z + 1 + 3)  # PREFETCH_RADIUS around the new slice
     assert all(sam.embedding_key(volume.data[k], window) in sam.cache for k in near)
     widget.commit_range()
-    qtbot.waitUntil(lambda: not widget.busy and widget._queued is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not widget.busy and widget.jobs.queued is None, timeout=60_000)
     assert "Committing: 5 slice(s)" in widget._c.message.text()
     widget.close()
 

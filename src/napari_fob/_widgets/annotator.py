@@ -14,14 +14,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from napari_fob._widgets import files
 from napari_fob._widgets import layers as L
-from napari_fob._widgets import workers
 from napari_fob._widgets.backends import BackendChoice
 from napari_fob._widgets.controls import Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
-from napari_fob._widgets.review import ReviewList, SliceEntry, next_to_review
+from napari_fob._widgets.jobs import JobRunner
+from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
 
@@ -37,10 +38,8 @@ class AnnotatorWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.glue = SessionGlue(self)
-        self.job: workers.Job | None = None
-        self.prefetch: workers.Job | None = None
-        self._queued: Any = None
-        self._dirty = False
+        self.jobs = JobRunner(self)
+        self.dirty = False
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
         layout = QVBoxLayout(self)
@@ -48,20 +47,14 @@ class AnnotatorWidget(QWidget):
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
         self._review = ReviewList(self.jump_to)
         layout.addWidget(self._review)
-        buttons = self._c.buttons
-        for name, handler in (
-            ("predict", self.predict),
-            ("commit_slice", self.commit_slice),
-            ("commit_range", self.commit_range),
-            ("clear", self.clear_slice),
-            ("undo", self.undo),
-            ("redo", self.redo),
-            ("save", self._on_save_clicked),
-            ("load", self._on_load_clicked),
-            ("export", self._on_export_clicked),
-            ("cancel", self.cancel),
-        ):
-            buttons[name].clicked.connect(lambda _=False, h=handler: h())
+        handlers = {
+            "predict": self.predict, "commit_slice": self.commit_slice,
+            "commit_range": self.commit_range, "clear": self.clear_slice, "undo": self.undo,
+            "redo": self.redo, "cancel": self.cancel, "save": lambda: files.ask_save(self),
+            "load": lambda: files.ask_load(self), "export": lambda: files.ask_export(self),
+        }  # fmt: skip
+        for name, handler in handlers.items():
+            self._c.buttons[name].clicked.connect(lambda _=False, h=handler: self.reported(h))
         c = self._c
         c.label.valueChanged.connect(self._on_structure_changed)
         c.name.editingFinished.connect(self._on_name_changed)
@@ -115,6 +108,13 @@ class AnnotatorWidget(QWidget):
     def say(self, text: str) -> None:
         self._c.message.setText(text)
 
+    def reported(self, action: Any) -> None:
+        """Run a button/key action; a refusal (bad input, missing file) is shown, not raised."""
+        try:
+            action()
+        except (ValueError, FileNotFoundError) as exc:
+            self.say(str(exc))
+
     def ensure_layers(self) -> L.PromptLayers:
         """Create (once) the annotator's layers over the chosen image; idempotent."""
         image = self.image_layer()
@@ -123,16 +123,19 @@ class AnnotatorWidget(QWidget):
         self.layers = L.ensure_layers(self.viewer, image)
         if self.editor is None or self.editor.layers.fg is not self.layers.fg:
             self.editor = PromptEditor(
-                layers=self.layers,
-                session=lambda: self.session,
-                label=lambda: self.label,
+                layers=self.layers, session=lambda: self.session, label=lambda: self.label,
                 on_error=self.say,
-            )
-            if self._click is not None and self._click in self.viewer.mouse_drag_callbacks:
-                self.viewer.mouse_drag_callbacks.remove(self._click)
-            self._click = modifier_click_adder(self.editor, self.image_layer)
-            self.viewer.mouse_drag_callbacks.append(self._click)
+            )  # fmt: skip
+            self._set_click(modifier_click_adder(self.editor, self.image_layer))
         return self.layers
+
+    def _set_click(self, callback: Any) -> None:
+        callbacks = self.viewer.mouse_drag_callbacks
+        if self._click is not None and self._click in callbacks:
+            callbacks.remove(self._click)
+        self._click = callback
+        if callback is not None:
+            callbacks.append(callback)
 
     # ---- actions --------------------------------------------------------------------------
     def predict(self) -> None:
@@ -177,9 +180,7 @@ class AnnotatorWidget(QWidget):
             self.say("Nothing to redo.")
 
     def cancel(self) -> None:
-        for job in (self.job, self.prefetch):
-            if job is not None:
-                job.cancel()
+        self.jobs.cancel()
 
     def save_session(self, path: str | Path) -> None:
         self.glue.save(Path(path))
@@ -189,21 +190,6 @@ class AnnotatorWidget(QWidget):
 
     def export_labels(self, path: str | Path) -> Path:
         return self.glue.export(Path(path))
-
-    def _on_save_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Save session into folder")
-        if path:
-            self.save_session(path)
-
-    def _on_load_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Load session from folder")
-        if path:
-            self.load_session(path)
-
-    def _on_export_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export labels", "", "NIfTI (*.nii.gz *.nii)")
-        if path:
-            self.export_labels(path)
 
     # ---- review -----------------------------------------------------------------------------
     def jump_to(self, z: int) -> None:
@@ -216,52 +202,19 @@ class AnnotatorWidget(QWidget):
         else:
             self.jump_to(z)
 
-    def review_entries(self) -> list[SliceEntry]:
-        return self.glue.review_entries(self.label)
-
-    # ---- workers ----------------------------------------------------------------------------
+    # ---- workers (jobs.py) -------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.job is not None and self.job.running
+        return self.jobs.busy
 
     def run_job(self, description: str, make: Any, *, on_done: Any = None) -> None:
-        """Run ``make(session)`` (a session generator) in a worker, after loading the models."""
-        if self.busy:
-            self.say("Busy: wait for the running job or press Cancel.")
-            return
-        if self.prefetch is not None and self.prefetch.running:
-            self._queued = (description, make, on_done)  # started when the prefetch stops
-            self.prefetch.cancel()
-            return
-        session, choice = self.session, self.choice()
+        self.jobs.run(description, make, on_done=on_done)
 
-        def gen() -> Any:
-            yield from self.glue.load_backends(choice)
-            return (yield from make(session))
-
-        self._set_busy(True)
-        self.job = workers.start(
-            gen,
-            description=description,
-            on_progress=self._on_progress,
-            on_done=on_done or (lambda result: self.say(f"{description}: {len(result)} slice(s).")),
-            on_error=lambda exc: self.say(f"{description} failed: {exc}"),
-            on_end=self._on_job_end,
-        )
-
-    def _on_progress(self, item: Any) -> None:
-        self.say(str(getattr(item, "message", "")))
+    def show_backends(self) -> None:
         self._c.status.setText(self.glue.backend_text)
-        if self._dirty:
-            self.refresh()
+        self._c.status.setToolTip(self.glue.backend_details or self.glue.backend_text)
 
-    def _on_job_end(self) -> None:
-        self._set_busy(False)
-        self._c.status.setText(self.glue.backend_text)
-        self.refresh()
-        self.glue.start_prefetch()
-
-    def _set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool) -> None:
         for name, button in self._c.buttons.items():
             button.setEnabled(not busy if name != "cancel" else busy)
         if not busy:
@@ -272,21 +225,21 @@ class AnnotatorWidget(QWidget):
     def on_session_change(self, kind: str, label: int, slices: list[int]) -> None:
         """Session callback: refresh now on the main thread, later (yield/end) from a worker."""
         if threading.current_thread() is not threading.main_thread():
-            self._dirty = True
+            self.dirty = True
             return
         self.refresh()
 
     def refresh(self) -> None:
         """Show the session's state of the active structure in the layers and the review list."""
-        self._dirty = False
+        self.dirty = False
         if self.session is None or self.layers is None:
             return
         self.editor.show(self.session.prompts, self.label)
         self.glue.show_labels()
-        self._review.set_entries(self.review_entries())
+        self._review.set_entries(self.glue.review_entries(self.label))
         self._review.select_slice(self.current_slice())
         if not self.busy:
-            self._set_busy(False)
+            self.set_busy(False)
 
     # ---- form events ----------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:
@@ -294,6 +247,8 @@ class AnnotatorWidget(QWidget):
 
     def _on_image_changed(self, *_: Any) -> None:
         self.glue.on_image_changed()
+        if self.image_layer() is not None:
+            self.ensure_layers()  # the support layer is there to paint on
 
     def _on_structure_changed(self, value: int) -> None:
         self.glue.on_structure_changed(int(value))
@@ -308,22 +263,19 @@ class AnnotatorWidget(QWidget):
 
     def _on_slice_changed(self, event: Any = None) -> None:
         self._review.select_slice(self.current_slice())
-        self.glue.start_prefetch()
+        self.jobs.start_prefetch()
 
     # ---- shortcuts and closing ------------------------------------------------------------------
     def bind_shortcuts(self) -> None:
         if self.shortcuts is None:
+            actions = {
+                "predict": self.predict, "commit_slice": self.commit_slice,
+                "commit_range": self.commit_range, "undo": self.undo, "redo": self.redo,
+                "next_review": lambda: self.review_step(1),
+                "previous_review": lambda: self.review_step(-1),
+            }  # fmt: skip
             self.shortcuts = Shortcuts.bind(
-                self.viewer,
-                {
-                    "predict": self.predict,
-                    "commit_slice": self.commit_slice,
-                    "commit_range": self.commit_range,
-                    "undo": self.undo,
-                    "redo": self.redo,
-                    "next_review": lambda: self.review_step(1),
-                    "previous_review": lambda: self.review_step(-1),
-                },
+                self.viewer, {k: (lambda a=a: self.reported(a)) for k, a in actions.items()}
             )
 
     def release_shortcuts(self) -> None:
@@ -342,6 +294,5 @@ class AnnotatorWidget(QWidget):
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self.cancel()
         self.release_shortcuts()
-        if self._click is not None and self._click in self.viewer.mouse_drag_callbacks:
-            self.viewer.mouse_drag_callbacks.remove(self._click)
+        self._set_click(None)
         super().closeEvent(event)

@@ -80,8 +80,11 @@ def status_text(
     )
 
 
-def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str]:
-    """Build (generator, segmenter, status sentence) for `choice`.
+def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str, str]:
+    """Build (generator, segmenter, status sentence, details) for `choice`.
+
+    The status sentence is short (what is used, and a fallback's reason in a few words); the
+    details hold the full notices (where weights were looked for, how to get them).
 
     Raises:
         FileNotFoundError: an explicit FoB or SAM checkpoint is missing, or "sam" was asked
@@ -92,6 +95,7 @@ def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str]:
     from napari_fob.segmenters import get_segmenter
 
     gen_notice = None
+    details: list[str] = []
     if choice.prompts == "mask-ring":
         generator = make_generator("mask-ring")
     else:
@@ -104,7 +108,8 @@ def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str]:
                 raise
             # Same rule as `fob demo`: no shipped weights -> the baseline, said out loud.
             generator = make_generator("mask-ring")
-            gen_notice = f"FoB default weights not installed: {exc}"
+            gen_notice = "FoB default weights not installed"
+            details.append(f"FoB: {exc}")
     segmenter, seg_notice = get_segmenter(
         choice.segmenter,
         sam_model=choice.sam_model,
@@ -112,7 +117,10 @@ def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str]:
         device=choice.device,
         cache=cache,
     )
+    if seg_notice:
+        details.append(f"Segmenter: {seg_notice}")
+        seg_notice = "no SAM checkpoint found"
     text = status_text(
         generator, segmenter, choice, generator_notice=gen_notice, segmenter_notice=seg_notice
     )
-    return generator, segmenter, text
+    return generator, segmenter, text, "\n\n".join(details)

@@ -1,6 +1,6 @@
 """What the annotator widget does with its `AnnotationSession`: create it from the chosen image
 layer, keep supports in step with the support layer, load the models, save / load / export,
-and the background SAM precompute around the current slice.
+and the state shown in the review list.
 
 Kept apart from `annotator.py` so the container stays a short list of actions. Imports napari
 types only through the widget it serves (widget side only).
@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob._widgets import workers
 from napari_fob._widgets._mesa_guard import block_triton_under_mesa
 from napari_fob._widgets.backends import BackendChoice, build
 from napari_fob._widgets.review import SliceEntry
 from napari_fob.intensity import Window
-
-PREFETCH_RADIUS = 2  # SAM embeddings precomputed for slices within this distance
 
 
 def volume_metadata(layer: Any) -> dict[str, Any] | None:
@@ -43,8 +40,8 @@ class SessionGlue:
         self.segmenter: Any = None
         self.backend_key: Any = None
         self.backend_text = ""
+        self.backend_details = ""
         self.cache: Any = None
-        self.prefetch_center: int | None = None
 
     # ---- models ----------------------------------------------------------------------------
     def set_backends(self, generator: Any, segmenter: Any, text: str | None = None) -> None:
@@ -71,7 +68,8 @@ class SessionGlue:
                 from napari_fob.cache import EmbeddingCache
 
                 self.cache = EmbeddingCache(max_items=64)
-            self.generator, self.segmenter, self.backend_text = build(choice, cache=self.cache)
+            built = build(choice, cache=self.cache)
+            self.generator, self.segmenter, self.backend_text, self.backend_details = built
             self.backend_key = choice
         if self.session is not None:
             self.session.generator, self.session.segmenter = self.generator, self.segmenter
@@ -239,35 +237,3 @@ class SessionGlue:
         c.name.setText(name)
         if self.w.layers is not None:
             self.w.layers.support.selected_label = label
-
-    # ---- SAM precompute ----------------------------------------------------------------------
-    def start_prefetch(self) -> None:
-        """Precompute SAM embeddings around the current slice in the background (if SAM)."""
-        w, s = self.w, self.session
-        precompute = getattr(self.segmenter, "precompute", None)
-        if s is None or precompute is None or w.busy:
-            return
-        if w.prefetch is not None and w.prefetch.running:
-            w.prefetch.cancel()
-            return  # restarted when it stops
-        z = w.current_slice()
-        near = [
-            k for k in range(z - PREFETCH_RADIUS, z + PREFETCH_RADIUS + 1) if 0 <= k < s.shape[0]
-        ]
-        images = {k: s.volume[k] for k in near}
-        self.prefetch_center = z
-        w.prefetch = workers.start(
-            lambda: precompute(images, window=s.window, center=z),
-            description="SAM embeddings",
-            show_progress=True,
-            on_end=self._prefetch_ended,
-            on_error=lambda exc: w.say(f"SAM precompute failed: {exc}"),
-        )
-
-    def _prefetch_ended(self) -> None:
-        queued, self.w._queued = self.w._queued, None
-        if queued is not None:
-            description, make, on_done = queued
-            self.w.run_job(description, make, on_done=on_done)
-        elif self.prefetch_center != self.w.current_slice():
-            self.start_prefetch()  # the slice changed while it ran

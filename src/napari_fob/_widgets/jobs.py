@@ -1,0 +1,110 @@
+"""The annotator's background work: one main job at a time, plus the SAM precompute.
+
+A main job (load models, then predict or commit) and the SAM embedding precompute never run
+together: they share the SAM predictor. Starting a main job while the precompute runs cancels
+the precompute and starts the job when it has stopped; the precompute restarts, around the
+slice being looked at, when the viewer is idle again. Everything here runs on the main thread;
+the generators run in `workers.start`. Imports nothing from Qt directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari_fob._widgets import workers
+
+PREFETCH_RADIUS = 2  # SAM embeddings precomputed for slices within this distance
+
+
+class JobRunner:
+    """Runs the session generators of one `AnnotatorWidget` (see the module docstring)."""
+
+    def __init__(self, widget: Any) -> None:
+        self.w = widget
+        self.job: workers.Job | None = None
+        self.prefetch: workers.Job | None = None
+        self.queued: tuple[str, Callable, Callable | None] | None = None
+        self.prefetch_center: int | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def cancel(self) -> None:
+        """Stop the running job and the precompute at their next step."""
+        for job in (self.job, self.prefetch):
+            if job is not None:
+                job.cancel()
+
+    def run(
+        self,
+        description: str,
+        make: Callable[[Any], Generator[Any, None, Any]],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Run ``make(session)`` (a session generator) in a worker, after loading the models."""
+        w = self.w
+        if self.busy:
+            w.say("Busy: wait for the running job or press Cancel.")
+            return
+        if self.prefetch is not None and self.prefetch.running:
+            self.queued = (description, make, on_done)  # started when the prefetch stops
+            self.prefetch.cancel()
+            return
+        session, choice = w.session, w.choice()
+
+        def gen() -> Generator[Any, None, Any]:
+            yield from w.glue.load_backends(choice)
+            return (yield from make(session))
+
+        w.set_busy(True)
+        self.job = workers.start(
+            gen,
+            description=description,
+            on_progress=self._on_progress,
+            on_done=on_done or (lambda result: w.say(f"{description}: {len(result)} slice(s).")),
+            on_error=lambda exc: w.say(f"{description} failed: {exc}"),
+            on_end=self._on_end,
+        )
+
+    def _on_progress(self, item: Any) -> None:
+        self.w.say(str(getattr(item, "message", "") or (item[2] if len(item) > 2 else "")))
+        self.w.show_backends()
+        if self.w.dirty:
+            self.w.refresh()
+
+    def _on_end(self) -> None:
+        self.w.set_busy(False)
+        self.w.show_backends()
+        self.w.refresh()
+        self.start_prefetch()
+
+    def start_prefetch(self) -> None:
+        """Precompute SAM embeddings around the current slice in the background (if SAM)."""
+        w, s = self.w, self.w.session
+        precompute = getattr(w.glue.segmenter, "precompute", None)
+        if s is None or precompute is None or self.busy:
+            return
+        if self.prefetch is not None and self.prefetch.running:
+            self.prefetch.cancel()
+            return  # restarted by _prefetch_ended
+        z = w.current_slice()
+        near = range(max(0, z - PREFETCH_RADIUS), min(s.shape[0], z + PREFETCH_RADIUS + 1))
+        images = {k: s.volume[k] for k in near}
+        self.prefetch_center = z
+        self.prefetch = workers.start(
+            lambda: precompute(images, window=s.window, center=z),
+            description="SAM embeddings",
+            on_end=self._prefetch_ended,
+            on_error=lambda exc: w.say(f"SAM precompute failed: {exc}"),
+        )
+
+    def _prefetch_ended(self) -> None:
+        queued, self.queued = self.queued, None
+        if queued is not None:
+            description, make, on_done = queued
+            self.run(description, make, on_done=on_done)
+        elif self.prefetch_center != self.w.current_slice():
+            self.start_prefetch()  # the slice changed while it ran
