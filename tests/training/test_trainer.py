@@ -52,6 +52,17 @@ def test_train_step_moves_spr_parameters_and_alpha(phantom_volume):
     assert float(model.spr.alpha) != alpha_before
 
 
+def test_train_step_under_autocast(phantom_volume):
+    # The CUDA AMP path, exercised on CPU (bf16 autocast + an enabled GradScaler).
+    torch.manual_seed(0)
+    model = build_fob("tiny").train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    for batch in batches(phantom_volume, 2):
+        logs = train_step(model, batch, opt, scaler, TrainSettings())
+        assert all(np.isfinite(v) for v in logs.values())
+
+
 def test_rng_state_round_trip():
     state = get_rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1).item())  # noqa: NPY002

@@ -57,20 +57,24 @@ def train_step(
 
     fob = ddp.unwrap(model)
     device_type = batch["query_image"].device.type
-    with torch.autocast(device_type=device_type, enabled=scaler.is_enabled()):
+    # Forward and loss under autocast, as the AMP recipe prescribes (autocast keeps fp32 for the
+    # reductions that need it). bf16 where the GPU has it: the 1e3-weighted L_heat and the
+    # pixel-scale L_coor overflow fp16 more easily. The Trainer enables the scaler on CUDA only.
+    dtype = torch.bfloat16 if device_type != "cuda" or torch.cuda.is_bf16_supported() else None
+    with torch.autocast(device_type=device_type, dtype=dtype, enabled=scaler.is_enabled()):
         out = model(
             batch["support_image"],
             batch["support_mask"],
             batch["support_ring"],
             batch["query_image"],
         )
-    losses = fob_losses(
-        out,
-        query_ring=batch["query_ring"],
-        query_mask=batch["query_mask"],
-        support_mask=batch["support_mask"],
-        config=fob.config,
-    )
+        losses = fob_losses(
+            out,
+            query_ring=batch["query_ring"],
+            query_mask=batch["query_mask"],
+            support_mask=batch["support_mask"],
+            config=fob.config,
+        )
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
     scaler.unscale_(optimizer)
