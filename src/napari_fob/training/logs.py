@@ -1,9 +1,10 @@
-"""Training logs of rank 0: CSV files (always) and TensorBoard (when installed).
+"""Training logs of rank 0: CSV files (always), TensorBoard (when installed), progress lines.
 
 ``OUT/train_log.csv``: one row per logging interval (step, lr, loss terms, grad norm, alpha,
 skipped episodes, seconds per step). ``OUT/val_log.csv``: one row per validation. Both are
 appended to on resume. TensorBoard event files go to ``OUT/tensorboard``. No torch import here
-besides TensorBoard's writer.
+besides TensorBoard's writer. `emit` prints the machine-readable stdout lines of
+docs/training.md (``PROGRESS``, ``VALIDATION``, ``CHECKPOINT``, ``DONE``).
 """
 
 from __future__ import annotations
@@ -69,3 +70,14 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def emit(event: str, /, **fields: Any) -> None:
+    """Print one machine-readable line (``EVENT key=value ...``; a ``path`` field goes last)."""
+    path = fields.pop("path", None)
+    parts = [event]
+    for key, value in fields.items():
+        parts.append(f"{key}={value:.6g}" if isinstance(value, float) else f"{key}={value}")
+    if path is not None:
+        parts.append(f"path={path}")
+    print(" ".join(parts), flush=True)

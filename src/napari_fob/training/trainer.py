@@ -25,6 +25,7 @@ from napari_fob.training.config import (
     train_settings,
     val_settings,
 )
+from napari_fob.training.logs import emit
 
 BATCH_KEYS = ("support_image", "support_mask", "support_ring", "query_image", "query_mask")
 
@@ -319,14 +320,3 @@ def parameter_checksum(model: torch.nn.Module) -> float:
     """Sum of every parameter's values (float64): equal on all ranks of an in-sync DDP job."""
     with torch.no_grad():
         return float(sum(p.detach().double().sum().cpu() for p in model.parameters()))
-
-
-def emit(event: str, /, **fields: Any) -> None:
-    """Print one machine-readable line (``EVENT key=value ...``; a ``path`` field goes last)."""
-    path = fields.pop("path", None)
-    parts = [event]
-    for key, value in fields.items():
-        parts.append(f"{key}={value:.6g}" if isinstance(value, float) else f"{key}={value}")
-    if path is not None:
-        parts.append(f"path={path}")
-    print(" ".join(parts), flush=True)
