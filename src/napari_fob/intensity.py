@@ -45,7 +45,8 @@ class Window:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.low) and np.isfinite(self.high)) or self.high <= self.low:
             raise ValueError(
-                f"intensity window: expected finite low < high, got low={self.low}, high={self.high}"
+                "intensity window: expected finite low < high, "
+                f"got low={self.low}, high={self.high}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,7 +63,9 @@ def looks_like_ct(volume: np.ndarray) -> bool:
     return bool(lo < -500 and hi > 0)
 
 
-def resolve_window(volume: np.ndarray, preset: str | Window | tuple[float, float] = "auto") -> Window:
+def resolve_window(
+    volume: np.ndarray, preset: str | Window | tuple[float, float] = "auto"
+) -> Window:
     """Turn a preset name, a (low, high) pair or a Window into absolute bounds for `volume`.
 
     Args:

@@ -19,7 +19,9 @@ def _as_points(name: str, value: Any) -> np.ndarray:
     if arr.size == 0:
         return np.zeros((0, 2), dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"PromptSet.{name}: expected an (N, 2) array of (row, col), got {arr.shape}")
+        raise ValueError(
+            f"PromptSet.{name}: expected an (N, 2) array of (row, col), got {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"PromptSet.{name}: points must be finite, got {arr.tolist()}")
     return arr

@@ -8,8 +8,20 @@ import platform
 
 HELP = "Print versions, the compute device, and where weights are looked for."
 
-PACKAGES = ("napari-fob", "torch", "torchvision", "segment-anything", "numpy", "scipy",
-            "scikit-image", "nibabel", "napari", "magicgui", "qtpy", "npe2")
+PACKAGES = (
+    "napari-fob",
+    "torch",
+    "torchvision",
+    "segment-anything",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "nibabel",
+    "napari",
+    "magicgui",
+    "qtpy",
+    "npe2",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
