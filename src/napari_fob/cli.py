@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 # command name -> module under napari_fob.commands
@@ -36,10 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        qualified = f"napari_fob.commands.{module_name}"
-        if importlib.util.find_spec(qualified) is None:  # command still being built
-            continue
-        module = importlib.import_module(qualified)
+        module = importlib.import_module(f"napari_fob.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
