@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from napari_fob._widgets.annotator import AnnotatorWidget
+from napari_fob._widgets.shortcuts import layer_shadows
 from napari_fob.generators import make_generator
 from napari_fob.io import Volume
 from napari_fob.samples import load_sample
@@ -220,9 +221,14 @@ def test_shortcuts_are_registered_and_released_on_close(make_napari_viewer):
     viewer.bind_key("N", mine)  # somebody else's key: must survive the widget
     widget = AnnotatorWidget(viewer)
     keys = {str(k) for k in viewer.keymap}
-    assert {"P", "Shift+P", "C", "Shift+C", "Ctrl+Z", "Ctrl+Shift+Z", "B"} <= keys
+    assert {"P", "Ctrl+P", "C", "Ctrl+Enter", "Shift+C", "Ctrl+Z", "Ctrl+Shift+Z", "B"} <= keys
     assert widget.shortcuts.skipped == {"N": "already bound on the viewer"}
     assert "Ctrl+Shift+Z" in widget._c.buttons["redo"].text()
+    # napari's layer keymaps keep their keys; the tooltips say so and offer the spare key
+    assert {"Labels", "Points"} <= set(layer_shadows("P"))
+    assert layer_shadows("Control-P") == layer_shadows("Control-Enter") == []
+    assert "use Ctrl+P there" in widget._c.buttons["predict"].toolTip()
+    assert widget._c.buttons["commit_range"].toolTip() == "Commit range — Shift+C"
     widget.close()
     assert {str(k) for k in viewer.keymap} == {"N"}
     assert next(iter(viewer.keymap.values())) is mine
@@ -276,3 +282,23 @@ def test_screenshot_of_the_docked_widget(annotator, tmp_path):
         docs = Path(__file__).resolve().parents[2] / "docs" / "images"
         docs.mkdir(parents=True, exist_ok=True)
         image.save(str(docs / "annotator-test.png"))
+
+
+def test_predict_with_the_tiny_fob_model(annotator):
+    from napari_fob.model import build_fob
+
+    w = annotator
+    w.glue.set_backends(
+        make_generator("fob", model=build_fob("tiny"), device="cpu"), w.glue.segmenter
+    )
+    assert w._c.status.text().startswith("Prompts: FoB")
+    lo, hi = w.test_info["range"]
+    w.predict()
+    expected = [z for z in range(lo, hi + 1) if z != w.test_info["support_z"]]
+    assert sorted(z for (_, z) in w.session.prompts) == expected
+    for z in expected:
+        ps = w.session.prompts[(LIVER, z)]
+        assert ps.origin == "fob"
+        assert (w.layers.fg.features["slice"] == z).sum() == len(ps.fg) > 0
+        assert w.editor.ring_of(z).shape == (len(ps.bg) + 1, 3)
+    assert set(w.layers.bg.features["origin"]) == {"fob"}

@@ -3,9 +3,10 @@
 Keys are bound in the viewer's keymap with ``overwrite=False``: a key somebody else already bound
 on the viewer is left alone and reported. napari's **layer** keymaps keep priority over the
 viewer's (that is how napari dispatches keys), so on a selected Points layer ``P`` stays napari's
-"add points" mode and on a Labels layer ``P`` / ``B`` / ``Ctrl-Z`` stay the brush, "preserve
-labels" and brush undo. For those keys a second key (``Shift-P``, ``Shift-B``) that no napari
-layer uses is bound too, so every action has a key that works whatever layer is selected.
+"add points" mode, on a Labels layer ``P`` / ``B`` / ``Ctrl-Z`` stay the brush, "preserve
+labels" and brush undo, and on an Image layer ``C`` stays napari's. For those keys a second key
+that no napari layer uses (``Ctrl-P``, ``Ctrl-Enter``, ``Shift-N``) is bound too, so every
+action has a key that works whatever layer is selected.
 `Shortcuts.release` unbinds exactly what was bound (called when the widget closes).
 Imports napari (widget side only).
 """
@@ -18,13 +19,13 @@ from typing import Any
 
 # (action, label for buttons and docs, primary key, extra key or None)
 SHORTCUTS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("predict", "Predict prompts", "P", "Shift-P"),
-    ("commit_slice", "Commit slice", "C", None),
+    ("predict", "Predict prompts", "P", "Control-P"),
+    ("commit_slice", "Commit slice", "C", "Control-Enter"),
     ("commit_range", "Commit range", "Shift-C", None),
     ("undo", "Undo", "Control-Z", None),
     ("redo", "Redo", "Control-Shift-Z", None),
     ("next_review", "Next slice to review", "N", None),
-    ("previous_review", "Previous slice to review", "B", "Shift-B"),
+    ("previous_review", "Previous slice to review", "B", "Shift-N"),
 )
 
 

@@ -113,9 +113,11 @@ def start(
     bar = _Bar(description, show_progress)
 
     def progress_cb(item: Any) -> None:
-        bar.update(item)
+        # The callback first: updating napari's bar may process Qt events, and with them the
+        # worker's end, which must come after every progress report.
         if on_progress is not None:
             on_progress(item)
+        bar.update(item)
 
     if threads_disabled():
         job = Job(None, bar)
