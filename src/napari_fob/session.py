@@ -224,15 +224,17 @@ class AnnotationSession(PromptEditsMixin):
         zs = [self._check_z(z) for z in slices]
         entry = Entry(f"commit {label}", label)
         done: list[int] = []
-        for i, z in enumerate(zs):
-            mask = self.segment_slice(label, z, other_structures_as_bg=other_structures_as_bg)
-            if mask is None:
-                yield Progress(i + 1, len(zs), f"slice {z}: no prompts, skipped")
-                continue
-            self._write_mask(entry, label, z, mask, overwrite=overwrite)
-            done.append(z)
-            yield Progress(i + 1, len(zs), f"committed slice {z}")
-        self._finish(entry)
+        try:
+            for i, z in enumerate(zs):
+                mask = self.segment_slice(label, z, other_structures_as_bg=other_structures_as_bg)
+                if mask is None:
+                    yield Progress(i + 1, len(zs), f"slice {z}: no prompts, skipped")
+                    continue
+                self._write_mask(entry, label, z, mask, overwrite=overwrite)
+                done.append(z)
+                yield Progress(i + 1, len(zs), f"committed slice {z}")
+        finally:  # a cancelled commit (generator closed) keeps what it wrote, undoable
+            self._finish(entry)
         self.autosave()
         return done
 
