@@ -263,6 +263,19 @@ def test_predict_and_commit_in_real_workers_with_tiny_sam(make_napari_viewer, qt
     widget.commit_range()
     qtbot.waitUntil(lambda: not widget.busy and widget.jobs.queued is None, timeout=60_000)
     assert "Committing: 5 slice(s)" in widget._c.message.text()
+    # Cancel a running commit: whatever it wrote is kept and one undo removes it all
+    before = widget.session.labels.copy()
+    widget._c.label.setValue(2)
+    support[z][truth[z] == LIVER] = 2
+    layers.support.data = support
+    widget.predict()
+    qtbot.waitUntil(lambda: not widget.busy and widget.jobs.queued is None, timeout=60_000)
+    widget._c.overwrite.setChecked(True)
+    widget.commit_range()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy and widget.jobs.queued is None, timeout=60_000)
+    assert widget.session.undo()
+    np.testing.assert_array_equal(widget.session.labels, before)
     widget.close()
 
 

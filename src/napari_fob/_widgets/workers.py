@@ -148,7 +148,8 @@ def start(
 
     def drive() -> Generator[Any, Any, Any]:
         try:
-            outcome["result"] = yield from make_generator()
+            outcome["gen"] = gen = make_generator()
+            outcome["result"] = yield from gen
         except Exception as exc:  # reported on the main thread by `finished`
             outcome["error"] = exc
 
@@ -162,6 +163,10 @@ def start(
     def finished() -> None:
         job.finished = True
         bar.close()
+        if job.cancelled and "gen" in outcome:
+            # Run the generator's cleanup now (e.g. a commit records what it already wrote
+            # for undo) instead of whenever the abandoned generator is collected.
+            outcome["gen"].close()
         try:
             if "error" in outcome:
                 if on_error is None:
