@@ -71,3 +71,26 @@ def test_fob_losses_total(tiny_batch, rac):
         torch.testing.assert_close(
             terms["rac"], losses.rac_infonce(out.fg_prototype, pos, out.bg_prototypes, 0.1)
         )
+
+
+def test_coordinates_and_losses_stay_float32_under_bf16_autocast(tiny_batch):
+    torch.manual_seed(0)
+    cfg = get_config("tiny")
+    model = build_fob(cfg)
+    b = tiny_batch
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+        terms = losses.fob_losses(
+            out,
+            query_ring=b["query_ring"] + 0.25,  # sub-pixel targets bf16 could not hold at 40+
+            query_mask=b["query_mask"],
+            support_mask=b["support_mask"],
+            config=cfg,
+        )
+    assert out.coarse_points.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in out.refined_points)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in terms.values())
+    want = losses.coor_loss(out.points.float(), b["query_ring"] + 0.25)
+    torch.testing.assert_close(terms["coor"], want)
+    terms["total"].backward()
+    assert model.spr.alpha_raw.grad is not None

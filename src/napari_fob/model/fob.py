@@ -81,10 +81,10 @@ class FobOutput:
 
 
 def heatmap_argmax(maps: torch.Tensor) -> torch.Tensor:
-    """Per-channel argmax: (B, N, H, W) -> (B, N, 2) float (row, col)."""
+    """Per-channel argmax: (B, N, H, W) -> (B, N, 2) float32 (row, col)."""
     w = maps.shape[-1]
     idx = maps.flatten(2).argmax(dim=-1)  # (B, N)
-    return torch.stack([idx // w, idx % w], dim=-1).to(maps.dtype)
+    return torch.stack([idx // w, idx % w], dim=-1).float()  # float32 even under autocast
 
 
 class Fob(nn.Module):
@@ -147,7 +147,7 @@ class Fob(nn.Module):
         s, n = self.grid_size, self.config.n_bg
         self._check("support_mask", mask, (features.shape[0], s, s))
         self._check("support_ring", ring, (features.shape[0], n, 2))
-        ring = ring.to(features.dtype)
+        ring = ring.float()  # coordinates stay float32 (bf16 has 1-px steps beyond 128)
         bg = point_prototypes(features, ring, grid_size=s, sigma=self.config.sigma)  # Eq. 3
         fg = mask_prototype(features, mask)
         return SupportState(features=features, bg_prototypes=bg, fg_prototype=fg, ring=ring)

@@ -77,8 +77,9 @@ def fob_losses(
     ``coor`` is taken on the last SPR iteration (P'_b, as Eq. 18) with gradient through SPR.
     Returns a dict of scalar tensors with keys "total", "rac", "heat", "coor", "fore".
     """
+    # in float32 even under autocast: targets and coordinates must not be rounded to bf16
     size = out.heatmaps.shape[-1]
-    ring = query_ring.to(out.heatmaps.dtype)
+    ring = query_ring.float()
     target = heatmap_targets(ring, size, config.sigma)
     if config.rac == "infonce":
         positive = rac_positive(out.support_features, support_mask, config.rac_band)
@@ -87,9 +88,9 @@ def fob_losses(
         rac = rac_hinge(out.fg_prototype, out.bg_prototypes)
     terms = {
         "rac": rac,
-        "heat": heat_loss(out.proposals, out.heatmaps, target),
-        "coor": coor_loss(out.points, ring),
-        "fore": fore_loss(out.fg_logits, query_mask),
+        "heat": heat_loss(out.proposals.float(), out.heatmaps.float(), target),
+        "coor": coor_loss(out.points.float(), ring),
+        "fore": fore_loss(out.fg_logits.float(), query_mask),
     }
     terms["total"] = (
         terms["rac"]

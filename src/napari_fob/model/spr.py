@@ -102,13 +102,14 @@ class SPR(nn.Module):
         b, n, _ = points.shape
         q = point_prototypes(query_features, points, grid_size=grid_size, sigma=sigma)  # Q
         f = self.propagate(self.adjacency(prototypes), q)  # Q', the first f
-        w = torch.softmax(self.w_att(q), dim=-1)  # Eq. 13, (B, Np, k)
-        mu, out = points, []
+        # coordinate arithmetic in float32, also under autocast: bf16 steps are 1 px beyond 128
+        w = torch.softmax(self.w_att(q).float(), dim=-1)  # Eq. 13, (B, Np, k)
+        mu, out = points.float(), []
         for _ in range(self.iters):
-            raw = self.phi(torch.cat([q, f], dim=-1)).view(b, n, self.k, 2)  # Eq. 12
+            raw = self.phi(torch.cat([q, f], dim=-1)).float().view(b, n, self.k, 2)  # Eq. 12
             cand = mu[:, :, None] + self.radius * (self.pattern + raw)  # (B, Np, k, 2)
             mu = (w[..., None] * cand).sum(dim=2)  # Eq. 14
             feats = sample_points(query_features, cand.view(b, n * self.k, 2), grid_size=grid_size)
-            f = (w[..., None] * feats.view(b, n, self.k, -1)).sum(dim=2)  # Eq. 15
+            f = (w[..., None] * feats.float().view(b, n, self.k, -1)).sum(dim=2)  # Eq. 15
             out.append(mu)
         return out
