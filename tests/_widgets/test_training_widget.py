@@ -11,8 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from qtpy.QtWidgets import QWidget
 
+from napari_fob._widgets.annotator import AnnotatorWidget
 from napari_fob._widgets.training import TrainingWidget
 
 pytestmark = pytest.mark.gui
@@ -61,17 +61,6 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
-class FakeAnnotator(QWidget):
-    """Stands for the annotator widget: only the setter the training widget calls."""
-
-    def __init__(self):
-        super().__init__()
-        self.paths: list[str] = []
-
-    def set_fob_checkpoint(self, path: str) -> None:
-        self.paths.append(path)
-
-
 @pytest.fixture
 def widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
@@ -106,10 +95,11 @@ def test_offer_sets_the_docked_annotator(widget, qtbot, tmp_path):
     ckpt.parent.mkdir()
     ckpt.write_bytes(b"x")
     widget._out.setText(str(tmp_path / "out"))
-    annotator = FakeAnnotator()
+    annotator = AnnotatorWidget(widget._viewer)
     widget._viewer.window.add_dock_widget(annotator, name="FoB annotator")
     assert widget.offer_checkpoint() == ckpt
-    assert annotator.paths == [str(ckpt)]
+    assert annotator.choice().prompts == "fob"
+    assert annotator.choice().fob_checkpoint == str(ckpt)
 
 
 def test_stop_terminates_the_child(widget, qtbot, tmp_path):

@@ -258,6 +258,12 @@ class AnnotatorWidget(QWidget):
         if self.session is not None and self._c.name.text().strip():
             self.session.names[self.label] = self._c.name.text().strip()
 
+    def set_fob_checkpoint(self, path: str) -> None:
+        """Use this FoB checkpoint for the next prediction (the training widget offers it)."""
+        self._c.prompts.setCurrentIndex(0)
+        self._c.fob_checkpoint.setText(str(path))
+        self._on_backend_changed()
+
     def _on_backend_changed(self, *_: Any) -> None:
         self._c.status.setText(self.glue.backend_status(self.choice()))
 
