@@ -236,3 +236,19 @@ def test_other_structures_as_background_points(session):
     run(session.commit(1, [15], other_structures_as_bg=True))
     assert len(calls[0].bg) > 3
     assert all(session.truth[15][int(r), int(c)] == 2 for r, c in calls[0].bg[3:])
+
+
+def test_set_window_drops_cached_slices():
+    volume = np.linspace(0, 100, 4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)
+    session = AnnotationSession(
+        volume,
+        generator=MaskRingGenerator(),
+        segmenter=RandomWalkerSegmenter(),
+        window=(0.0, 100.0),
+    )
+    before = session.image01(1).copy()
+    assert not session.set_window((0.0, 100.0))
+    assert session.set_window((0.0, 50.0))
+    after = session.image01(1)
+    assert session.window.high == 50.0
+    assert np.allclose(after, np.clip(before * 2.0, 0.0, 1.0))

@@ -100,6 +100,19 @@ class AnnotationSession(PromptEditsMixin):
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.volume.shape)  # type: ignore[return-value]
 
+    def set_window(self, window: Window | str | tuple[float, float]) -> bool:
+        """Use another intensity window from now on; True when it changed.
+
+        Windowed slices cached for the old window are dropped. Prompts and labels already made
+        keep the window they were made with (recorded in the sidecar when saved).
+        """
+        new = resolve_window(self.volume, window)
+        if (new.low, new.high) == (self.window.low, self.window.high):
+            return False
+        self.window = new
+        self._images01.clear()
+        return True
+
     def image01(self, z: int) -> np.ndarray:
         """Slice `z` windowed to float32 [0, 1], (Y, X); cached."""
         z = self._check_z(z)

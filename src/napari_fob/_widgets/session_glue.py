@@ -96,10 +96,7 @@ class SessionGlue:
         if self.session is None or self.session.volume.shape != image.data.shape:
             self.attach(self.new_session(image))
         session = self.session
-        window = self.window()
-        if (window.low, window.high) != (session.window.low, session.window.high):
-            session.window = window
-            session._images01.clear()  # windowed slices were cached for the old window
+        session.set_window(self.window())
         name = self.w._c.name.text().strip()
         if name:
             session.names[label] = name
