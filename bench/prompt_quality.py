@@ -1,0 +1,168 @@
+"""Prompt-quality benchmark: FoB (the shipped default model) against mask-ring and copy.
+
+Protocol (the annotation protocol of docs/training.md): per volume and structure, the support
+is the ground truth on the structure's central slice; every other slice showing the structure
+is a query (``--max-slices`` spread evenly). Methods:
+
+- ``fob``: the checkpoint (``default`` = ``src/napari_fob/weights/fob-compact.pt``), support fixed;
+- ``mask-ring``: ring and points re-drawn from the support mask (fixed support);
+- ``mask-ring-chain``: re-drawn from the previous slice's *ground truth* on the way from the
+  support (every slice committed perfectly: the chain baseline at its best);
+- ``copy``: the support's own points, unchanged (with one fixed support it gives the same
+  points as ``mask-ring``: both are the support mask's ring; they differ only when chaining);
+- ``fob-chain``: FoB with the same perfect chain of supports as ``mask-ring-chain``.
+
+Per query slice: prompt metrics (``bg_inside``, ``fg_outside``, ``ring_error``,
+``ring_coverage``; DESIGN.md section 5) at the 256 grid with r=15, eps=2 for every method, and
+the 2D Dice of the segmenter (SAM when a checkpoint is found, else the random walker). Volumes:
+the bundled MNI T1 (real MRI) and abdomen phantoms 0-4 (never trained on).
+
+Writes ``bench/results/prompt_quality.json`` (one object per method), the "## Prompt quality"
+section of ``docs/benchmarks.md`` and ``docs/images/prompt_quality.png``. ``--quick``: one small
+phantom crop, results to ``--out`` only (smoke test). Run:
+``.venv/bin/python bench/prompt_quality.py [--checkpoint PATH] [--quick --out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _pq_cases import METHODS, central_slice, label_slices, load_cases, make_methods, predict  # noqa: E402
+from _pq_report import markdown, plot, summarise, target, write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID, RING_R, RING_EPS = 256, 15, 2  # metrics at the paper's grid and ring for every method
+
+
+def run(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from _pq_cases import query_slices
+    from napari_fob.metrics import dice, prompt_metrics
+    from napari_fob.segmenters import get_segmenter
+
+    t0 = time.perf_counter()
+    cases = load_cases(quick=args.quick)
+    methods = make_methods(args.checkpoint)
+    segmenter, notice = (None, None)
+    if args.segmenter != "none":
+        segmenter, notice = get_segmenter(args.segmenter, device="cpu")
+    rows, timing = [], {m: 0.0 for m in METHODS}
+    for case in cases:
+        for label, structure in sorted(case.names.items()):
+            zs = label_slices(case.labels, label)
+            if len(zs) < 2:
+                continue
+            zc = central_slice(case.labels, label)
+            queries = query_slices(zs, zc, args.max_slices)
+            for method in METHODS:
+                t = time.perf_counter()
+                prompts = predict(method, methods[method], case, label, zc, queries, zs)
+                timing[method] += time.perf_counter() - t
+                for z, ps in zip(queries, prompts):
+                    truth = case.labels[z] == label
+                    row = prompt_metrics(ps, truth, scale_to_grid=GRID, r=RING_R, eps=RING_EPS)
+                    if segmenter is not None:
+                        mask = segmenter.segment(case.image[z], ps, window=case.window)
+                        row["dice"] = dice(np.asarray(mask, bool), truth)
+                    rows.append(
+                        {
+                            "method": method,
+                            "dataset": case.dataset,
+                            "case": case.name,
+                            "structure": structure,
+                            "z": int(z),
+                            "dz": int(abs(int(z) - zc)),
+                            **row,
+                        }
+                    )
+            print(f"{case.name}/{structure}: {len(queries)} query slices", flush=True)
+    report = {"methods": summarise(rows)}
+    scopes = [None] + sorted({c.dataset for c in cases})
+    report["target"] = [target(report["methods"], scope=s) for s in scopes]
+    # The like-for-like pairing: both chained on perfect commits, one slice ahead.
+    report["target"] += [
+        target(report["methods"], scope=s, model="fob-chain", baselines=("mask-ring-chain",))
+        for s in scopes
+    ]
+    fob = methods["fob"].describe()
+    report["settings"] = {
+        "checkpoint": args.checkpoint,
+        "fob": fob,
+        "cases": [c.name for c in cases],
+        "max_slices": args.max_slices,
+        "metric_grid": GRID,
+        "ring_r": RING_R,
+        "ring_eps": RING_EPS,
+        "segmenter": None if segmenter is None else segmenter.describe(),
+        "segmenter_notice": notice,
+        "prompt_seconds": timing,
+        "wall_s": time.perf_counter() - t0,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_end": os.getloadavg(),
+        },
+    }
+    return report
+
+
+def docs_section(report: dict) -> str:
+    s = report["settings"]
+    seg = "none" if s["segmenter"] is None else s["segmenter"]["kind"]
+    body = [
+        "Measured by `bench/prompt_quality.py` (`make bench`); all numbers in "
+        "`bench/results/prompt_quality.json`. Support: the ground truth on each structure's "
+        "central slice; queries: every other slice showing it"
+        + (f" (at most {s['max_slices']} per structure, spread evenly)" if s["max_slices"] else "")
+        + f". Cases: {', '.join(s['cases'])}. Prompt metrics at the {s['metric_grid']} grid "
+        f"with r={s['ring_r']}, eps={s['ring_eps']} for every method; Dice: 2D, {seg}. "
+        "`mask-ring-chain` takes the previous slice's ground truth as its committed mask (the "
+        "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
+        f"central support. FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
+        "",
+        markdown(report),
+        "![ring_error against |dz|](images/prompt_quality.png)",
+        "",
+    ]
+    notes = Path(__file__).with_name("prompt_quality_notes.md")
+    if notes.exists():  # hand-written reading of the results, kept with the numbers
+        body.append(notes.read_text())
+    return "\n".join(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default", help="FoB checkpoint (default: shipped)")
+    parser.add_argument("--max-slices", type=int, default=24, help="queries per structure (0: all)")
+    parser.add_argument("--segmenter", default="auto", choices=["auto", "random-walker", "none"])
+    parser.add_argument("--quick", action="store_true", help="small crop, no docs (smoke test)")
+    parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    args = parser.parse_args(argv)
+    if args.quick and args.out is None:
+        parser.error("--quick writes only to --out (the committed results are for full runs)")
+    if args.quick and args.max_slices == 24:
+        args.max_slices = 6
+    report = run(args)
+    out = Path(args.out) if args.out else ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    name = "prompt_quality_quick.json" if args.quick else "prompt_quality.json"
+    (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+    print(markdown(report))
+    if not args.quick:
+        plot(report, ROOT / "docs" / "images" / "prompt_quality.png")
+        write_section(ROOT / "docs" / "benchmarks.md", "Prompt quality", docs_section(report))
+    print(f"written: {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
