@@ -1,0 +1,39 @@
+"""Smoke test of bench/prompt_quality.py --quick: valid JSON with every method and metric."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = {"fob", "fob-chain", "mask-ring", "mask-ring-chain", "copy"}
+METRICS = {"bg_inside", "fg_outside", "ring_error", "ring_coverage", "dice", "n_slices"}
+
+
+@pytest.mark.slow
+def test_prompt_quality_quick_writes_valid_json(tmp_path):
+    script = ROOT / "bench" / "prompt_quality.py"
+    cmd = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "prompt_quality_quick.json").read_text())
+    assert set(report["methods"]) == METHODS
+    for method, entry in report["methods"].items():
+        assert set(entry["overall"]) == METRICS, method
+        assert set(entry["by_dz"]) == {"1-2", "3-4", "5-9", "10+", ">=5"}
+        assert entry["overall"]["n_slices"] > 0
+        for key in METRICS - {"n_slices"}:
+            value = entry["overall"][key]
+            assert value is not None and math.isfinite(value), (method, key)
+            if key != "ring_error":
+                assert 0.0 <= value <= 1.0, (method, key, value)
+    # copy and fixed mask-ring use the same support ring: identical prompt metrics
+    assert report["methods"]["copy"]["overall"] == report["methods"]["mask-ring"]["overall"]
+    assert [t["scope"] for t in report["target"]] == ["all", "phantom", "all", "phantom"]
+    assert report["settings"]["checkpoint"] == "default"
+    assert "| fob |" in done.stdout

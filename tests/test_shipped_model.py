@@ -1,0 +1,70 @@
+"""The shipped default FoB model: loads safely, matches its documented config, predicts prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from napari_fob import paths
+from napari_fob.intensity import normalise, resolve_window
+from napari_fob.model.checkpoint import DEFAULT_FILE, load_fob
+from napari_fob.model.config import get_config
+from napari_fob.predictor import load_predictor
+from napari_fob.prompts import PromptSet
+from napari_fob.samples import load_sample
+
+SHIPPED = paths.package_weights_dir() / DEFAULT_FILE
+RECIPE = Path(__file__).resolve().parents[1] / "scripts" / "training" / "default_model.yaml"
+
+
+def test_shipped_file_is_small_and_loads_with_weights_only():
+    assert SHIPPED.is_file(), f"{SHIPPED} must ship with the package"
+    assert SHIPPED.stat().st_size <= 25e6
+    ckpt = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    # only what inference needs, plus the model card: no optimiser or RNG state
+    assert set(ckpt) == {"format", "version", "config", "model", "step", "card"}
+    assert ckpt["format"] == "napari-fob/fob" and ckpt["step"] > 0
+    card = ckpt["card"]
+    assert card["steps"] == ckpt["step"] and "no GPU" in card["hardware"]
+    assert card["labels_used_for_training"].startswith("none")
+
+
+def test_shipped_config_is_compact_with_the_documented_overrides():
+    recipe = yaml.safe_load(RECIPE.read_text())
+    expected = get_config(recipe["model"], **recipe["model_overrides"])
+    model = load_fob("default")
+    assert model.config == expected
+    assert model.config.name == "compact" and model.config.encoder == "resnet18"
+    assert not model.training
+
+
+def test_predictor_from_shipped_model_returns_prompts_on_a_sample_slice():
+    sample = load_sample("mni-brain")
+    window = resolve_window(sample.image.data, "mr-percentile")
+    image01 = normalise(sample.image.data, window)
+    label = 2  # white matter
+    zs = np.nonzero((sample.labels == label).any(axis=(1, 2)))[0]
+    zc = int(zs[len(zs) // 2])
+    predictor = load_predictor("default", device="cpu")
+    predictor.set_support(image01[zc], sample.labels[zc] == label, slice_index=zc)
+    queries = [zc - 2, zc + 1, zc + 6]
+    prompts = predictor.predict([image01[z] for z in queries], slice_indices=queries, label=label)
+    assert len(prompts) == 3
+    h, w = image01.shape[1:]
+    for z, ps in zip(queries, prompts):
+        assert isinstance(ps, PromptSet) and ps.origin == "fob" and ps.slice_index == z
+        assert ps.bg.shape == (10, 2) and ps.label == label
+        assert np.isfinite(ps.bg).all() and np.isfinite(ps.fg).all()
+        assert (ps.bg[:, 0] >= -1).all() and (ps.bg[:, 0] <= h).all()
+        assert (ps.bg[:, 1] >= -1).all() and (ps.bg[:, 1] <= w).all()
+
+
+@pytest.mark.parametrize("name", ["default", str(SHIPPED)])
+def test_default_name_and_path_give_the_same_weights(name):
+    a = load_fob(name).state_dict()
+    b = load_fob("default").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
