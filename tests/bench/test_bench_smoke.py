@@ -37,3 +37,15 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
     assert [t["scope"] for t in report["target"]] == ["all", "phantom", "all", "phantom"]
     assert report["settings"]["checkpoint"] == "default"
     assert "| fob |" in done.stdout
+
+
+def test_run_all_replaces_only_the_first_table_of_its_section():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run_all
+
+    doc = "# B\n\n## Pipeline\n\ntext\n\n| a |\n|---|\n| 1 |\n\nprose\n\n## Other\n\n| x |\n"
+    new = run_all.replace_first_table(doc, "Pipeline", ["| a |", "|---|", "| 2 |"])
+    assert new == doc.replace("| 1 |", "| 2 |")
+    assert run_all.replace_first_table(doc, "Missing", ["| z |"]) == doc
+    assert run_all.last_table("| a |\nx\n| b |\n| c |\n") == ["| b |", "| c |"]
+    assert {p.stem for p in run_all.scripts()} >= {"prompt_quality", "pipeline", "segmenters"}

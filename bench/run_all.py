@@ -1,0 +1,109 @@
+"""Run every benchmark script in ``bench/`` and refresh their sections of ``docs/benchmarks.md``.
+
+``make bench`` runs this. Scripts (``bench/*.py`` not starting with ``_``, except this one) run
+one after the other in their own process (each measures its own memory and timings; running them
+in parallel on a small CPU would distort the times). Two kinds of script:
+
+- those that rewrite their own section (``segmenters.py`` -> "## Segmenters",
+  ``prompt_quality.py`` -> "## Prompt quality"): left to do it;
+- those that print a Markdown table (``pipeline.py`` -> "## Pipeline", ``fob_forward.py`` ->
+  "## FoB forward"): the first table of their section is replaced by the last table the
+  script printed; the prose around it (the reading of the numbers) is kept.
+
+Other sections of the file are never touched. Exit status: the number of scripts that failed.
+Run: ``.venv/bin/python bench/run_all.py [--only NAME ...] [--skip NAME ...] [--skip-sam]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+DOCS = BENCH.parent / "docs" / "benchmarks.md"
+# script -> section whose first table it refreshes; None: the script writes its own section
+TABLE_SECTIONS = {"pipeline": "Pipeline", "fob_forward": "FoB forward"}
+OWN_SECTIONS = {"segmenters": "Segmenters", "prompt_quality": "Prompt quality"}
+
+
+def scripts() -> list[Path]:
+    """The benchmark scripts, sorted by name."""
+    return sorted(
+        p
+        for p in BENCH.glob("*.py")
+        if not p.name.startswith("_") and p != Path(__file__).resolve()
+    )
+
+
+def last_table(text: str) -> list[str]:
+    """The last block of consecutive Markdown table lines (``| ... |``) in `text`."""
+    blocks, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    return blocks[-1] if blocks else []
+
+
+def replace_first_table(doc: str, section: str, table: list[str]) -> str:
+    """`doc` with the first table of ``## section`` replaced by `table` (unchanged if none)."""
+    lines = doc.splitlines()
+    try:
+        start = lines.index(f"## {section}")
+    except ValueError:
+        return doc
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    first = next((i for i in range(start, end) if lines[i].startswith("|")), None)
+    if first is None or not table:
+        return doc
+    last = first
+    while last + 1 < end and lines[last + 1].startswith("|"):
+        last += 1
+    return "\n".join(lines[:first] + table + lines[last + 1 :]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="script names (no .py) to run")
+    parser.add_argument("--skip", nargs="*", default=[], help="script names to leave out")
+    parser.add_argument("--skip-sam", action="store_true", help="pipeline.py without SAM")
+    args = parser.parse_args(argv)
+    summary, failed = {}, 0
+    for script in scripts():
+        name = script.stem
+        if (args.only is not None and name not in args.only) or name in args.skip:
+            continue
+        cmd = [sys.executable, str(script)]
+        if name == "pipeline" and args.skip_sam:
+            cmd.append("--skip-sam")
+        print(f"== {name}", flush=True)
+        t = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        print(done.stdout[-4000:], flush=True)
+        summary[name] = {"returncode": done.returncode, "wall_s": round(wall, 1)}
+        if done.returncode:
+            failed += 1
+            print(done.stderr[-4000:], file=sys.stderr)
+            continue
+        if name in TABLE_SECTIONS and DOCS.exists():
+            table = last_table(done.stdout)
+            DOCS.write_text(replace_first_table(DOCS.read_text(), TABLE_SECTIONS[name], table))
+        elif name not in OWN_SECTIONS:
+            print(f"note: {name}.py has no section in {DOCS.name}; its results stay in JSON")
+    (BENCH / "results").mkdir(exist_ok=True)
+    (BENCH / "results" / "run_all.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
