@@ -71,6 +71,19 @@ class Segmenter(Protocol):
         ...
 
 
+def segment_each(
+    segmenter: Segmenter,
+    images: Sequence[np.ndarray],
+    prompts_list: Sequence[PromptSet],
+    *,
+    window: Window,
+) -> list[np.ndarray]:
+    """`segment_many` for backends without a faster batch path: one `segment` call per pair."""
+    if len(images) != len(prompts_list):
+        raise ValueError(f"segment_many: {len(images)} images but {len(prompts_list)} prompt sets")
+    return [segmenter.segment(im, p, window=window) for im, p in zip(images, prompts_list)]
+
+
 def check_inputs(image: np.ndarray, prompts: PromptSet) -> np.ndarray:
     """Validate a slice and its prompts; returns the slice as a float32 (H, W) array."""
     arr = np.asarray(image)

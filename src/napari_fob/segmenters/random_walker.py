@@ -22,7 +22,7 @@ from skimage.segmentation import random_walker
 
 from napari_fob.intensity import Window, normalise
 from napari_fob.prompts import PromptSet
-from napari_fob.segmenters.base import check_inputs
+from napari_fob.segmenters.base import check_inputs, segment_each
 
 FG, BG = 1, 2
 
@@ -144,11 +144,7 @@ class RandomWalkerSegmenter:
         window: Window,
     ) -> list[np.ndarray]:
         """One (H, W) bool mask per (image, prompts) pair."""
-        if len(images) != len(prompts_list):
-            raise ValueError(
-                f"segment_many: {len(images)} images but {len(prompts_list)} prompt sets"
-            )
-        return [self.segment(im, p, window=window) for im, p in zip(images, prompts_list)]
+        return segment_each(self, images, prompts_list, window=window)
 
     # ---- seeds and crop ------------------------------------------------------------------
     def _region(self, shape: tuple[int, int], prompts: PromptSet) -> np.ndarray:

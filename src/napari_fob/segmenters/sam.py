@@ -29,7 +29,7 @@ from napari_fob.cache import EmbeddingCache, array_signature, embedding_key
 from napari_fob.geometry import ring_box, to_sam_xy
 from napari_fob.intensity import Window, to_uint8_rgb
 from napari_fob.prompts import PromptSet
-from napari_fob.segmenters.base import check_inputs
+from napari_fob.segmenters.base import check_inputs, segment_each
 from napari_fob.segmenters.sam_inputs import (
     MASK_LOGIT,
     SamOutput,
@@ -173,11 +173,7 @@ class SamSegmenter:
         window: Window,
     ) -> list[np.ndarray]:
         """One (H, W) bool mask per (image, prompts) pair; each embedding goes through the cache."""
-        if len(images) != len(prompts_list):
-            raise ValueError(
-                f"segment_many: {len(images)} images but {len(prompts_list)} prompt sets"
-            )
-        return [self.segment(im, p, window=window) for im, p in zip(images, prompts_list)]
+        return segment_each(self, images, prompts_list, window=window)
 
     def segment_detailed(
         self,
