@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segmenter", default="auto", choices=["auto", "random-walker", "none"])
     parser.add_argument("--quick", action="store_true", help="small crop, no docs (smoke test)")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/ untouched")
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick writes only to --out (the committed results are for full runs)")
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "prompt_quality_quick.json" if args.quick else "prompt_quality.json"
     (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
     print(markdown(report))
-    if not args.quick:
+    if not (args.quick or args.no_docs):
         plot(report, ROOT / "docs" / "images" / "prompt_quality.png")
         write_section(ROOT / "docs" / "benchmarks.md", "Prompt quality", docs_section(report))
     print(f"written: {out / name}")
