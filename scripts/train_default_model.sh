@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Train the shipped default FoB model (src/napari_fob/weights/fob-compact.pt); see docs/models.md.
 #
-#   scripts/train_default_model.sh [DATA_DIR] [RUN_DIR] [extra fob train args, e.g. --resume]
+#   scripts/train_default_model.sh [DATA_DIR] [RUN_DIR] [extra fob train args for stage 2]
 #
 # 1. builds the training data outside the repository (phantoms with seeds 100-131, the MNI T1
 #    image, supervoxel pseudo-labels, DATA_DIR/manifest.yaml) unless the manifest exists;
-# 2. runs `fob train` with scripts/training/default_model.yaml (stop it whenever: checkpoints
-#    every 100 steps; rerun with --resume to continue);
-# 3. scripts/training/export_default.py RUN_DIR/latest.pt then writes the small shipped file.
+# 2. stage 1: `fob train` with scripts/training/default_model.yaml for 6700 steps; stage 2:
+#    the stage-1 weights re-saved with heatmap sigma 4 (retarget.py), trained with
+#    default_model_stage2.yaml until stopped (checkpoints every 100 steps; rerunning the
+#    script continues where it stopped);
+# 3. scripts/training/export_default.py RUN_DIR/stage2/latest.pt writes the small shipped file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
@@ -18,8 +20,19 @@ py="${PYTHON:-$repo/.venv/bin/python}"
 if [ ! -f "$data/manifest.yaml" ]; then
     "$py" "$here/training/make_data.py" --out "$data" --seeds 100-131 --jobs 2
 fi
-if [ -f "$run/latest.pt" ] && [[ " $* " == *" --resume "* ]]; then
-    exec "$py" -m napari_fob.cli train --out "$run" "$@"
+stage1="$run/stage1" stage2="$run/stage2"
+train() { "$py" -m napari_fob.cli train --manifest "$data/manifest.yaml" "$@"; }
+# Stage 1: from random weights, heatmap sigma 2 (the compact geometry halved), 6700 steps.
+if [ ! -f "$stage1/latest.pt" ]; then
+    train --config "$here/training/default_model.yaml" --out "$stage1" --iterations 6700
+elif [ "$(cat "$stage1/.done" 2>/dev/null)" != done ]; then
+    train --out "$stage1" --iterations 6700 --resume
 fi
-exec "$py" -m napari_fob.cli train --config "$here/training/default_model.yaml" \
-    --manifest "$data/manifest.yaml" --out "$run" "$@"
+echo done > "$stage1/.done"
+# Stage 2: the same weights with sigma 4 (wider heatmap targets), until stopped (--resume ok).
+if [ -f "$stage2/latest.pt" ]; then
+    exec "$py" -m napari_fob.cli train --out "$stage2" --resume "$@"
+fi
+"$py" "$here/training/retarget.py" "$stage1/latest.pt" "$run/stage2_init.pt" sigma=4.0
+train --config "$here/training/default_model_stage2.yaml" --out "$stage2" \
+    --set init_checkpoint="$run/stage2_init.pt" "$@"
