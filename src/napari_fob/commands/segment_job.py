@@ -89,12 +89,13 @@ def read_names(support_path: Path) -> dict[int, str]:
 
 
 def _drive(gen, desc: str, progress: bool):
-    """Run a session generator under a tqdm bar; returns its result."""
+    """Run a session generator under a tqdm bar (terminals only); returns its result."""
     from tqdm import tqdm
 
     from napari_fob.session import run
 
-    with tqdm(desc=desc, disable=not progress, leave=False, unit="slice") as bar:
+    # disable=None: a bar on a terminal, none when stderr is a file or a pipe (logs stay clean)
+    with tqdm(desc=desc, disable=None if progress else True, leave=False, unit="slice") as bar:
 
         def update(p):
             bar.total = p.total
