@@ -147,7 +147,8 @@ def plot(report: dict, path: Path) -> Path:
     for name, m in report["methods"].items():
         pts = [(int(dz), v) for dz, v in m["ring_error_by_dz"].items() if v is not None]
         pts = [p for p in pts if p[0] <= 20]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+        style = "--" if name == "copy" else "-"  # copy == fixed mask-ring: keep both visible
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=name)
     ax.set_xlabel("|dz| from the support slice")
     ax.set_ylabel("ring_error (px at the 256 grid)")
     ax.set_title("Background-ring error against distance from the support")

@@ -142,21 +142,25 @@ def docs_section(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default", help="FoB checkpoint (default: shipped)")
-    parser.add_argument("--max-slices", type=int, default=24, help="queries per structure (0: all)")
+    parser.add_argument("--max-slices", type=int, default=16, help="queries per structure (0: all)")
     parser.add_argument("--segmenter", default="auto", choices=["auto", "random-walker", "none"])
     parser.add_argument("--quick", action="store_true", help="small crop, no docs (smoke test)")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ untouched")
+    parser.add_argument("--from-json", default=None, help="re-render docs from a saved report")
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick writes only to --out (the committed results are for full runs)")
-    if args.quick and args.max_slices == 24:
+    if args.quick and args.max_slices == 16:
         args.max_slices = 6
-    report = run(args)
     out = Path(args.out) if args.out else ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
     name = "prompt_quality_quick.json" if args.quick else "prompt_quality.json"
-    (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+    else:
+        report = run(args)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
     print(markdown(report))
     if not (args.quick or args.no_docs):
         plot(report, ROOT / "docs" / "images" / "prompt_quality.png")

@@ -38,12 +38,35 @@ def main() -> int:
     parser.add_argument("checkpoint", help="a fob train checkpoint (latest.pt or best.pt)")
     parser.add_argument("--out", default=str(ROOT / "src/napari_fob/weights" / DEFAULT_FILE))
     parser.add_argument("--wall-s", type=float, default=None, help="wall time of the run")
+    parser.add_argument(
+        "--prior-run", default=None, help="run folder of an earlier stage these weights come from"
+    )
     args = parser.parse_args()
     src = Path(args.checkpoint)
     ckpt = load_checkpoint(src)
     model = load_fob(src)
     settings = ckpt.get("train_config", {})
     log = src.parent / "train_log.csv"
+    compute = training_time_s(log) if log.exists() else None
+    steps, stages = int(ckpt["step"]), None
+    if args.prior_run:
+        prior = Path(args.prior_run)
+        prior_steps = int(load_checkpoint(prior / "latest.pt")["step"])
+        prior_compute = training_time_s(prior / "train_log.csv")
+        stages = [
+            {
+                "run": "stage 1 (sigma 2, from random)",
+                "steps": prior_steps,
+                "compute_s": round(prior_compute, 1),
+            },
+            {
+                "run": f"stage 2 (sigma {model.config.sigma:g})",
+                "steps": steps,
+                "compute_s": None if compute is None else round(compute, 1),
+            },
+        ]
+        steps += prior_steps
+        compute = None if compute is None else compute + prior_compute
     card = {
         "name": "fob-compact (napari-fob default model)",
         "trained_from": "random initialisation (no pretrained encoder)",
@@ -51,8 +74,9 @@ def main() -> int:
         "and the MNI ICBM152 2009a T1 (image only); see docs/models.md",
         "labels_used_for_training": "none (self-supervised; ground truth never trained on)",
         "held_out": "phantom seeds 0-99; ground-truth structures of every volume",
-        "steps": int(ckpt["step"]),
-        "train_compute_s": round(training_time_s(log), 1) if log.exists() else None,
+        "steps": steps,
+        "stages": stages,
+        "train_compute_s": None if compute is None else round(compute, 1),
         "train_wall_s": args.wall_s,
         "hardware": f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU",
         "torch": str(torch.__version__),
@@ -60,11 +84,11 @@ def main() -> int:
         "train": settings.get("train"),
         "recipe": "scripts/train_default_model.sh, scripts/training/default_model.yaml",
     }
-    out = save_checkpoint(args.out, model, step=int(ckpt["step"]), extra={"card": card})
+    out = save_checkpoint(args.out, model, step=steps, extra={"card": card})
     size_mb = out.stat().st_size / 1e6
     reloaded = torch.load(out, weights_only=True)
     assert set(reloaded) == {"format", "version", "config", "model", "step", "card"}
-    print(f"wrote {out} ({size_mb:.1f} MB, step {ckpt['step']})")
+    print(f"wrote {out} ({size_mb:.1f} MB, {steps} steps)")
     return 0
 
 
