@@ -117,6 +117,7 @@ def test_fob_generator_wraps_the_predictor():
     assert described["kind"] == "fob" and described["config"]["name"] == "tiny"
 
 
+@pytest.mark.usefixtures("without_shipped_model")
 def test_fob_default_checkpoint_missing_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="fob-compact.pt"):
         make_generator("fob", checkpoint="default", device="cpu")

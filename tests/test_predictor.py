@@ -120,6 +120,7 @@ def test_misuse_fails_fast(predictor):
         predictor.predict([img])
 
 
+@pytest.mark.usefixtures("without_shipped_model")
 def test_load_predictor(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", build_fob("tiny"))
     pred = load_predictor(str(path), device="cpu")

@@ -29,6 +29,7 @@ def test_next_to_review_skips_committed_and_stops_at_the_ends():
         next_to_review(entries, 2, 2)
 
 
+@pytest.mark.usefixtures("without_shipped_model")
 def test_status_line_names_the_fallbacks_and_details_say_why():
     gen, seg, text, details = build(BackendChoice(prompts="fob", segmenter="auto"))
     assert gen.name == "mask-ring" and "random" in type(seg).__name__.lower()

@@ -124,6 +124,7 @@ def _other_grid(tmp_path, case):
         ("bad slices", "--slices '3-9'"),
     ],
 )
+@pytest.mark.usefixtures("without_shipped_model")
 def test_bad_input_exits_non_zero_with_one_paragraph(tmp_path, capsys, problem, expected):
     case = make_case(tmp_path / "case")
     image, support, extra = case["image"], case["support"], []

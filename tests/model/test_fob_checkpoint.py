@@ -58,6 +58,7 @@ def test_mismatch_names_the_checkpoint_and_keys(tmp_path):
         ck.load_fob(tmp_path / "bad.pt")
 
 
+@pytest.mark.usefixtures("without_shipped_model")
 def test_missing_and_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         ck.load_fob("default")

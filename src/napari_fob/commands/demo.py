@@ -1,9 +1,10 @@
 """``fob demo``: both sample volumes through ``fob segment``, scored against their ground truth.
 
 For ``mni-brain`` and ``abdomen-phantom`` it writes the sample files, runs the segment pipeline
-in-process, then prints per structure: the Dice of the committed labels, the prompt metrics of
-DESIGN.md §5 for FoB (only when FoB weights exist) and for the ``mask-ring`` baseline, bucketed
-by distance |dz| from the support slice (all, >= 5), and the timings. It says which FoB weights
+in-process once per prompt generator (FoB when its weights exist, and the ``mask-ring``
+baseline), then prints per structure and generator: the Dice of the committed labels and the
+prompt metrics of DESIGN.md §5, bucketed by distance |dz| from the support slice (all, >= 5),
+and the timings. It says which FoB weights
 and which segmenter were used. Without a shipped FoB model it falls back to ``mask-ring``
 prompts and says so: it never presents baseline output as FoB's.
 """
@@ -80,41 +81,50 @@ def run_sample(
     prompts_name: str,
     progress: bool,
 ) -> dict[str, Any]:
-    """Write one sample, segment it, score it; returns the summary dict."""
+    """Write one sample, segment it with every generator, score it; returns the summary dict.
+
+    The masks of `prompts_name` (FoB when its weights exist) go to ``OUT/NAME/result``; each
+    other generator's to ``OUT/NAME/result-<generator>``, so FoB's Dice is always shown beside
+    the baseline's, on the same slices with the same segmenter.
+    """
     from napari_fob.commands.segment_job import segment_volume
+    from napari_fob.intensity import Window
     from napari_fob.io import read_labels, read_nifti
     from napari_fob.metrics import dice
     from napari_fob.samples import write_sample
 
     files = write_sample(name, out / name / "input")
-    report = segment_volume(
-        files["image"],
-        files["support"],
-        out / name / "result",
-        generator=generators[prompts_name],
-        segmenter=segmenter,
-        notices=notices,
-        progress=progress,
-    )
     image = read_nifti(files["image"])
     truth = read_labels(files["labels"], like=image)
     support = read_labels(files["support"], like=image)
-    result = read_labels(out / name / "result" / "labels.nii.gz", like=image)
-    from napari_fob.intensity import Window
-
+    reports, results = {}, {}
+    for g in sorted(generators, key=lambda g: g != prompts_name):
+        folder = out / name / ("result" if g == prompts_name else f"result-{g}")
+        reports[g] = segment_volume(
+            files["image"],
+            files["support"],
+            folder,
+            generator=generators[g],
+            segmenter=segmenter,
+            notices=notices,
+            progress=progress,
+        )
+        results[g] = read_labels(folder / "labels.nii.gz", like=image)
+    report = reports[prompts_name]
     window = Window.from_dict(report["window"])
     structures = {}
     for key, info in report["labels"].items():
         label = int(key)
         structures[key] = {
             "name": info["name"],
-            "dice": dice(result == label, truth == label),
+            "dice": {g: dice(results[g] == label, truth == label) for g in generators},
             "prompts": {
                 g: prompt_quality(gen, image.data, truth, support, window, label)
                 for g, gen in generators.items()
             },
         }
-    return {"report": report, "structures": structures}
+    timings = {g: r["timings_s"] for g, r in reports.items()}
+    return {"report": report, "structures": structures, "timings_s": timings}
 
 
 def _fmt(x: float) -> str:
@@ -127,26 +137,22 @@ def print_summary(name: str, summary: dict[str, Any]) -> None:
         f"\n== {name}  {tuple(report['shape'])} (Z, Y, X); outputs in "
         f"{Path(report['outputs']['labels']).parent}"
     )
-    header = f"  {'structure':22s} {'Dice':>5s}  {'prompts':9s} {'|dz|':5s} {'n':>3s} " + " ".join(
-        f"{m:>13s}" for m in METRICS
+    print(
+        f"  {'structure':22s} {'prompts':9s} {'Dice':>5s}  {'|dz|':5s} {'n':>3s} "
+        + " ".join(f"{m:>13s}" for m in METRICS)
     )
-    print(header)
     for key, s in summary["structures"].items():
-        first = True
+        title = f"{key} {s['name'] or ''}"
         for gen, buckets in s["prompts"].items():
-            for bucket, vals in buckets.items():
-                lead = (
-                    f"  {key + ' ' + (s['name'] or ''):22s} {s['dice']:5.3f}"
-                    if first
-                    else (" " * 30)
-                )
-                first = False
+            for i, (bucket, vals) in enumerate(buckets.items()):
+                lead = f"  {title:22s} {gen:9s} {s['dice'][gen]:5.3f}" if i == 0 else " " * 40
+                title = ""
                 print(
-                    f"{lead}  {gen:9s} {bucket.replace('dz', ''):5s} {vals['n']:3d} "
+                    f"{lead}  {bucket.replace('dz', ''):5s} {vals['n']:3d} "
                     + " ".join(f"{_fmt(vals[m]):>13s}" for m in METRICS)
                 )
-    t = report["timings_s"]
-    print("  timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
+    for gen, t in summary["timings_s"].items():
+        print(f"  timings {gen} (s): " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 "segmenter": segmenter.describe(),
                 "notices": notices,
                 "samples": {
-                    k: {"structures": v["structures"], "timings_s": v["report"]["timings_s"]}
+                    k: {"structures": v["structures"], "timings_s": v["timings_s"]}
                     for k, v in summaries.items()
                 },
             },
