@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from napari_fob.model.checkpoint import load_fob, save_checkpoint
 
-NOT_WEIGHTS = ("sigma", "lambda_heat", "lambda_coor", "tau", "fg_threshold")
+NOT_WEIGHTS = ("sigma", "lambda_heat", "lambda_coor", "tau", "fg_threshold", "heat_loss")
 
 
 def main(argv: list[str]) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
         key, value = pair.split("=", 1)
         if key not in NOT_WEIGHTS:
             raise ValueError(f"retarget: {key!r} is not one of {NOT_WEIGHTS}")
-        changes[key] = float(value)
+        changes[key] = value if key == "heat_loss" else float(value)
     model = load_fob(src)
     model.config = replace(model.config, **changes)
     save_checkpoint(dst, model, step=0)

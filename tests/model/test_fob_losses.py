@@ -43,6 +43,41 @@ def test_heat_coor_fore_formulas():
     torch.testing.assert_close(losses.fore_loss(logits, m), want)
 
 
+def test_softmax_ce_heat_equals_a_hand_computation():
+    torch.manual_seed(1)
+    phi, hhat = torch.randn(1, 2, 3, 3), torch.randn(1, 2, 3, 3)
+    h = torch.rand(1, 2, 3, 3)
+    want = 0.0
+    for logits in (phi, hhat):
+        for k in range(2):
+            q = h[0, k].flatten() / h[0, k].sum()
+            logp = logits[0, k].flatten() - torch.logsumexp(logits[0, k].flatten(), 0)
+            want += -(q * logp).sum() / 2  # mean over the Np = 2 channels
+    torch.testing.assert_close(losses.heat_loss_softmax_ce(phi, hhat, h), want)
+
+
+def test_softmax_ce_heat_is_an_option_that_reaches_bcm(tiny_batch):
+    with pytest.raises(ValueError, match="heat_loss"):
+        get_config("tiny", heat_loss="l1")
+    cfg = get_config("tiny", heat_loss="softmax-ce", lambda_heat=1.0)
+    model = build_fob(cfg)
+    b = tiny_batch
+    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+    terms = losses.fob_losses(
+        out,
+        query_ring=b["query_ring"],
+        query_mask=b["query_mask"],
+        support_mask=b["support_mask"],
+        config=cfg,
+    )
+    target = losses.heatmap_targets(b["query_ring"].float(), out.heatmaps.shape[-1], cfg.sigma)
+    want = losses.heat_loss_softmax_ce(out.proposals, out.heatmaps, target)
+    torch.testing.assert_close(terms["heat"], want)
+    terms["total"].backward()
+    grads = [p.grad for n, p in model.named_parameters() if n.startswith("bcm.head")]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
 def test_heatmap_targets_peak_at_the_ring():
     ring = torch.tensor([[[5.0, 7.0], [0.0, 15.0]]])
     t = losses.heatmap_targets(ring, 16, 2.0)

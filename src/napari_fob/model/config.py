@@ -12,6 +12,7 @@ from typing import Any
 
 ENCODERS = ("resnet101-deeplab", "resnet50", "resnet18", "tiny")
 RAC_KINDS = ("infonce", "hinge")
+HEAT_LOSSES = ("mse", "softmax-ce")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class FobConfig:
     tau: float = 0.1  # temperature of L_rac, Eq. 16 (paper: 0.1)
     rac: str = "infonce"  # L_rac form: "infonce" (Eq. 16) or "hinge" (the public code)
     rac_band: int = 4  # width (grid px) of the inner band giving the RAC positive, Eq. 16
-    lambda_heat: float = 1e3  # weight of L_heat (paper: 1e3)
+    heat_loss: str = "mse"  # L_heat form: "mse" (Eq. 17) or "softmax-ce" (per-channel spatial CE)
+    lambda_heat: float = 1e3  # weight of L_heat (paper: 1e3 with "mse"; ~1 with "softmax-ce")
     lambda_coor: float = 1e-4  # weight of L_coor (paper: 1e-4)
     fg_threshold: float = 0.9  # T: foreground prompts where C exceeds it, Sec. 3.7 (paper: 0.9)
 
@@ -48,6 +50,10 @@ class FobConfig:
             raise ValueError(f"FobConfig.encoder: expected one of {ENCODERS}, got {self.encoder!r}")
         if self.rac not in RAC_KINDS:
             raise ValueError(f"FobConfig.rac: expected one of {RAC_KINDS}, got {self.rac!r}")
+        if self.heat_loss not in HEAT_LOSSES:
+            raise ValueError(
+                f"FobConfig.heat_loss: expected one of {HEAT_LOSSES}, got {self.heat_loss!r}"
+            )
         if self.ring_kernel not in ("disk", "square"):
             raise ValueError(
                 f"FobConfig.ring_kernel: expected 'disk' or 'square', got {self.ring_kernel!r}"

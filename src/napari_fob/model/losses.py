@@ -26,6 +26,25 @@ def heat_loss(
     return F.mse_loss(proposals, target) + F.mse_loss(heatmaps, target)
 
 
+def heat_loss_softmax_ce(
+    proposals: torch.Tensor, heatmaps: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """Per-channel spatial cross entropy, an option to Eq. 17 (``heat_loss="softmax-ce"``).
+
+    Each channel's logits (B, Np, S, S) are a distribution over the S*S positions (softmax) and
+    the Gaussian target, normalised to sum 1, is its label. Unlike the MSE of Eq. 17, an
+    all-zero prediction is not a cheap minimum, so the heatmaps learn to peak from random
+    weights on a CPU budget (see docs/method.md). Same inputs and scale as `heat_loss`.
+    """
+    t = target.flatten(2)  # (B, Np, S*S)
+    t = t / t.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def ce(logits: torch.Tensor) -> torch.Tensor:
+        return -(t * F.log_softmax(logits.flatten(2), dim=-1)).sum(dim=-1).mean()
+
+    return ce(proposals) + ce(heatmaps)
+
+
 def coor_loss(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 18: ``mean_i ||mu'_i - mu_q^i||_2^2`` on (B, Np, 2) grid-pixel coordinates."""
     return ((points - target) ** 2).sum(dim=-1).mean()
@@ -64,6 +83,9 @@ def rac_hinge(fg_prototype: torch.Tensor, negatives: torch.Tensor, margin: float
     return F.relu(cos - margin).mean()
 
 
+HEAT_LOSS = {"mse": heat_loss, "softmax-ce": heat_loss_softmax_ce}
+
+
 def fob_losses(
     out: FobOutput,
     *,
@@ -88,7 +110,7 @@ def fob_losses(
         rac = rac_hinge(out.fg_prototype, out.bg_prototypes)
     terms = {
         "rac": rac,
-        "heat": heat_loss(out.proposals.float(), out.heatmaps.float(), target),
+        "heat": HEAT_LOSS[config.heat_loss](out.proposals.float(), out.heatmaps.float(), target),
         "coor": coor_loss(out.points.float(), ring),
         "fore": fore_loss(out.fg_logits.float(), query_mask),
     }
