@@ -31,7 +31,8 @@ SEGMENTER_CHOICES = ("auto", "sam", "random-walker")
 SAM_MODELS = ("vit_b", "vit_l", "vit_h")
 
 
-def _row(*widgets: QWidget) -> QWidget:
+def hbox(*widgets: QWidget) -> QWidget:
+    """The widgets side by side in one row without margins."""
     box = QWidget()
     lay = QHBoxLayout(box)
     lay.setContentsMargins(0, 0, 0, 0)
@@ -55,7 +56,7 @@ class Controls:
         self.label.setToolTip("Label value of the structure (also the support brush value)")
         self.name = QLineEdit()
         self.name.setPlaceholderText("structure name, e.g. liver")
-        form.addRow("Structure", _row(self.label, self.name))
+        form.addRow("Structure", hbox(self.label, self.name))
         self.low = QDoubleSpinBox()
         self.high = QDoubleSpinBox()
         for box in (self.low, self.high):
@@ -66,7 +67,7 @@ class Controls:
         self.window_from_layer.setToolTip(
             "Use the image layer's contrast limits as the intensity window"
         )
-        form.addRow("Window", _row(self.low, self.high, self.window_from_layer))
+        form.addRow("Window", hbox(self.low, self.high, self.window_from_layer))
         layout.addWidget(data)
 
         # --- range and mode ------------------------------------------------------------
@@ -78,7 +79,7 @@ class Controls:
         self.auto_extent.setToolTip(
             "Walk out from the support until the structure's evidence drops below the threshold"
         )
-        form.addRow("From / to", _row(self.z_from, self.z_to, self.auto_extent))
+        form.addRow("From / to", hbox(self.z_from, self.z_to, self.auto_extent))
         self.mode = QComboBox()
         self.mode.addItems(["fixed", "chain"])
         self.mode.setToolTip(
@@ -90,11 +91,11 @@ class Controls:
         self.threshold.setSingleStep(0.05)
         self.threshold.setValue(0.5)
         self.threshold.setToolTip("Slices below this confidence are flagged (and end auto extent)")
-        form.addRow("Mode / threshold", _row(self.mode, self.threshold))
+        form.addRow("Mode / threshold", hbox(self.mode, self.threshold))
         self.overwrite = QCheckBox("overwrite other structures")
         self.other_bg = QCheckBox("other structures as background")
         self.other_bg.setChecked(True)
-        form.addRow(_row(self.overwrite, self.other_bg))
+        form.addRow(hbox(self.overwrite, self.other_bg))
         layout.addWidget(rng)
 
         # --- models ----------------------------------------------------------------------
@@ -104,7 +105,7 @@ class Controls:
         self.prompts.addItems(PROMPT_CHOICES)
         self.fob_checkpoint = QLineEdit(FOB_DEFAULT)
         self.fob_checkpoint.setToolTip("FoB checkpoint: 'default' (shipped model) or a .pt path")
-        form.addRow("Prompts", _row(self.prompts, self.fob_checkpoint))
+        form.addRow("Prompts", hbox(self.prompts, self.fob_checkpoint))
         self.segmenter = QComboBox()
         self.segmenter.addItems(SEGMENTER_CHOICES)
         self.segmenter.setToolTip(
@@ -112,7 +113,7 @@ class Controls:
         )
         self.sam_model = QComboBox()
         self.sam_model.addItems(SAM_MODELS)
-        form.addRow("Segmenter", _row(self.segmenter, self.sam_model))
+        form.addRow("Segmenter", hbox(self.segmenter, self.sam_model))
         self.sam_checkpoint = QLineEdit()
         self.sam_checkpoint.setPlaceholderText(
             "SAM checkpoint path (empty: search the usual places)"

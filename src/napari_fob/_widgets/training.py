@@ -17,7 +17,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -28,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fob._widgets.controls import hbox
 from napari_fob.training_process import (
     DEVICES,
     LineSplitter,
@@ -92,8 +92,8 @@ class TrainingWidget(QWidget):
         browse_out.clicked.connect(lambda: self._on_browse(self._out))
 
         form = QFormLayout()
-        form.addRow("Config", _row(self._config, browse_config))
-        form.addRow("Output", _row(self._out, browse_out))
+        form.addRow("Config", hbox(self._config, browse_config))
+        form.addRow("Output", hbox(self._out, browse_out))
         form.addRow("Iterations", self._iterations)
         form.addRow("Device", self._device)
         form.addRow("", self._resume)
@@ -117,7 +117,7 @@ class TrainingWidget(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        for widget in (_row(self._start, self._stop), self._progress, self._metrics, self._log):
+        for widget in (hbox(self._start, self._stop), self._progress, self._metrics, self._log):
             layout.addWidget(widget)
         for widget in (self._live, self._checkpoint, self._use):
             layout.addWidget(widget)
@@ -270,29 +270,14 @@ class TrainingWidget(QWidget):
             return None
         self.checkpoint_ready.emit(str(path))
         annotator = self._find_annotator()
-        setter = getattr(annotator, ANNOTATOR_SETTER, None)
         if annotator is None:
             self._append_log(f"checkpoint {path}: no annotator widget docked in this viewer")
-        elif setter is None:
-            self._append_log(f"the annotator cannot take a checkpoint; set its FoB field to {path}")
         else:
-            setter(str(path))
+            getattr(annotator, ANNOTATOR_SETTER)(str(path))
             self._append_log(f"annotator now uses {path}")
         return path
 
     def _find_annotator(self) -> QWidget | None:
-        """The docked annotator: a widget with ``set_fob_checkpoint`` or named AnnotatorWidget."""
+        """The docked annotator: the first dock widget with ``set_fob_checkpoint``."""
         docked = self._viewer.window.dock_widgets.values() if self._viewer is not None else ()
-        for widget in docked:
-            if hasattr(widget, ANNOTATOR_SETTER) or type(widget).__name__ == "AnnotatorWidget":
-                return widget
-        return None
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QHBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
+        return next((w for w in docked if hasattr(w, ANNOTATOR_SETTER)), None)
