@@ -7,9 +7,10 @@
 #    image, supervoxel pseudo-labels, DATA_DIR/manifest.yaml) unless the manifest exists;
 # 2. stage 1: `fob train` with scripts/training/default_model.yaml for 6700 steps; stage 2:
 #    the stage-1 weights re-saved with heatmap sigma 4 (retarget.py), trained with
-#    default_model_stage2.yaml until stopped (checkpoints every 100 steps; rerunning the
-#    script continues where it stopped);
-# 3. scripts/training/export_default.py RUN_DIR/stage2/latest.pt writes the small shipped file.
+#    default_model_stage2.yaml for 16900 steps; stage 3: those weights re-saved with the
+#    spatial cross-entropy heatmap loss, trained until stopped (checkpoints every 100 steps;
+#    rerunning the script continues where it stopped);
+# 3. scripts/training/export_default.py RUN_DIR/stage3/latest.pt writes the small shipped file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
@@ -20,7 +21,7 @@ py="${PYTHON:-$repo/.venv/bin/python}"
 if [ ! -f "$data/manifest.yaml" ]; then
     "$py" "$here/training/make_data.py" --out "$data" --seeds 100-131 --jobs 2
 fi
-stage1="$run/stage1" stage2="$run/stage2"
+stage1="$run/stage1" stage2="$run/stage2" stage3="$run/stage3"
 train() { "$py" -m napari_fob.cli train --manifest "$data/manifest.yaml" "$@"; }
 # Stage 1: from random weights, heatmap sigma 2 (the compact geometry halved), 6700 steps.
 if [ ! -f "$stage1/latest.pt" ]; then
@@ -29,10 +30,22 @@ elif [ "$(cat "$stage1/.done" 2>/dev/null)" != done ]; then
     train --out "$stage1" --iterations 6700 --resume
 fi
 echo done > "$stage1/.done"
-# Stage 2: the same weights with sigma 4 (wider heatmap targets), until stopped (--resume ok).
-if [ -f "$stage2/latest.pt" ]; then
-    exec "$py" -m napari_fob.cli train --out "$stage2" --resume "$@"
+# Stage 2: the same weights with sigma 4 (wider heatmap targets), 16900 steps.
+if [ ! -f "$stage2/latest.pt" ]; then
+    "$py" "$here/training/retarget.py" "$stage1/latest.pt" "$run/stage2_init.pt" sigma=4.0
+    train --config "$here/training/default_model_stage2.yaml" --out "$stage2" \
+        --set init_checkpoint="$run/stage2_init.pt" --iterations 16900
+elif [ "$(cat "$stage2/.done" 2>/dev/null)" != done ]; then
+    train --out "$stage2" --iterations 16900 --resume
 fi
-"$py" "$here/training/retarget.py" "$stage1/latest.pt" "$run/stage2_init.pt" sigma=4.0
-train --config "$here/training/default_model_stage2.yaml" --out "$stage2" \
-    --set init_checkpoint="$run/stage2_init.pt" "$@"
+echo done > "$stage2/.done"
+# Stage 3: the spatial softmax cross-entropy heatmap loss (heat_loss=softmax-ce, lambda_heat 1),
+# lr 2e-4 x0.95 every 2000 steps, until stopped (--resume continues).
+if [ -f "$stage3/latest.pt" ]; then
+    exec "$py" -m napari_fob.cli train --out "$stage3" --resume "$@"
+fi
+"$py" "$here/training/retarget.py" "$stage2/latest.pt" "$run/stage3_init.pt" \
+    heat_loss=softmax-ce lambda_heat=1.0
+train --config "$here/training/default_model_stage2.yaml" --out "$stage3" \
+    --set init_checkpoint="$run/stage3_init.pt" --set train.lr=2e-4 \
+    --set train.lr_decay_every=2000 "$@"

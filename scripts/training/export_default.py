@@ -39,8 +39,20 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "src/napari_fob/weights" / DEFAULT_FILE))
     parser.add_argument("--wall-s", type=float, default=None, help="wall time of the run")
     parser.add_argument(
-        "--prior-run", default=None, help="run folder of an earlier stage these weights come from"
+        "--prior-run",
+        action="append",
+        default=[],
+        metavar="RUN=LABEL",
+        help="run folder of an earlier stage these weights come from, with a label; repeat in "
+        "training order (e.g. /runs/s1='stage 1 (sigma 2, from random)')",
     )
+    parser.add_argument(
+        "--prior-card",
+        default=None,
+        help="an exported checkpoint these weights were fine-tuned from: its card's stages, "
+        "steps and compute are carried over",
+    )
+    parser.add_argument("--label", default=None, help="label of the checkpoint's own stage")
     args = parser.parse_args()
     src = Path(args.checkpoint)
     ckpt = load_checkpoint(src)
@@ -48,25 +60,25 @@ def main() -> int:
     settings = ckpt.get("train_config", {})
     log = src.parent / "train_log.csv"
     compute = training_time_s(log) if log.exists() else None
-    steps, stages = int(ckpt["step"]), None
-    if args.prior_run:
-        prior = Path(args.prior_run)
+    steps, stages = int(ckpt["step"]), []
+    if args.prior_card:
+        card = load_checkpoint(args.prior_card)["card"]
+        stages += card.get("stages") or [{"run": "earlier", "steps": card["steps"]}]
+        steps += int(card["steps"])
+        compute = None if compute is None else compute + float(card["train_compute_s"])
+    for item in args.prior_run:
+        run, _, label = item.partition("=")
+        prior = Path(run)
         prior_steps = int(load_checkpoint(prior / "latest.pt")["step"])
         prior_compute = training_time_s(prior / "train_log.csv")
-        stages = [
-            {
-                "run": "stage 1 (sigma 2, from random)",
-                "steps": prior_steps,
-                "compute_s": round(prior_compute, 1),
-            },
-            {
-                "run": f"stage 2 (sigma {model.config.sigma:g})",
-                "steps": steps,
-                "compute_s": None if compute is None else round(compute, 1),
-            },
-        ]
+        stages.append({"run": label, "steps": prior_steps, "compute_s": round(prior_compute, 1)})
         steps += prior_steps
         compute = None if compute is None else compute + prior_compute
+    if stages:
+        own = None if not log.exists() else round(training_time_s(log), 1)
+        stages.append(
+            {"run": args.label or "last stage", "steps": int(ckpt["step"]), "compute_s": own}
+        )
     card = {
         "name": "fob-compact (napari-fob default model)",
         "trained_from": "random initialisation (no pretrained encoder)",
@@ -75,7 +87,7 @@ def main() -> int:
         "labels_used_for_training": "none (self-supervised; ground truth never trained on)",
         "held_out": "phantom seeds 0-99; ground-truth structures of every volume",
         "steps": steps,
-        "stages": stages,
+        "stages": stages or None,
         "train_compute_s": None if compute is None else round(compute, 1),
         "train_wall_s": args.wall_s,
         "hardware": f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU",
