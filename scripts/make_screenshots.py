@@ -5,9 +5,9 @@ Usage (needs a display; on a headless machine run it under Xvfb):
     QT_QPA_PLATFORM=xcb xvfb-run -a .venv/bin/python scripts/make_screenshots.py --out docs/images
 
 Steps shown: the support painted on one slice, the predicted prompts (rings) on another slice,
-the committed labels, and a close-up of one ring being corrected. The models are the ones the
-widget picks by itself on this machine (the status line in the pictures says which), so the
-pictures show what a user without downloaded weights sees.
+the committed labels, and a close-up of one ring being corrected. ``--prompts`` picks the prompt
+generator (the shipped FoB model or the mask-ring baseline); the segmenter is the one the widget
+picks by itself on this machine (the status line in the pictures says which).
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     parser.add_argument("--sample", default="abdomen-phantom")
     parser.add_argument("--label", type=int, default=1)
+    parser.add_argument(
+        "--prompts",
+        choices=("fob", "mask-ring"),
+        default="fob",
+        help="prompt generator chosen in the widget (fob: the shipped default model)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -56,6 +62,7 @@ def main() -> int:
     widget = AnnotatorWidget(viewer)
     viewer.window.add_dock_widget(widget, name="FoB annotator", area="right")
     widget._c.name.setText(sample.names.get(label, ""))
+    widget._c.prompts.setCurrentIndex(1 if args.prompts == "mask-ring" else 0)
     layers = widget.ensure_layers()
     support = np.zeros(sample.support.shape, np.uint8)
     support[z_support][sample.support[z_support] == label] = label
