@@ -143,7 +143,8 @@ class FobPredictor:
             batch_size: queries per forward pass.
         Returns:
             PromptSets with ``bg`` (Np, 2) in ring order, ``fg`` (<= Nf, 2), both (row, col) in
-            the slice's pixels; ``bg_scores`` (heatmap peak per channel, clipped to [0, 1]),
+            the slice's pixels; ``bg_scores`` (confidence of each ring point in [0, 1], see
+            `model.fob.peak_confidence`),
             ``fg_scores`` (C at each point), ``evidence`` (max of C), ``origin="fob"``.
         Raises:
             RuntimeError: no support is set yet.
@@ -193,7 +194,10 @@ class FobPredictor:
         limit = np.array([hw[0] - 1, hw[1] - 1], dtype=np.float64)
         bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
         bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
-        bg_scores = out.heatmaps[j].amax(dim=(-2, -1)).clamp(0, 1).float().cpu().numpy()
+        from napari_fob.model.fob import peak_confidence
+
+        peak = peak_confidence(out.heatmaps[j : j + 1], cfg.heat_loss, cfg.sigma)
+        bg_scores = peak[0].float().cpu().numpy()
         prob = out.fg_prob[j].float().cpu().numpy()
         fg_grid, fg_scores = geometry.foreground_points(prob, cfg.n_fg, threshold=cfg.fg_threshold)
         fg = np.clip(geometry.grid_to_slice(fg_grid, hw, s), 0.0, limit)

@@ -118,3 +118,17 @@ def test_encoder_repeats_grey_and_normalises():
     grey = torch.full((1, 1, 8, 8), 0.5)
     x = (grey.expand(-1, 3, -1, -1) - enc.mean) / enc.std
     torch.testing.assert_close(enc(grey), enc.reduce(enc.backbone(x)))
+
+
+def test_peak_confidence_per_heatmap_loss():
+    from napari_fob.model.fob import peak_confidence
+
+    maps = torch.full((1, 2, 16, 16), -10.0)
+    maps[0, 0, 5, 5] = 10.0  # one sharp peak
+    maps[0, 1] = 0.0  # flat: no preferred place
+    maps[0, 1, 8, 8] = 0.01
+    sharp, flat = peak_confidence(maps, "softmax-ce", 1.0)[0].tolist()
+    assert sharp > 0.99 and flat < 0.15
+    mse = torch.zeros(1, 2, 8, 8)
+    mse[0, 0, 1, 1], mse[0, 1, 2, 2] = 0.7, 1.6
+    torch.testing.assert_close(peak_confidence(mse, "mse", 4.0), torch.tensor([[0.7, 1.0]]))

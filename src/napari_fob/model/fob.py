@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .bcm import BCM, ForegroundMap, cosine_map
 from .bppc import mask_prototype, point_prototypes
@@ -85,6 +86,23 @@ def heatmap_argmax(maps: torch.Tensor) -> torch.Tensor:
     w = maps.shape[-1]
     idx = maps.flatten(2).argmax(dim=-1)  # (B, N)
     return torch.stack([idx // w, idx % w], dim=-1).float()  # float32 even under autocast
+
+
+def peak_confidence(maps: torch.Tensor, heat_loss: str, sigma: float) -> torch.Tensor:
+    """Per-channel confidence in [0, 1] of the argmax point: (B, N, H, W) -> (B, N).
+
+    ``"mse"`` maps regress peak-1 Gaussians (Eq. 17): the peak value, clipped to [0, 1].
+    ``"softmax-ce"`` maps are logits of a spatial distribution: the probability mass within
+    2 sigma of the peak, so a sharp single peak scores near 1 and a spread-out map near 0.
+    """
+    if heat_loss != "softmax-ce":
+        return maps.amax(dim=(-2, -1)).clamp(0, 1)
+    b, n, h, w = maps.shape
+    prob = maps.flatten(2).float().softmax(dim=-1).view(b * n, 1, h, w)
+    k = 2 * max(1, round(2 * sigma)) + 1
+    mass = F.avg_pool2d(prob, k, stride=1, padding=k // 2, count_include_pad=True) * (k * k)
+    idx = maps.flatten(2).argmax(dim=-1).view(-1, 1)  # (B*N, 1)
+    return mass.flatten(1).gather(1, idx).view(b, n).clamp(0, 1)
 
 
 class Fob(nn.Module):
