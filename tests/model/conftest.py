@@ -51,6 +51,28 @@ def to_batch(pair: dict, batch: int = 1) -> dict[str, torch.Tensor]:
     return out
 
 
+def episode_losses(model, batch: dict[str, torch.Tensor], config) -> tuple:
+    """One forward pass on `batch` and its `fob_losses`: (FobOutput, dict of loss terms)."""
+    from napari_fob.model.losses import fob_losses
+
+    b = batch
+    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+    terms = fob_losses(
+        out,
+        query_ring=b["query_ring"],
+        query_mask=b["query_mask"],
+        support_mask=b["support_mask"],
+        config=config,
+    )
+    return out, terms
+
+
+@pytest.fixture
+def run_episode():
+    """`episode_losses(model, batch, config)` -> (FobOutput, loss terms)."""
+    return episode_losses
+
+
 @pytest.fixture
 def tiny_batch() -> dict[str, torch.Tensor]:
     """A seeded tiny-grid (64) episode, batch 2."""

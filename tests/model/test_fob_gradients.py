@@ -7,23 +7,20 @@ import torch
 
 from napari_fob.model.config import get_config
 from napari_fob.model.fob import build_fob
-from napari_fob.model.losses import fob_losses
 
 
-def run(tiny_batch, seed: int = 0):
-    torch.manual_seed(seed)
-    cfg = get_config("tiny")
-    model = build_fob(cfg)
-    b = tiny_batch
-    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
-    terms = fob_losses(
-        out,
-        query_ring=b["query_ring"],
-        query_mask=b["query_mask"],
-        support_mask=b["support_mask"],
-        config=cfg,
-    )
-    return model, terms
+@pytest.fixture
+def run(run_episode):
+    """`run(batch, seed=0)` -> (fresh tiny model, its loss terms on the batch)."""
+
+    def go(batch, seed: int = 0):
+        torch.manual_seed(seed)
+        cfg = get_config("tiny")
+        model = build_fob(cfg)
+        _, terms = run_episode(model, batch, cfg)
+        return model, terms
+
+    return go
 
 
 def grads_of(model, loss, prefix: str) -> dict[str, float]:
@@ -36,7 +33,7 @@ def grads_of(model, loss, prefix: str) -> dict[str, float]:
     }
 
 
-def test_coor_reaches_every_spr_parameter_and_alpha(tiny_batch):
+def test_coor_reaches_every_spr_parameter_and_alpha(tiny_batch, run):
     model, terms = run(tiny_batch)
     g = grads_of(model, terms["coor"], "spr.")
     assert set(g) >= {"spr.alpha_raw", "spr.w_att.weight", "spr.w_g.weight", "spr.w_theta.weight"}
@@ -45,7 +42,7 @@ def test_coor_reaches_every_spr_parameter_and_alpha(tiny_batch):
     assert sum(grads_of(model, terms["coor"], "encoder.").values()) > 0
 
 
-def test_coor_step_moves_spr_and_lowers_coor(tiny_batch):
+def test_coor_step_moves_spr_and_lowers_coor(tiny_batch, run):
     model, terms = run(tiny_batch)
     before = {k: v.detach().clone() for k, v in model.spr.state_dict().items()}
     opt = torch.optim.SGD(model.spr.parameters(), lr=1e-3)
@@ -60,7 +57,7 @@ def test_coor_step_moves_spr_and_lowers_coor(tiny_batch):
     assert new < terms["coor"].detach()
 
 
-def test_heat_reaches_bcm(tiny_batch):
+def test_heat_reaches_bcm(tiny_batch, run):
     model, terms = run(tiny_batch)
     g = grads_of(model, terms["heat"], "bcm.")
     for part in (
@@ -77,7 +74,7 @@ def test_heat_reaches_bcm(tiny_batch):
 
 
 @pytest.mark.parametrize("term", ["rac", "fore"])
-def test_rac_and_fore_reach_the_encoder(tiny_batch, term):
+def test_rac_and_fore_reach_the_encoder(tiny_batch, term, run):
     model, terms = run(tiny_batch)
     g = grads_of(model, terms[term], "encoder.")
     assert g["encoder.reduce.weight"] > 0 and g["encoder.backbone.0.weight"] > 0

@@ -56,20 +56,13 @@ def test_softmax_ce_heat_equals_a_hand_computation():
     torch.testing.assert_close(losses.heat_loss_softmax_ce(phi, hhat, h), want)
 
 
-def test_softmax_ce_heat_is_an_option_that_reaches_bcm(tiny_batch):
+def test_softmax_ce_heat_is_an_option_that_reaches_bcm(tiny_batch, run_episode):
     with pytest.raises(ValueError, match="heat_loss"):
         get_config("tiny", heat_loss="l1")
     cfg = get_config("tiny", heat_loss="softmax-ce", lambda_heat=1.0)
     model = build_fob(cfg)
     b = tiny_batch
-    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
-    terms = losses.fob_losses(
-        out,
-        query_ring=b["query_ring"],
-        query_mask=b["query_mask"],
-        support_mask=b["support_mask"],
-        config=cfg,
-    )
+    out, terms = run_episode(model, b, cfg)
     target = losses.heatmap_targets(b["query_ring"].float(), out.heatmaps.shape[-1], cfg.sigma)
     want = losses.heat_loss_softmax_ce(out.proposals, out.heatmaps, target)
     torch.testing.assert_close(terms["heat"], want)
@@ -85,18 +78,11 @@ def test_heatmap_targets_peak_at_the_ring():
 
 
 @pytest.mark.parametrize("rac", ["infonce", "hinge"])
-def test_fob_losses_total(tiny_batch, rac):
+def test_fob_losses_total(tiny_batch, rac, run_episode):
     cfg = get_config("tiny", rac=rac)
     model = build_fob(cfg)
     b = tiny_batch
-    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
-    terms = losses.fob_losses(
-        out,
-        query_ring=b["query_ring"],
-        query_mask=b["query_mask"],
-        support_mask=b["support_mask"],
-        config=cfg,
-    )
+    out, terms = run_episode(model, b, cfg)
     assert set(terms) == {"total", "rac", "heat", "coor", "fore"}
     assert all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
     want = terms["rac"] + 1e3 * terms["heat"] + 1e-4 * terms["coor"] + terms["fore"]

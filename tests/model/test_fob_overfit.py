@@ -10,7 +10,6 @@ from scipy import ndimage as ndi
 from napari_fob import geometry
 from napari_fob.model.config import get_config
 from napari_fob.model.fob import build_fob
-from napari_fob.model.losses import fob_losses
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def one_thread():
 
 
 @pytest.mark.slow
-def test_tiny_model_overfits_a_synthetic_pair(pair_factory, batch_factory, one_thread):
+def test_tiny_model_overfits_a_synthetic_pair(pair_factory, batch_factory, run_episode, one_thread):
     torch.manual_seed(0)
     cfg = get_config("tiny")
     pair = pair_factory(64, seed=0, r=cfg.ring_r, eps=cfg.ring_eps)
@@ -34,15 +33,7 @@ def test_tiny_model_overfits_a_synthetic_pair(pair_factory, batch_factory, one_t
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 
     def episode():
-        out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
-        terms = fob_losses(
-            out,
-            query_ring=b["query_ring"],
-            query_mask=b["query_mask"],
-            support_mask=b["support_mask"],
-            config=cfg,
-        )
-        return out, terms
+        return run_episode(model, b, cfg)
 
     first = None
     for _ in range(200):
