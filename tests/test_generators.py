@@ -121,3 +121,18 @@ def test_fob_generator_wraps_the_predictor():
 def test_fob_default_checkpoint_missing_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="fob-compact.pt"):
         make_generator("fob", checkpoint="default", device="cpu")
+
+
+def test_intensity_band_and_overlap_errors_name_the_inputs():
+    from napari_fob.intensity import band_overlap, intensity_band
+
+    img = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
+    m = np.zeros((10, 10), bool)
+    with pytest.raises(ValueError, match="intensity_band: expected a non-empty mask"):
+        intensity_band(img, m)
+    m[4:6] = True
+    lo, hi = intensity_band(img, m, tolerance=0.0)
+    assert 0.40 <= lo < hi <= 0.60
+    assert band_overlap(img, m, (lo, hi)) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="band_overlap: query slice shape"):
+        band_overlap(img[:5], m, (lo, hi))

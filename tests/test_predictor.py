@@ -137,3 +137,59 @@ def test_importing_predictor_and_config_loads_neither_torch_nor_napari():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_location_prior_holds_points_near_the_support_ring_by_dz():
+    torch.manual_seed(0)
+    tight = FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.05, 0.0))
+    free = FobPredictor(build_fob("tiny"), device="cpu", location_prior=None)
+    free.model.load_state_dict(tight.model.state_dict())
+    m = disk((64, 64), (32, 32), 12)
+    q = slice_with(disk((64, 64), (36, 30), 9))
+    for p in (tight, free):
+        p.set_support(slice_with(m), m, slice_index=10)
+    ring = tight._supports[0].ring
+    (held,) = tight.predict([q], slice_indices=[14])
+    (unheld,) = free.predict([q], slice_indices=[14])
+    # a 0.05-px prior pins the coarse points (which seed SPR) to the support ring; the random
+    # tiny model's SPR then moves them by at most its offset radius
+    with torch.inference_mode():
+        sup = tight._supports[0].state
+        x = torch.from_numpy(q)[None, None]
+        sig = torch.tensor([tight.prior_sigma(10, 14)])
+        from napari_fob.model.fob import location_log_prior
+
+        prior = location_log_prior(torch.from_numpy(ring.astype(np.float32)), sig, 64)
+        out = tight.model.predict_from_support(sup, tight.model.encode(x), point_log_prior=prior)
+    np.testing.assert_array_equal(out.coarse_points[0].numpy(), np.round(ring))
+    np.testing.assert_allclose(held.bg, out.points[0].numpy(), atol=1e-4)
+    assert not np.allclose(held.bg, unheld.bg)
+    # the width grows with |dz| and is given in pixels of a 256 grid
+    p = FobPredictor(build_fob("tiny"), device="cpu", location_prior=(1.0, 0.5))
+    assert p.prior_sigma(10, 10) == pytest.approx(0.25)  # tiny grid 64: 1 px at 256 = 0.25
+    assert p.prior_sigma(10, 2) == pytest.approx((1 + 0.5 * 8) / 4)
+    assert p.prior_sigma(None, 2) == float("inf") == p.prior_sigma(3, None)
+    with pytest.raises(ValueError, match="location_prior"):
+        FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.0, 1.0))
+
+
+def test_evidence_is_the_support_band_overlap_and_falls_where_the_structure_ends(predictor):
+    m = disk((64, 64), (32, 32), 12)
+    predictor.set_support(slice_with(m), m, slice_index=0)
+    present = slice_with(disk((64, 64), (32, 32), 11))
+    ended = slice_with(np.zeros((64, 64), bool))
+    a, b = predictor.predict([present, ended], slice_indices=[1, 2])
+    assert a.evidence > 0.8 and b.evidence < 0.05
+    assert 0 <= a.meta["fg_map_max"] <= 1  # FoB's own map is kept for inspection
+
+
+def test_location_log_prior_values():
+    from napari_fob.model.fob import location_log_prior
+
+    ring = torch.tensor([[2.0, 3.0], [5.0, 5.0]])
+    lp = location_log_prior(ring, torch.tensor([1.0, 2.0]), 8)
+    assert lp.shape == (2, 2, 8, 8)
+    assert lp[0, 0, 2, 3] == 0 and lp[1, 1, 5, 5] == 0
+    assert lp[0, 0, 2, 5] == pytest.approx(-2.0) and lp[1, 0, 2, 5] == pytest.approx(-0.5)
+    flat = location_log_prior(ring, torch.tensor([float("inf")]), 8)
+    assert torch.all(flat == 0)

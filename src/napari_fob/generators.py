@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from napari_fob import geometry
+from napari_fob.intensity import band_overlap, intensity_band
 from napari_fob.prompts import PromptSet
 
 GENERATORS = ("fob", "mask-ring", "copy")
@@ -124,8 +125,7 @@ class _GeometricGenerator:
             )
         bg = self.ring(mask)
         fg = np.asarray(geometry.fg_points_from_mask(mask, self.n_fg), dtype=np.float64)
-        lo, hi = np.percentile(image01[mask], [5.0, 95.0])
-        band = (float(lo) - self.tolerance, float(hi) + self.tolerance)
+        band = intensity_band(image01, mask, self.tolerance)
         # Replace a support given again for the same slice (chain mode re-commits slices).
         self._supports = [s for s in self._supports if s.slice_index != slice_index]
         self._supports.append(_Support(image01, mask, slice_index, fg, bg, band))
@@ -158,9 +158,7 @@ class _GeometricGenerator:
                 f"{self.name}: query slice shape {image01.shape} differs from the support's "
                 f"{support.mask.shape}"
             )
-        values = image01[support.mask]
-        lo, hi = support.band
-        return float(np.mean((values >= lo) & (values <= hi)))
+        return band_overlap(image01, support.mask, support.band)
 
     def predict(
         self,

@@ -108,3 +108,41 @@ def to_uint8_rgb(image: np.ndarray, window: Window) -> np.ndarray:
         raise ValueError(f"to_uint8_rgb: expected a 2D slice (H, W), got shape {np.shape(image)}")
     grey = np.round(normalise(image, window) * 255.0).astype(np.uint8)
     return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def intensity_band(
+    image01: np.ndarray, mask: np.ndarray, tolerance: float = 0.05
+) -> tuple[float, float]:
+    """The central intensity band of a structure on one slice: its 5th..95th percentiles of
+    the (H, W) [0, 1] image under the (H, W) bool mask, widened by `tolerance` on each side.
+
+    Raises:
+        ValueError: shapes differ or the mask is empty.
+    """
+    image01, mask = np.asarray(image01), np.asarray(mask, dtype=bool)
+    if image01.shape != mask.shape or not mask.any():
+        raise ValueError(
+            f"intensity_band: expected a non-empty mask of the image's shape {image01.shape}, "
+            f"got {mask.shape} with {int(mask.sum())} pixels"
+        )
+    lo, hi = np.percentile(image01[mask], [5.0, 95.0])
+    return float(lo) - tolerance, float(hi) + tolerance
+
+
+def band_overlap(image01: np.ndarray, mask: np.ndarray, band: tuple[float, float]) -> float:
+    """Fraction of the (H, W) bool `mask` footprint whose (H, W) [0, 1] intensity is in `band`.
+
+    The evidence that a structure found under `mask` on a reference slice is still present on
+    this slice: ~1 while the structure fills the reference footprint, falling towards 0 where
+    other tissue takes its place (used by automatic extent; see generators.py).
+    """
+    image01, mask = np.asarray(image01), np.asarray(mask, dtype=bool)
+    if image01.shape != mask.shape:
+        raise ValueError(
+            f"band_overlap: query slice shape {image01.shape} differs from the reference "
+            f"mask's {mask.shape}"
+        )
+    values = image01[mask]
+    if values.size == 0:
+        return 0.0
+    return float(np.mean((values >= band[0]) & (values <= band[1])))

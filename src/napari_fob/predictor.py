@@ -4,6 +4,19 @@ Imports numpy, `geometry` and `prompts` at module level; torch and the model onl
 functions, so importing this module is cheap. Must not import napari or Qt. Slices are ``(H, W)``
 float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain resize,
 `geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
+
+Two choices of this project beyond the paper (docs/method.md, "Inference in one volume"):
+
+- **Location prior.** The support and the queries are slices of the same volume, so ring point
+  k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
+  points that seed SPR are the argmax of the heatmaps' log-likelihood plus an isotropic
+  Gaussian log-prior around the support ring with width ``a + b |dz|`` pixels of a 256 grid
+  (``location_prior=(a, b)``; None turns it off, as does a query or support without a slice
+  index).
+- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
+  (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
+  the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
+  calibrated across slices with the shipped model, so automatic extent cannot rely on it.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_fob import geometry
+from napari_fob.intensity import band_overlap, intensity_band
 from napari_fob.prompts import PromptSet
 
 if TYPE_CHECKING:
@@ -25,7 +39,9 @@ if TYPE_CHECKING:
 class _Support:
     slice_index: int | None
     state: SupportState
-    ring: np.ndarray  # (Np, 2) grid (row, col), for inspection
+    ring: np.ndarray  # (Np, 2) grid (row, col)
+    mask: np.ndarray  # (S, S) bool, the support mask at the grid
+    band: tuple[float, float]  # the structure's intensity band on the support slice
 
 
 def _check_image(image: Any, name: str) -> np.ndarray:
@@ -42,6 +58,11 @@ def _check_image(image: Any, name: str) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
+"""Default (a, b) of the location prior, pixels of a 256 grid: chosen on phantoms with seeds
+200-203 (neither training nor benchmark volumes), see docs/method.md."""
+
+
 class FobPredictor:
     """FoB prompts for query slices, given one or more support slices of the same structure.
 
@@ -50,14 +71,36 @@ class FobPredictor:
     the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``.
     """
 
-    def __init__(self, model: Fob, *, device: str = "auto") -> None:
+    def __init__(
+        self,
+        model: Fob,
+        *,
+        device: str = "auto",
+        location_prior: tuple[float, float] | None = DEFAULT_LOCATION_PRIOR,
+    ) -> None:
         import torch
 
         from napari_fob.devices import resolve_device
 
+        if location_prior is not None:
+            a, b = (float(v) for v in location_prior)
+            if not (a > 0 and b >= 0):
+                raise ValueError(
+                    f"location_prior: expected (a > 0, b >= 0) pixels of a 256 grid, got "
+                    f"{location_prior!r}"
+                )
+            location_prior = (a, b)
+        self.location_prior = location_prior
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self._supports: list[_Support] = []
+
+    def prior_sigma(self, support_index: int | None, query_index: int | None) -> float:
+        """Width in grid pixels of the location prior for one query (inf: no prior)."""
+        if self.location_prior is None or support_index is None or query_index is None:
+            return float("inf")
+        a, b = self.location_prior
+        return (a + b * abs(int(query_index) - int(support_index))) * self.grid_size / 256.0
 
     @property
     def grid_size(self) -> int:
@@ -105,8 +148,11 @@ class FobPredictor:
         with torch.inference_mode():
             state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
         idx = None if slice_index is None else int(slice_index)
+        band = intensity_band(geometry.resize_to_grid(img, s), mask_g)
         self._supports = [sup for sup in self._supports if sup.slice_index != idx]
-        self._supports.append(_Support(slice_index=idx, state=state, ring=ring))
+        self._supports.append(
+            _Support(slice_index=idx, state=state, ring=ring, mask=mask_g, band=band)
+        )
 
     def clear_supports(self) -> None:
         """Forget every support."""
@@ -145,7 +191,8 @@ class FobPredictor:
             PromptSets with ``bg`` (Np, 2) in ring order, ``fg`` (<= Nf, 2), both (row, col) in
             the slice's pixels; ``bg_scores`` (confidence of each ring point in [0, 1], see
             `model.fob.peak_confidence`),
-            ``fg_scores`` (C at each point), ``evidence`` (max of C), ``origin="fob"``.
+            ``fg_scores`` (C at each point), ``evidence`` (intensity-band overlap of the
+            support footprint, see the module docstring), ``origin="fob"``.
         Raises:
             RuntimeError: no support is set yet.
             ValueError: bad images, indices or batch size.
@@ -168,16 +215,28 @@ class FobPredictor:
         results: list[PromptSet | None] = [None] * len(imgs)
         by_id = {id(s): s for s in self._supports}
         s = self.grid_size
+        from napari_fob.model.fob import location_log_prior
+
         with torch.inference_mode():
             for sid, members in groups.items():
                 sup = by_id[sid]
+                ring = torch.from_numpy(sup.ring.astype(np.float32)).to(self.device)
                 for start in range(0, len(members), batch_size):
                     chunk = members[start : start + batch_size]
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
                     x = torch.from_numpy(batch)[:, None].to(self.device)  # (b, 1, S, S)
-                    out = self.model.predict_from_support(sup.state, self.model.encode(x))
+                    sig = [self.prior_sigma(sup.slice_index, indices[i]) for i in chunk]
+                    prior = None
+                    if any(np.isfinite(sig)):
+                        prior = location_log_prior(ring, torch.tensor(sig, device=self.device), s)
+                    out = self.model.predict_from_support(
+                        sup.state, self.model.encode(x), point_log_prior=prior
+                    )
                     for j, i in enumerate(chunk):
-                        results[i] = self._prompts(out, j, imgs[i].shape, indices[i], label, sup)
+                        evidence = band_overlap(batch[j], sup.mask, sup.band)
+                        results[i] = self._prompts(
+                            out, j, imgs[i].shape, indices[i], label, sup, evidence
+                        )
         return results  # type: ignore[return-value]
 
     def _prompts(
@@ -188,6 +247,7 @@ class FobPredictor:
         slice_index: int | None,
         label: int,
         support: _Support,
+        evidence: float,
     ) -> PromptSet:
         cfg, s = self.model.config, self.grid_size
         hw = (int(shape[0]), int(shape[1]))
@@ -196,7 +256,9 @@ class FobPredictor:
         bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
         from napari_fob.model.fob import peak_confidence
 
-        peak = peak_confidence(out.heatmaps[j : j + 1], cfg.heat_loss, cfg.sigma)
+        peak = peak_confidence(
+            out.heatmaps[j : j + 1], cfg.heat_loss, cfg.sigma, out.coarse_points[j : j + 1]
+        )
         bg_scores = peak[0].float().cpu().numpy()
         prob = out.fg_prob[j].float().cpu().numpy()
         fg_grid, fg_scores = geometry.foreground_points(prob, cfg.n_fg, threshold=cfg.fg_threshold)
@@ -209,12 +271,17 @@ class FobPredictor:
             origin="fob",
             fg_scores=fg_scores,
             bg_scores=bg_scores,
-            evidence=float(prob.max()),
-            meta={"support_slice_index": support.slice_index},
+            evidence=evidence,
+            meta={"support_slice_index": support.slice_index, "fg_map_max": float(prob.max())},
         )
 
 
-def load_predictor(checkpoint: str = "default", *, device: str = "auto") -> FobPredictor:
+def load_predictor(
+    checkpoint: str = "default",
+    *,
+    device: str = "auto",
+    location_prior: tuple[float, float] | None = DEFAULT_LOCATION_PRIOR,
+) -> FobPredictor:
     """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
 
     Raises:
@@ -225,4 +292,5 @@ def load_predictor(checkpoint: str = "default", *, device: str = "auto") -> FobP
     from napari_fob.model.checkpoint import load_fob
 
     dev = resolve_device(device)
-    return FobPredictor(load_fob(checkpoint, device=dev), device=dev)
+    model = load_fob(checkpoint, device=dev)
+    return FobPredictor(model, device=dev, location_prior=location_prior)

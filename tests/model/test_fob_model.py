@@ -132,3 +132,17 @@ def test_peak_confidence_per_heatmap_loss():
     mse = torch.zeros(1, 2, 8, 8)
     mse[0, 0, 1, 1], mse[0, 1, 2, 2] = 0.7, 1.6
     torch.testing.assert_close(peak_confidence(mse, "mse", 4.0), torch.tensor([[0.7, 1.0]]))
+
+
+def test_peak_confidence_at_given_points():
+    from napari_fob.model.fob import peak_confidence
+
+    maps = torch.full((1, 1, 9, 9), -30.0)
+    maps[0, 0, 2, 2] = 10.0
+    at_peak = peak_confidence(maps, "softmax-ce", 1.0, torch.tensor([[[2.0, 2.0]]]))
+    away = peak_confidence(maps, "softmax-ce", 1.0, torch.tensor([[[7.0, 7.0]]]))
+    assert float(at_peak) > 0.99 and float(away) < 1e-6
+    mse = torch.zeros((1, 1, 4, 4))
+    mse[0, 0, 1, 2] = 0.6
+    got = peak_confidence(mse, "mse", 4.0, torch.tensor([[[1.2, 1.8]]]))
+    assert float(got) == pytest.approx(0.6)

@@ -88,20 +88,58 @@ def heatmap_argmax(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack([idx // w, idx % w], dim=-1).float()  # float32 even under autocast
 
 
-def peak_confidence(maps: torch.Tensor, heat_loss: str, sigma: float) -> torch.Tensor:
-    """Per-channel confidence in [0, 1] of the argmax point: (B, N, H, W) -> (B, N).
+def heatmap_log_likelihood(maps: torch.Tensor, heat_loss: str) -> torch.Tensor:
+    """Per-channel log-likelihood of each pixel being the ring point: (B, N, H, W) -> same shape.
 
-    ``"mse"`` maps regress peak-1 Gaussians (Eq. 17): the peak value, clipped to [0, 1].
-    ``"softmax-ce"`` maps are logits of a spatial distribution: the probability mass within
-    2 sigma of the peak, so a sharp single peak scores near 1 and a spread-out map near 0.
+    ``"softmax-ce"`` maps are logits of a spatial distribution (log-softmax over the pixels);
+    ``"mse"`` maps regress peak-1 Gaussians (Eq. 17) and are read as a likelihood after
+    clipping to [1e-3, 1]. Used to combine the maps with a location prior before the argmax.
     """
-    if heat_loss != "softmax-ce":
-        return maps.amax(dim=(-2, -1)).clamp(0, 1)
+    if heat_loss == "softmax-ce":
+        return maps.flatten(2).float().log_softmax(dim=-1).view(maps.shape)
+    return maps.float().clamp(1e-3, 1.0).log()
+
+
+def location_log_prior(ring: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """Isotropic Gaussian log-prior around each support ring point, one width per query.
+
+    Args:
+        ring: (Np, 2) support ring points, grid (row, col).
+        sigma: (B,) prior widths in grid pixels (> 0).
+        size: the grid size S.
+    Returns:
+        (B, Np, S, S) float32, ``-d^2 / (2 sigma^2)`` with d the distance to ring point k.
+    """
+    ax = torch.arange(size, device=ring.device, dtype=torch.float32)
+    d2 = (ax[None, :, None] - ring[:, 0, None, None].float()) ** 2
+    d2 = d2 + (ax[None, None, :] - ring[:, 1, None, None].float()) ** 2  # (Np, S, S)
+    return -d2[None] / (2.0 * sigma.float().view(-1, 1, 1, 1) ** 2)
+
+
+def peak_confidence(
+    maps: torch.Tensor, heat_loss: str, sigma: float, points: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-channel confidence in [0, 1] of a point: (B, N, H, W) -> (B, N).
+
+    The point is each channel's argmax, or ``points`` (B, N, 2) grid (row, col) when given
+    (e.g. the argmax after a location prior: the confidence then says how much the model's own
+    map agrees with the point chosen). ``"mse"`` maps regress peak-1 Gaussians (Eq. 17): the
+    value at the point, clipped to [0, 1]. ``"softmax-ce"`` maps are logits of a spatial
+    distribution: the probability mass within 2 sigma of the point, so a sharp peak on the
+    point scores near 1 and a spread-out map (or a peak elsewhere) near 0.
+    """
     b, n, h, w = maps.shape
+    if points is None:
+        idx = maps.flatten(2).argmax(dim=-1).view(-1, 1)  # (B*N, 1)
+    else:
+        rc = points.round().long()
+        rc = torch.stack([rc[..., 0].clamp(0, h - 1), rc[..., 1].clamp(0, w - 1)], dim=-1)
+        idx = (rc[..., 0] * w + rc[..., 1]).view(-1, 1)
+    if heat_loss != "softmax-ce":
+        return maps.flatten(2).reshape(b * n, -1).gather(1, idx).view(b, n).clamp(0, 1)
     prob = maps.flatten(2).float().softmax(dim=-1).view(b * n, 1, h, w)
     k = 2 * max(1, round(2 * sigma)) + 1
     mass = F.avg_pool2d(prob, k, stride=1, padding=k // 2, count_include_pad=True) * (k * k)
-    idx = maps.flatten(2).argmax(dim=-1).view(-1, 1)  # (B*N, 1)
     return mass.flatten(1).gather(1, idx).view(b, n).clamp(0, 1)
 
 
@@ -170,8 +208,19 @@ class Fob(nn.Module):
         fg = mask_prototype(features, mask)
         return SupportState(features=features, bg_prototypes=bg, fg_prototype=fg, ring=ring)
 
-    def predict_from_support(self, state: SupportState, query_features: torch.Tensor) -> FobOutput:
-        """Foreground map, BCM and SPR for query features (B, C, h, w) against a support."""
+    def predict_from_support(
+        self,
+        state: SupportState,
+        query_features: torch.Tensor,
+        *,
+        point_log_prior: torch.Tensor | None = None,
+    ) -> FobOutput:
+        """Foreground map, BCM and SPR for query features (B, C, h, w) against a support.
+
+        ``point_log_prior`` (B, Np, S, S), optional: added to the heatmaps' log-likelihood
+        (`heatmap_log_likelihood`) before the argmax that seeds SPR, so the coarse points are
+        the maximum a posteriori ring points (inference only; see `location_log_prior`).
+        """
         b = query_features.shape[0]
         state = state.expand(b)
         s = self.grid_size
@@ -179,7 +228,11 @@ class Fob(nn.Module):
         fg_logits = upsample(self.fg_map(cos, query_features)[:, None], s)[:, 0]  # (B, S, S)
         phi, hhat = self.bcm(query_features, cos, state.bg_prototypes)  # (B, Np, h, w) each
         heatmaps = upsample(hhat, s)
-        coarse = heatmap_argmax(heatmaps.detach())
+        if point_log_prior is None:
+            coarse = heatmap_argmax(heatmaps.detach())
+        else:
+            loglik = heatmap_log_likelihood(heatmaps.detach(), self.config.heat_loss)
+            coarse = heatmap_argmax(loglik + point_log_prior)
         refined = self.spr(
             state.bg_prototypes, query_features, coarse, grid_size=s, sigma=self.config.sigma
         )
