@@ -15,7 +15,7 @@ from napari_fob.generators import CopyGenerator, MaskRingGenerator, make_generat
 from napari_fob.intensity import Window, normalise, resolve_window
 from napari_fob.prompts import PromptSet
 
-METHODS = ("fob", "fob-chain", "mask-ring", "mask-ring-chain", "copy")
+METHODS = ("fob", "fob-noprior", "fob-chain", "mask-ring", "mask-ring-chain", "copy")
 DZ_BINS = ((1, 2), (3, 4), (5, 9), (10, None))
 
 
@@ -88,9 +88,14 @@ def query_slices(zs: np.ndarray, zc: int, max_slices: int) -> np.ndarray:
 
 def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
     """Method name -> generator; a ``-chain`` method sets a new support before every query."""
+    from napari_fob.generators import FobGenerator
+    from napari_fob.predictor import FobPredictor
+
     fob = make_generator("fob", checkpoint=checkpoint, device=device)
+    network_alone = FobPredictor(fob.predictor.model, device=device, location_prior=None)
     return {
         "fob": fob,
+        "fob-noprior": FobGenerator(predictor=network_alone, checkpoint=checkpoint),
         "fob-chain": fob,
         "mask-ring": MaskRingGenerator(),
         "mask-ring-chain": MaskRingGenerator(),

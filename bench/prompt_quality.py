@@ -4,7 +4,9 @@ Protocol (the annotation protocol of docs/training.md): per volume and structure
 is the ground truth on the structure's central slice; every other slice showing the structure
 is a query (``--max-slices`` spread evenly). Methods:
 
-- ``fob``: the checkpoint (``default`` = ``src/napari_fob/weights/fob-compact.pt``), support fixed;
+- ``fob``: the checkpoint (``default`` = ``src/napari_fob/weights/fob-compact.pt``), support
+  fixed, with the predictor's location prior (as the product runs it);
+- ``fob-noprior``: the same network without the location prior (what the network alone does);
 - ``mask-ring``: ring and points re-drawn from the support mask (fixed support);
 - ``mask-ring-chain``: re-drawn from the previous slice's *ground truth* on the way from the
   support (every slice committed perfectly: the chain baseline at its best);
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> dict:
     report = {"methods": summarise(rows)}
     scopes = [None] + sorted({c.dataset for c in cases})
     report["target"] = [target(report["methods"], scope=s) for s in scopes]
+    report["target"] += [target(report["methods"], scope=None, model="fob-noprior")]
     # The like-for-like pairing: both chained on perfect commits, one slice ahead.
     report["target"] += [
         target(report["methods"], scope=s, model="fob-chain", baselines=("mask-ring-chain",))
@@ -127,7 +130,9 @@ def docs_section(report: dict) -> str:
         f"with r={s['ring_r']}, eps={s['ring_eps']} for every method; Dice: 2D, {seg}. "
         "`mask-ring-chain` takes the previous slice's ground truth as its committed mask (the "
         "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
-        f"central support. FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
+        "central support. `fob` runs with the predictor's location prior "
+        f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`), as the "
+        "product does; `fob-noprior` is the same network without it. FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
         "",
         markdown(report),
         "![ring_error against |dz|](images/prompt_quality.png)",

@@ -230,6 +230,8 @@ class FobGenerator:
         out: dict[str, Any] = {"kind": "fob", "checkpoint": self.checkpoint}
         if config is not None and hasattr(config, "to_dict"):
             out["config"] = config.to_dict()
+        prior = getattr(self.predictor, "location_prior", None)
+        out["location_prior"] = None if prior is None else list(prior)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 

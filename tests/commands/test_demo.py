@@ -33,9 +33,11 @@ def test_demo_without_a_shipped_model_says_it_uses_the_baseline(tmp_path, capsys
     phantom = summary["samples"]["abdomen-phantom"]["structures"]
     assert set(phantom) == {"1", "2", "3", "4"}
     for s in phantom.values():
-        assert list(s["prompts"]) == ["mask-ring"]  # no FoB numbers without FoB weights
-        assert list(s["dice"]) == ["mask-ring"] and s["dice"]["mask-ring"] > 0.5
+        runs = ["mask-ring", "mask-ring-chain"]  # no FoB numbers without FoB weights
+        assert list(s["prompts"]) == list(s["dice"]) == runs
+        assert s["dice"]["mask-ring"] > 0.5 and s["dice"]["mask-ring-chain"] > 0.5
         assert s["prompts"]["mask-ring"]["all"]["n"] > s["prompts"]["mask-ring"]["dz>=5"]["n"] > 0
+    assert summary["far_dz5"] is None and summary["fob_beats_both_baselines_dz5"] is None
 
 
 @pytest.mark.slow
@@ -47,8 +49,27 @@ def test_demo_with_the_shipped_model_compares_fob_with_the_baseline(tmp_path, ca
     assert summary["prompts"] == "fob" and summary["fob_weights"] == str(demo.shipped_fob())
     for sample in ("mni-brain", "abdomen-phantom"):
         for s in summary["samples"][sample]["structures"].values():
-            assert set(s["dice"]) == set(s["prompts"]) == {"fob", "mask-ring"}
+            assert set(s["dice"]) == set(s["prompts"]) == {"fob", "mask-ring", "mask-ring-chain"}
             assert all(0.0 <= d <= 1.0 for d in s["dice"].values())
             for buckets in s["prompts"].values():
                 assert buckets["all"]["n"] >= buckets["dz>=5"]["n"] > 0
-        assert (tmp_path / sample / "result-mask-ring" / "labels.nii.gz").exists()
+        for run in ("mask-ring", "mask-ring-chain"):
+            assert (tmp_path / sample / f"result-{run}" / "labels.nii.gz").exists()
+    # the target of the default model, printed and saved: FoB against both baselines
+    far = summary["far_dz5"]
+    assert set(far) == {"fob", "mask-ring", "mask-ring-chain"}
+    for gen in far.values():
+        assert gen["ring_error"] >= 0 and 0 <= gen["bg_inside"] <= 1
+    assert "FoB beats both baselines on ring_error and bg_inside: " in out
+    assert isinstance(summary["fob_beats_both_baselines_dz5"], bool)
+
+
+def test_chain_source_follows_the_committed_slices_from_the_support():
+    import numpy as np
+
+    committed = np.zeros(12, bool)
+    committed[[3, 4, 5, 6, 8]] = True  # support at 5; slice 7 was never committed
+    assert demo.chain_source(6, [5], committed) == 5
+    assert demo.chain_source(9, [5], committed) == 8
+    assert demo.chain_source(2, [5], committed) == 3
+    assert demo.chain_source(10, [5, 11], committed) is None  # nearest support 11, nothing between

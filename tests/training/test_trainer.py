@@ -116,3 +116,22 @@ def test_resume_needs_a_training_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="not a training checkpoint"):
         load_training_state(tmp_path / "plain.pt")
     assert load_checkpoint(tmp_path / "plain.pt")["step"] == 1
+
+
+def test_progress_interval_is_slow_off_a_terminal(monkeypatch):
+    import io
+
+    from napari_fob.training.trainer import progress_interval
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("FOB_PROGRESS_INTERVAL", raising=False)
+    assert progress_interval(Tty()) == 0.1
+    assert progress_interval(io.StringIO()) == 30.0  # a log file: no flood of redraws
+    monkeypatch.setenv("FOB_PROGRESS_INTERVAL", "1.5")
+    assert progress_interval(io.StringIO()) == 1.5
+    monkeypatch.setenv("FOB_PROGRESS_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="FOB_PROGRESS_INTERVAL='soon'"):
+        progress_interval(io.StringIO())

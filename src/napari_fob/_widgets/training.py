@@ -172,6 +172,7 @@ class TrainingWidget(QWidget):
         self._progress.setValue(0)
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")  # progress must arrive line by line
+        env.insert("FOB_PROGRESS_INTERVAL", "1")  # the live line: one redraw a second
         self._process.setProcessEnvironment(env)
         self._append_log(f"$ {format_command(argv)}")
         self._process.start(argv[0], argv[1:])

@@ -1,10 +1,12 @@
 """``fob demo``: both sample volumes through ``fob segment``, scored against their ground truth.
 
 For ``mni-brain`` and ``abdomen-phantom`` it writes the sample files, runs the segment pipeline
-in-process once per prompt generator (FoB when its weights exist, and the ``mask-ring``
-baseline), then prints per structure and generator: the Dice of the committed labels and the
-prompt metrics of DESIGN.md §5, bucketed by distance |dz| from the support slice (all, >= 5),
-and the timings. It says which FoB weights
+in-process once per prompt generator (FoB when its weights exist, the ``mask-ring`` baseline
+with the painted support fixed, and ``mask-ring-chain``: the same baseline in chain mode, each
+slice's ring re-drawn from the neighbouring slice's committed mask), then prints per structure
+and generator: the Dice of the committed labels and the prompt metrics of DESIGN.md §5, bucketed
+by distance |dz| from the support slice (all, >= 5), the timings, and whether FoB beats both
+baselines on ``ring_error`` and ``bg_inside`` at |dz| >= 5. It says which FoB weights
 and which segmenter were used. Without a shipped FoB model it falls back to ``mask-ring``
 prompts and says so: it never presents baseline output as FoB's.
 """
@@ -37,28 +39,63 @@ def shipped_fob() -> Path:
     return paths.package_weights_dir() / SHIPPED_MODEL
 
 
+def chain_source(z: int, sup_z: list[int], committed: np.ndarray) -> int | None:
+    """The slice chain mode drew slice z's prompts from: the committed slice of `committed`
+    (Z,) bool nearest to z on the way from the nearest support (None if there is none)."""
+    s = min(sup_z, key=lambda v: (abs(v - z), v))
+    lo, hi = (s, z - 1) if z > s else (z + 1, s)
+    inner = [v for v in range(lo, hi + 1) if committed[v]]
+    if not inner:
+        return None
+    return max(inner) if z > s else min(inner)
+
+
 def prompt_quality(
-    generator: Any, image: Any, truth: np.ndarray, support: np.ndarray, window: Any, label: int
+    generator: Any,
+    image: Any,
+    truth: np.ndarray,
+    support: np.ndarray,
+    window: Any,
+    label: int,
+    committed: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean prompt metrics of `generator` on every ground-truth slice of `label`, by |dz|.
 
-    Prompts come from the support slice(s) in fixed mode (no committed masks), so FoB and the
-    baseline are compared on the same slices. Returns {"all": {...}, "dz>=5": {...}} with the
-    metric means and "n" (slices).
+    Fixed mode (``committed`` None): prompts come from the painted support slice(s), so FoB and
+    the baseline are compared on the same slices. Chain mode: ``committed`` is the (Z, Y, X)
+    label volume the chain run committed, and each slice's prompts come from the committed
+    mask next to it on the way from the support (`chain_source`), as chain mode drew them; a
+    slice the chain never reached (no committed mask on that side) is drawn from the support.
+    Returns {"all": {...}, "dz>=5": {...}} with the metric means and "n" (slices).
     """
     from napari_fob.intensity import normalise
     from napari_fob.metrics import prompt_metrics
 
-    generator.clear_supports()
     sup_z = [int(z) for z in np.flatnonzero((support == label).any(axis=(1, 2)))]
-    for z in sup_z:
-        generator.set_support(normalise(image[z], window), support[z] == label, slice_index=z)
     zs = [int(z) for z in np.flatnonzero((truth == label).any(axis=(1, 2))) if z not in sup_z]
     rows = []
-    for start in range(0, len(zs), 16):
-        batch = zs[start : start + 16]
-        images = [normalise(image[z], window) for z in batch]
-        for z, p in zip(batch, generator.predict(images, slice_indices=batch, label=label)):
+    if committed is None:
+        generator.clear_supports()
+        for z in sup_z:
+            generator.set_support(normalise(image[z], window), support[z] == label, slice_index=z)
+        for start in range(0, len(zs), 16):
+            batch = zs[start : start + 16]
+            images = [normalise(image[z], window) for z in batch]
+            for z, p in zip(batch, generator.predict(images, slice_indices=batch, label=label)):
+                dz = min(abs(z - s) for s in sup_z)
+                rows.append((dz, prompt_metrics(p, truth[z] == label)))
+    else:
+        mine = committed == label
+        for z in zs:
+            src = chain_source(z, sup_z, mine.any(axis=(1, 2)))
+            if src is None or src in sup_z:
+                src = min(sup_z, key=lambda v: (abs(v - z), v)) if src is None else src
+                src_mask = support[src] == label
+            else:
+                src_mask = mine[src]
+            generator.clear_supports()
+            generator.set_support(normalise(image[src], window), src_mask, slice_index=src)
+            (p,) = generator.predict([normalise(image[z], window)], slice_indices=[z], label=label)
             dz = min(abs(z - s) for s in sup_z)
             rows.append((dz, prompt_metrics(p, truth[z] == label)))
     out = {}
@@ -83,9 +120,10 @@ def run_sample(
 ) -> dict[str, Any]:
     """Write one sample, segment it with every generator, score it; returns the summary dict.
 
-    The masks of `prompts_name` (FoB when its weights exist) go to ``OUT/NAME/result``; each
-    other generator's to ``OUT/NAME/result-<generator>``, so FoB's Dice is always shown beside
-    the baseline's, on the same slices with the same segmenter.
+    `generators` maps a run name to its generator; a name ending in ``-chain`` runs in chain
+    mode. The masks of `prompts_name` (FoB when its weights exist) go to ``OUT/NAME/result``;
+    each other run's to ``OUT/NAME/result-<name>``, so FoB's Dice is always shown beside the
+    baselines', with the same segmenter.
     """
     from napari_fob.commands.segment_job import segment_volume
     from napari_fob.intensity import Window
@@ -107,6 +145,7 @@ def run_sample(
             generator=generators[g],
             segmenter=segmenter,
             notices=notices,
+            mode="chain" if g.endswith("-chain") else "fixed",
             progress=progress,
         )
         results[g] = read_labels(folder / "labels.nii.gz", like=image)
@@ -119,7 +158,15 @@ def run_sample(
             "name": info["name"],
             "dice": {g: dice(results[g] == label, truth == label) for g in generators},
             "prompts": {
-                g: prompt_quality(gen, image.data, truth, support, window, label)
+                g: prompt_quality(
+                    gen,
+                    image.data,
+                    truth,
+                    support,
+                    window,
+                    label,
+                    committed=results[g] if g.endswith("-chain") else None,
+                )
                 for g, gen in generators.items()
             },
         }
@@ -138,14 +185,14 @@ def print_summary(name: str, summary: dict[str, Any]) -> None:
         f"{Path(report['outputs']['labels']).parent}"
     )
     print(
-        f"  {'structure':22s} {'prompts':9s} {'Dice':>5s}  {'|dz|':5s} {'n':>3s} "
+        f"  {'structure':22s} {'prompts':15s} {'Dice':>5s}  {'|dz|':5s} {'n':>3s} "
         + " ".join(f"{m:>13s}" for m in METRICS)
     )
     for key, s in summary["structures"].items():
         title = f"{key} {s['name'] or ''}"
         for gen, buckets in s["prompts"].items():
             for i, (bucket, vals) in enumerate(buckets.items()):
-                lead = f"  {title:22s} {gen:9s} {s['dice'][gen]:5.3f}" if i == 0 else " " * 40
+                lead = f"  {title:22s} {gen:15s} {s['dice'][gen]:5.3f}" if i == 0 else " " * 46
                 title = ""
                 print(
                     f"{lead}  {bucket.replace('dz', ''):5s} {vals['n']:3d} "
@@ -153,6 +200,44 @@ def print_summary(name: str, summary: dict[str, Any]) -> None:
                 )
     for gen, t in summary["timings_s"].items():
         print(f"  timings {gen} (s): " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
+
+
+def far_comparison(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Slice-weighted means of ring_error and bg_inside at |dz| >= 5 per generator, over every
+    structure of the given sample summaries; None when FoB did not run."""
+    sums: dict[str, dict[str, float]] = {}
+    for summary in summaries:
+        for s in summary["structures"].values():
+            for gen, buckets in s["prompts"].items():
+                far, acc = buckets["dz>=5"], sums.setdefault(gen, {})
+                for key in ("ring_error", "bg_inside"):
+                    if far["n"] and far[key] == far[key]:
+                        acc[key] = acc.get(key, 0.0) + far[key] * far["n"]
+                        acc[f"n_{key}"] = acc.get(f"n_{key}", 0) + far["n"]
+    if "fob" not in sums:
+        return None
+    return {
+        gen: {k: acc[k] / acc[f"n_{k}"] for k in ("ring_error", "bg_inside") if acc.get(f"n_{k}")}
+        for gen, acc in sums.items()
+    }
+
+
+def print_target(title: str, comparison: dict[str, dict[str, float]] | None) -> bool | None:
+    """Print FoB against both baselines at |dz| >= 5; returns whether FoB beats both."""
+    if comparison is None:
+        return None
+    fob, verdicts = comparison["fob"], []
+    parts = []
+    for key in ("ring_error", "bg_inside"):
+        vals = ", ".join(f"{g} {v.get(key, float('nan')):.3f}" for g, v in comparison.items())
+        parts.append(f"{key}: {vals}")
+        for base in ("mask-ring", "mask-ring-chain"):
+            f, b = fob.get(key), comparison.get(base, {}).get(key)
+            verdicts.append(f is not None and b is not None and (f < b or f == b == 0))
+    met = all(verdicts)
+    print(f"  {title}, |dz| >= 5 — " + "; ".join(parts))
+    print(f"  FoB beats both baselines on ring_error and bg_inside: {'yes' if met else 'NO'}")
+    return met
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,7 +248,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     notices: list[str] = []
     weights = shipped_fob()
-    generators: dict[str, Any] = {"mask-ring": make_generator("mask-ring")}
+    generators: dict[str, Any] = {
+        "mask-ring": make_generator("mask-ring"),
+        "mask-ring-chain": make_generator("mask-ring"),
+    }
     if weights.exists():
         generators = {
             "fob": make_generator("fob", checkpoint=str(weights), device=args.device),
@@ -199,6 +287,9 @@ def run(args: argparse.Namespace) -> int:
             name, out, generators, segmenter, notices, prompts_name, not args.quiet
         )
         print_summary(name, summaries[name])
+        print_target(name, far_comparison([summaries[name]]))
+    print("\n== both samples")
+    met = print_target("all structures", far_comparison(list(summaries.values())))
     (out / "demo.json").write_text(
         json.dumps(
             {
@@ -206,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
                 "prompts": prompts_name,
                 "segmenter": segmenter.describe(),
                 "notices": notices,
+                "far_dz5": far_comparison(list(summaries.values())),
+                "fob_beats_both_baselines_dz5": met,
                 "samples": {
                     k: {"structures": v["structures"], "timings_s": v["timings_s"]}
                     for k, v in summaries.items()

@@ -9,6 +9,7 @@ Machine-readable lines on stdout (rank 0 only; see docs/training.md):
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,27 @@ from napari_fob.training.config import (
     val_settings,
 )
 from napari_fob.training.logs import emit
+
+PROGRESS_INTERVAL_ENV = "FOB_PROGRESS_INTERVAL"
+
+
+def progress_interval(stream: Any) -> float:
+    """Seconds between redraws of the progress bar: 0.1 on a terminal; elsewhere (a log file,
+    a pipe) ``$FOB_PROGRESS_INTERVAL`` or 30, so a long run does not fill its log with
+    carriage-return redraws (the ``PROGRESS`` lines on stdout carry the step in any case)."""
+    if getattr(stream, "isatty", lambda: False)():
+        return 0.1
+    value = os.environ.get(PROGRESS_INTERVAL_ENV, "30")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(
+            f"{PROGRESS_INTERVAL_ENV}={value!r}: expected a number of seconds"
+        ) from None
+    if seconds < 0:
+        raise ValueError(f"{PROGRESS_INTERVAL_ENV}={value!r}: expected seconds >= 0")
+    return seconds
+
 
 BATCH_KEYS = ("support_image", "support_mask", "support_ring", "query_image", "query_mask")
 
@@ -229,6 +251,7 @@ class Trainer:
             desc="train",
             file=sys.stderr,
             disable=not self.info.is_main,
+            mininterval=progress_interval(sys.stderr),
         )
         self.ddp_model.train()
         latest = None
