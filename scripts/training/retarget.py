@@ -2,7 +2,7 @@
 
 ``init_checkpoint`` takes its architecture from the checkpoint and refuses ``model_overrides``;
 settings that are not weights (here the heatmap ``sigma``) are changed by re-saving the weights
-with an edited config. Usage: ``retarget.py IN.pt OUT.pt sigma=4.0 [key=value ...]``.
+with an edited config. Usage: ``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from dataclasses import replace
 
 from napari_fob.model.checkpoint import load_fob, save_checkpoint
 
-NOT_WEIGHTS = ("sigma", "lambda_heat", "lambda_coor", "tau", "fg_threshold", "heat_loss")
+NOT_WEIGHTS = (
+    "sigma",
+    "lambda_heat",
+    "lambda_coor",
+    "tau",
+    "fg_threshold",
+    "heat_loss",
+    "location_prior",
+)
 
 
 def main(argv: list[str]) -> int:
@@ -22,7 +30,12 @@ def main(argv: list[str]) -> int:
         key, value = pair.split("=", 1)
         if key not in NOT_WEIGHTS:
             raise ValueError(f"retarget: {key!r} is not one of {NOT_WEIGHTS}")
-        changes[key] = value if key == "heat_loss" else float(value)
+        if key == "heat_loss":
+            changes[key] = value
+        elif key == "location_prior":  # "a,b" or "none"
+            changes[key] = None if value == "none" else tuple(float(v) for v in value.split(","))
+        else:
+            changes[key] = float(value)
     model = load_fob(src)
     model.config = replace(model.config, **changes)
     save_checkpoint(dst, model, step=0)

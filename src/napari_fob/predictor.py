@@ -59,8 +59,9 @@ def _check_image(image: Any, name: str) -> np.ndarray:
 
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
-"""Default (a, b) of the location prior, pixels of a 256 grid: chosen on phantoms with seeds
-200-203 (neither training nor benchmark volumes), see docs/method.md."""
+"""(a, b) of the location prior, pixels of a 256 grid, for a model trained without one (a
+model trained with one, ``FobConfig.location_prior``, brings its own): chosen on phantoms with
+seeds 200-203 (neither training nor benchmark volumes), see docs/method.md."""
 
 
 class FobPredictor:
@@ -76,12 +77,18 @@ class FobPredictor:
         model: Fob,
         *,
         device: str = "auto",
-        location_prior: tuple[float, float] | None = DEFAULT_LOCATION_PRIOR,
+        location_prior: tuple[float, float] | str | None = "model",
     ) -> None:
         import torch
 
         from napari_fob.devices import resolve_device
 
+        if isinstance(location_prior, str):
+            if location_prior != "model":
+                raise ValueError(
+                    f"location_prior: expected 'model', None or (a, b), got {location_prior!r}"
+                )
+            location_prior = model.config.location_prior or DEFAULT_LOCATION_PRIOR
         if location_prior is not None:
             a, b = (float(v) for v in location_prior)
             if not (a > 0 and b >= 0):
@@ -99,8 +106,12 @@ class FobPredictor:
         """Width in grid pixels of the location prior for one query (inf: no prior)."""
         if self.location_prior is None or support_index is None or query_index is None:
             return float("inf")
-        a, b = self.location_prior
-        return (a + b * abs(int(query_index) - int(support_index))) * self.grid_size / 256.0
+        import torch
+
+        from napari_fob.model.fob import prior_widths
+
+        dz = torch.tensor([float(int(query_index) - int(support_index))])
+        return float(prior_widths(self.location_prior, dz, self.grid_size)[0])
 
     @property
     def grid_size(self) -> int:
@@ -280,7 +291,7 @@ def load_predictor(
     checkpoint: str = "default",
     *,
     device: str = "auto",
-    location_prior: tuple[float, float] | None = DEFAULT_LOCATION_PRIOR,
+    location_prior: tuple[float, float] | str | None = "model",
 ) -> FobPredictor:
     """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
 

@@ -144,3 +144,18 @@ def test_unringable_episodes_are_skipped_and_counted():
     ds = EpisodeDataset([box_volume("c", only_bad)], config=config(min_area=50, augment=no_aug))
     with pytest.raises(RuntimeError, match="no valid episode"):
         ds.sample(0)
+
+
+def test_shared_geometry_keeps_support_and_query_aligned():
+    labels = np.zeros((6, 64, 64), np.int16)
+    labels[:, 20:44, 16:40] = 1  # the same box on every slice
+    vol = box_volume("box", labels)
+    shared = EpisodeDataset([vol], config=config(max_dz=3, shared_geometry=True, seed=1))
+    free = EpisodeDataset([vol], config=config(max_dz=3, shared_geometry=False, seed=1))
+    assert shared.config.augment.enabled
+    for i in range(6):
+        a = shared.sample(i)
+        np.testing.assert_array_equal(a["support_mask"], a["query_mask"])
+        np.testing.assert_array_equal(a["support_ring"], a["query_ring"])
+    pairs = [free.sample(i) for i in range(6)]  # independent draws move one of the two
+    assert any(not np.array_equal(p["support_mask"], p["query_mask"]) for p in pairs)

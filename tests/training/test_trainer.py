@@ -135,3 +135,22 @@ def test_progress_interval_is_slow_off_a_terminal(monkeypatch):
     monkeypatch.setenv("FOB_PROGRESS_INTERVAL", "soon")
     with pytest.raises(ValueError, match="FOB_PROGRESS_INTERVAL='soon'"):
         progress_interval(io.StringIO())
+
+
+def test_episode_log_prior_from_the_batch():
+    from napari_fob.model.config import get_config
+    from napari_fob.training.trainer import episode_log_prior
+
+    ring = torch.tensor([[[10.0, 12.0], [20.0, 30.0], [40.0, 5.0]]]).repeat(2, 1, 1)
+    batch = {
+        "support_ring": ring,
+        "support_z": torch.tensor([4, 7]),
+        "query_z": torch.tensor([8, 2]),
+        "cross": torch.tensor([0, 1]),
+    }
+    assert episode_log_prior(get_config("tiny"), batch) is None  # the paper's training
+    cfg = get_config("tiny", heat_loss="softmax-ce", location_prior=(1.0, 0.5), n_bg=3)
+    prior = episode_log_prior(cfg, batch)
+    assert prior.shape == (2, 3, 64, 64)
+    assert prior[0, 1, 20, 30] == 0 and prior[0, 1, 20, 33] == pytest.approx(-9 / (2 * 0.75**2))
+    assert torch.all(prior[1] == 0)  # a cross-volume episode gets a flat prior

@@ -44,6 +44,10 @@ class FobConfig:
     lambda_heat: float = 1e3  # weight of L_heat (paper: 1e3 with "mse"; ~1 with "softmax-ce")
     lambda_coor: float = 1e-4  # weight of L_coor (paper: 1e-4)
     fg_threshold: float = 0.9  # T: foreground prompts where C exceeds it, Sec. 3.7 (paper: 0.9)
+    # (a, b): heatmaps are trained as likelihoods combined with a Gaussian location prior of
+    # width a + b |dz| px of a 256 grid around the support ring (within-volume episodes; not in
+    # the paper, see docs/method.md); None = the paper's training. Needs heat_loss softmax-ce.
+    location_prior: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -77,6 +81,15 @@ class FobConfig:
             raise ValueError(f"FobConfig.ring_eps: expected 0 < eps < ring_r, got {self.ring_eps}")
         if self.sigma <= 0 or self.tau <= 0:
             raise ValueError(f"FobConfig: sigma and tau must be > 0, got {self.sigma}, {self.tau}")
+        if self.location_prior is not None:
+            prior = tuple(float(v) for v in self.location_prior)
+            if len(prior) != 2 or not (prior[0] > 0 and prior[1] >= 0):
+                raise ValueError(
+                    f"FobConfig.location_prior: expected (a > 0, b >= 0), got {self.location_prior}"
+                )
+            if self.heat_loss != "softmax-ce":
+                raise ValueError("FobConfig.location_prior needs heat_loss='softmax-ce'")
+            object.__setattr__(self, "location_prior", prior)
         if not 0.0 <= self.fg_threshold <= 1.0:
             raise ValueError(f"FobConfig.fg_threshold: expected [0, 1], got {self.fg_threshold}")
 

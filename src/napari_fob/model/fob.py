@@ -104,16 +104,28 @@ def location_log_prior(ring: torch.Tensor, sigma: torch.Tensor, size: int) -> to
     """Isotropic Gaussian log-prior around each support ring point, one width per query.
 
     Args:
-        ring: (Np, 2) support ring points, grid (row, col).
-        sigma: (B,) prior widths in grid pixels (> 0).
+        ring: support ring points, grid (row, col): (Np, 2) shared by every query, or
+            (B, Np, 2) one ring per query.
+        sigma: (B,) prior widths in grid pixels (> 0; inf gives a flat prior).
         size: the grid size S.
     Returns:
         (B, Np, S, S) float32, ``-d^2 / (2 sigma^2)`` with d the distance to ring point k.
     """
+    ring = ring.float()
+    if ring.ndim == 2:
+        ring = ring[None]
     ax = torch.arange(size, device=ring.device, dtype=torch.float32)
-    d2 = (ax[None, :, None] - ring[:, 0, None, None].float()) ** 2
-    d2 = d2 + (ax[None, None, :] - ring[:, 1, None, None].float()) ** 2  # (Np, S, S)
-    return -d2[None] / (2.0 * sigma.float().view(-1, 1, 1, 1) ** 2)
+    d2 = (ax[None, None, :, None] - ring[..., 0, None, None]) ** 2
+    d2 = d2 + (ax[None, None, None, :] - ring[..., 1, None, None]) ** 2  # (B or 1, Np, S, S)
+    return -d2 / (2.0 * sigma.float().view(-1, 1, 1, 1) ** 2)
+
+
+def prior_widths(prior: tuple[float, float], dz: torch.Tensor, grid_size: int) -> torch.Tensor:
+    """Location-prior widths in grid pixels, ``(a + b |dz|) * S / 256``, for (B,) slice
+    distances (NaN where unknown, e.g. a cross-volume episode: the width is then inf)."""
+    a, b = prior
+    sigma = (a + b * dz.float().abs()) * (grid_size / 256.0)
+    return torch.where(torch.isnan(sigma), torch.full_like(sigma, float("inf")), sigma)
 
 
 def peak_confidence(
@@ -256,10 +268,14 @@ class Fob(nn.Module):
         support_mask: torch.Tensor,
         support_ring: torch.Tensor,
         query_image: torch.Tensor,
+        point_log_prior: torch.Tensor | None = None,
     ) -> FobOutput:
-        """One episode: (B,1,S,S), (B,S,S), (B,Np,2), (B,1,S,S) -> FobOutput."""
+        """One episode: (B,1,S,S), (B,S,S), (B,Np,2), (B,1,S,S) -> FobOutput
+        (``point_log_prior``: see `predict_from_support`)."""
         state = self.support_prototypes(self.encode(support_image), support_mask, support_ring)
-        return self.predict_from_support(state, self.encode(query_image))
+        return self.predict_from_support(
+            state, self.encode(query_image), point_log_prior=point_log_prior
+        )
 
 
 def build_fob(name_or_config: str | FobConfig, **overrides) -> Fob:

@@ -78,6 +78,7 @@ def augment_pair(
     mask: np.ndarray,
     rng: np.random.Generator,
     cfg: AugmentConfig,
+    coords: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Augment one slice and its mask with one random draw.
 
@@ -86,6 +87,8 @@ def augment_pair(
         mask: (S, S) bool.
         rng: the episode's generator (consumed).
         cfg: transform ranges.
+        coords: (2, S, S) sampling coordinates from `sample_coordinates` to use instead of a
+            new draw (one geometric transform shared by two slices); gamma is still drawn.
 
     Returns:
         (image (S, S) float32 in [0, 1], mask (S, S) bool).
@@ -99,7 +102,10 @@ def augment_pair(
     out = np.power(np.clip(image, 0.0, 1.0), gamma)
     if image.shape[0] != image.shape[1]:
         raise ValueError(f"augment_pair: expected a square slice, got {image.shape}")
-    coords = sample_coordinates(rng, image.shape[0], cfg)
+    if coords is None:
+        coords = sample_coordinates(rng, image.shape[0], cfg)
+    elif coords.shape != (2, *image.shape):
+        raise ValueError(f"augment_pair: coords {coords.shape} must be (2, {image.shape})")
     out = ndi.map_coordinates(out, coords, order=1, mode="constant", cval=0.0)
     warped = ndi.map_coordinates(mask.astype(np.float32), coords, order=0, mode="constant")
     return np.clip(out, 0.0, 1.0).astype(np.float32), warped > 0.5

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from napari_fob.training.augment import AugmentConfig, augment_pair
+from napari_fob.training.augment import AugmentConfig, augment_pair, sample_coordinates
 from napari_fob.training.manifest import TrainVolume
 
 KIND_PSEUDO, KIND_GT = 0, 1
@@ -52,6 +52,9 @@ class EpisodeConfig:
     test_labels: tuple[int, ...] = ()  # ground-truth values of the test classes
     setting: int = 1  # 1 or 2 (see module docstring)
     exclude_mode: str = "any"  # Setting II: drop slices with "any" or "all" test labels
+    # within-volume episodes: one geometric transform for support and query, so they stay
+    # aligned as slices of one volume are (what the location prior relies on)
+    shared_geometry: bool = False
     max_tries: int = 20  # redraws before giving up on an index
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -201,14 +204,22 @@ class EpisodeDataset:
             za, zb = zb, za
         return v, v, kind, label, za, zb, False
 
-    def _view(self, v: int, kind: int, label: int, z: int, rng: np.random.Generator):
+    def _view(
+        self,
+        v: int,
+        kind: int,
+        label: int,
+        z: int,
+        rng: np.random.Generator,
+        coords: np.ndarray | None = None,
+    ):
         from napari_fob.geometry import resize_mask_to_grid, resize_to_grid, ring_points
 
         cfg = self.config
         vol = self.volumes[v]
         image = resize_to_grid(vol.image01[z], cfg.grid_size)
         mask = resize_mask_to_grid(self._label_map(vol, kind)[z] == label, cfg.grid_size)
-        image, mask = augment_pair(image, mask, rng, cfg.augment)
+        image, mask = augment_pair(image, mask, rng, cfg.augment, coords)
         if mask.sum() < max(1, cfg.min_area // 4):
             raise ValueError("mask left the field of view after augmentation")
         ring = ring_points(
@@ -222,9 +233,12 @@ class EpisodeDataset:
         skipped = 0
         for _ in range(self.config.max_tries):
             vs, vq, kind, label, zs, zq, cross = self.draw(rng)
+            coords = None
+            if self.config.shared_geometry and not cross and self.config.augment.enabled:
+                coords = sample_coordinates(rng, self.config.grid_size, self.config.augment)
             try:
-                s_img, s_mask, s_ring = self._view(vs, kind, label, zs, rng)
-                q_img, q_mask, q_ring = self._view(vq, kind, label, zq, rng)
+                s_img, s_mask, s_ring = self._view(vs, kind, label, zs, rng, coords)
+                q_img, q_mask, q_ring = self._view(vq, kind, label, zq, rng, coords)
             except ValueError:  # ring outside the image, mask gone: border cases
                 skipped += 1
                 continue

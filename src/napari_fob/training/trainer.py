@@ -49,7 +49,16 @@ def progress_interval(stream: Any) -> float:
     return seconds
 
 
-BATCH_KEYS = ("support_image", "support_mask", "support_ring", "query_image", "query_mask")
+BATCH_KEYS = (
+    "support_image",
+    "support_mask",
+    "support_ring",
+    "query_image",
+    "query_mask",
+    "support_z",
+    "query_z",
+    "cross",
+)
 
 
 def lr_at(step: int, settings: TrainSettings) -> float:
@@ -84,12 +93,14 @@ def train_step(
     # reductions that need it). bf16 where the GPU has it: the 1e3-weighted L_heat and the
     # pixel-scale L_coor overflow fp16 more easily. The Trainer enables the scaler on CUDA only.
     dtype = torch.bfloat16 if device_type != "cuda" or torch.cuda.is_bf16_supported() else None
+    prior = episode_log_prior(fob.config, batch)
     with torch.autocast(device_type=device_type, dtype=dtype, enabled=scaler.is_enabled()):
         out = model(
             batch["support_image"],
             batch["support_mask"],
             batch["support_ring"],
             batch["query_image"],
+            prior,
         )
         losses = fob_losses(
             out,
@@ -97,6 +108,7 @@ def train_step(
             query_mask=batch["query_mask"],
             support_mask=batch["support_mask"],
             config=fob.config,
+            point_log_prior=prior,
         )
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
@@ -109,6 +121,22 @@ def train_step(
     logs = {k: float(v.detach()) for k, v in losses.items()}
     logs["grad_norm"] = float(grad_norm)
     return logs
+
+
+def episode_log_prior(config: Any, batch: dict) -> torch.Tensor | None:
+    """The location log-prior of a batch of episodes when ``config.location_prior`` is set:
+    around each support ring, width from the episode's |dz| (flat for cross-volume episodes,
+    whose slice distance means nothing). (B, Np, S, S) or None."""
+    if config.location_prior is None:
+        return None
+    from napari_fob.model.fob import location_log_prior, prior_widths
+
+    dz = (batch["query_z"] - batch["support_z"]).float()
+    dz = torch.where(batch["cross"].bool(), torch.full_like(dz, float("nan")), dz)
+    sigma = prior_widths(config.location_prior, dz, config.grid_size).to(
+        batch["support_ring"].device
+    )
+    return location_log_prior(batch["support_ring"], sigma, config.grid_size)
 
 
 def build_model(config: dict, device: torch.device) -> torch.nn.Module:
@@ -279,7 +307,7 @@ class Trainer:
                 if log is not None:
                     log.scalars(self.step, lr, mean)
                     emit("PROGRESS", step=self.step, total=s.iterations, loss=mean["total"], lr=lr)
-                    bar.set_postfix(loss=f"{mean['total']:.4g}", lr=f"{lr:.3g}")
+                    bar.set_postfix(loss=f"{mean['total']:.4g}", lr=f"{lr:.3g}", refresh=False)
             validate_now = self.val.every and self.step % self.val.every == 0
             if validate_now or self.step == s.iterations:
                 metric = self._validate(log)
