@@ -193,3 +193,23 @@ def test_location_log_prior_values():
     assert lp[0, 0, 2, 5] == pytest.approx(-2.0) and lp[1, 0, 2, 5] == pytest.approx(-0.5)
     flat = location_log_prior(ring, torch.tensor([float("inf")]), 8)
     assert torch.all(flat == 0)
+
+
+def test_foreground_threshold_relative_to_the_maps_maximum():
+    torch.manual_seed(0)
+    model = build_fob("tiny")
+    with torch.no_grad():
+        model.fg_map.offset.fill_(-20.0)  # C = sigmoid(10 cos - 20) < 0.9 everywhere
+    fixed = FobPredictor(model, device="cpu", fg_relative=None)
+    relative = FobPredictor(model, device="cpu")
+    assert relative.fg_relative == 0.7
+    m = disk((64, 64), (32, 32), 14)
+    for p in (fixed, relative):
+        p.set_support(slice_with(m), m, slice_index=0)
+    q = slice_with(disk((64, 64), (33, 31), 13))
+    (a,) = fixed.predict([q], slice_indices=[1])
+    (b,) = relative.predict([q], slice_indices=[1])
+    assert len(a.fg) == 1  # nothing passes T = 0.9: the paper's rule falls back to the argmax
+    assert len(b.fg) > 1 and np.all(b.fg_scores >= 0.7 * b.meta["fg_map_max"] - 1e-6)
+    with pytest.raises(ValueError, match="fg_relative"):
+        FobPredictor(model, device="cpu", fg_relative=1.5)
