@@ -117,36 +117,31 @@ def test_coordinates_and_losses_stay_float32_under_bf16_autocast(tiny_batch):
     assert model.spr.alpha_raw.grad is not None
 
 
-def test_location_prior_enters_the_heat_loss_and_the_coarse_points(tiny_batch):
+def test_location_prior_seeds_spr_in_training(tiny_batch):
     from napari_fob.model.fob import location_log_prior, prior_widths
 
-    with pytest.raises(ValueError, match="location_prior needs heat_loss"):
-        get_config("tiny", location_prior=[1.0, 0.5])
     with pytest.raises(ValueError, match="location_prior: expected"):
-        get_config("tiny", heat_loss="softmax-ce", location_prior=(0.0, 0.5))
-    cfg = get_config("tiny", heat_loss="softmax-ce", lambda_heat=1.0, location_prior=[1, 0.5])
+        get_config("tiny", location_prior=(0.0, 0.5))
+    cfg = get_config("tiny", location_prior=[1, 0.5])
     assert cfg.location_prior == (1.0, 0.5)  # a YAML list becomes a tuple
     torch.manual_seed(0)
     model = build_fob(cfg)
     b = tiny_batch
-    s = cfg.grid_size
-    # a sharp prior centred on the true query ring pins the coarse points to it
-    sharp = location_log_prior(b["query_ring"], torch.tensor([0.5]), s)
+    # a sharp prior centred on the true query ring pins the coarse points (SPR's seeds) to it
+    sharp = location_log_prior(b["query_ring"], torch.tensor([0.2]), cfg.grid_size)
     args = (b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
     out = model(*args, sharp)
     torch.testing.assert_close(out.coarse_points, b["query_ring"].round())
     kw = dict(
         query_ring=b["query_ring"], query_mask=b["query_mask"], support_mask=b["support_mask"]
     )
-    # a prior as wide as the targets, centred on them: the posterior's loss is far lower
-    match = location_log_prior(b["query_ring"], torch.tensor([cfg.sigma]), s)
-    with_prior = losses.fob_losses(model(*args, match), config=cfg, point_log_prior=match, **kw)
-    without = losses.fob_losses(model(*args), config=cfg, **kw)
-    assert float(with_prior["heat"]) < 0.6 * float(without["heat"])
-    with_prior["total"].backward()  # the maps still get a gradient through the posterior
-    assert model.bcm.head.net[-1].weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="needs heat_loss='softmax-ce'"):
-        losses.fob_losses(out, config=get_config("tiny"), point_log_prior=sharp, **kw)
+    seeded = losses.fob_losses(out, config=cfg, **kw)
+    free = losses.fob_losses(model(*args), config=cfg, **kw)
+    torch.testing.assert_close(seeded["heat"], free["heat"])  # the maps' loss is the paper's
+    assert float(seeded["coor"]) < float(free["coor"])
+    seeded["coor"].backward()  # L_coor trains SPR on the prior-seeded points
+    grads = [p.grad for p in model.spr.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
     # widths: (a + b |dz|) at a 256 grid, scaled to the model grid; NaN (cross-volume) -> flat
     w = prior_widths((1.0, 0.5), torch.tensor([0.0, -4.0, float("nan")]), 64)
     assert w[:2].tolist() == [0.25, 0.75] and w[2] == float("inf")

@@ -44,9 +44,9 @@ class FobConfig:
     lambda_heat: float = 1e3  # weight of L_heat (paper: 1e3 with "mse"; ~1 with "softmax-ce")
     lambda_coor: float = 1e-4  # weight of L_coor (paper: 1e-4)
     fg_threshold: float = 0.9  # T: foreground prompts where C exceeds it, Sec. 3.7 (paper: 0.9)
-    # (a, b): heatmaps are trained as likelihoods combined with a Gaussian location prior of
-    # width a + b |dz| px of a 256 grid around the support ring (within-volume episodes; not in
-    # the paper, see docs/method.md); None = the paper's training. Needs heat_loss softmax-ce.
+    # (a, b): the Gaussian location prior of width a + b |dz| px of a 256 grid around the
+    # support ring that seeds SPR, in training (within-volume episodes) as at inference (not in
+    # the paper, see docs/method.md); None = the paper's training and the predictor's default
     location_prior: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -87,8 +87,6 @@ class FobConfig:
                 raise ValueError(
                     f"FobConfig.location_prior: expected (a > 0, b >= 0), got {self.location_prior}"
                 )
-            if self.heat_loss != "softmax-ce":
-                raise ValueError("FobConfig.location_prior needs heat_loss='softmax-ce'")
             object.__setattr__(self, "location_prior", prior)
         if not 0.0 <= self.fg_threshold <= 1.0:
             raise ValueError(f"FobConfig.fg_threshold: expected [0, 1], got {self.fg_threshold}")

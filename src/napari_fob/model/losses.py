@@ -93,14 +93,10 @@ def fob_losses(
     query_mask: torch.Tensor,
     support_mask: torch.Tensor,
     config: FobConfig,
-    point_log_prior: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """All four losses and ``total = rac + lambda_heat * heat + lambda_coor * coor + fore``.
 
     ``coor`` is taken on the last SPR iteration (P'_b, as Eq. 18) with gradient through SPR.
-    ``point_log_prior`` (B, Np, S, S), the location prior the forward pass used: the spatial
-    cross entropy is then taken on the posteriors (maps + prior), so the maps learn what the
-    prior does not already say.
     Returns a dict of scalar tensors with keys "total", "rac", "heat", "coor", "fore".
     """
     # in float32 even under autocast: targets and coordinates must not be rounded to bf16
@@ -112,15 +108,9 @@ def fob_losses(
         rac = rac_infonce(out.fg_prototype, positive, out.bg_prototypes, config.tau)
     else:
         rac = rac_hinge(out.fg_prototype, out.bg_prototypes)
-    proposals, heatmaps = out.proposals.float(), out.heatmaps.float()
-    if point_log_prior is not None:
-        if config.heat_loss != "softmax-ce":
-            raise ValueError("fob_losses: a location prior needs heat_loss='softmax-ce'")
-        prior = point_log_prior.float().clamp_min(-1e4)  # -inf-free, so 0 * prior stays 0
-        proposals, heatmaps = proposals + prior, heatmaps + prior
     terms = {
         "rac": rac,
-        "heat": HEAT_LOSS[config.heat_loss](proposals, heatmaps, target),
+        "heat": HEAT_LOSS[config.heat_loss](out.proposals.float(), out.heatmaps.float(), target),
         "coor": coor_loss(out.points.float(), ring),
         "fore": fore_loss(out.fg_logits.float(), query_mask),
     }

@@ -108,7 +108,6 @@ def train_step(
             query_mask=batch["query_mask"],
             support_mask=batch["support_mask"],
             config=fob.config,
-            point_log_prior=prior,
         )
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
@@ -126,7 +125,9 @@ def train_step(
 def episode_log_prior(config: Any, batch: dict) -> torch.Tensor | None:
     """The location log-prior of a batch of episodes when ``config.location_prior`` is set:
     around each support ring, width from the episode's |dz| (flat for cross-volume episodes,
-    whose slice distance means nothing). (B, Np, S, S) or None."""
+    whose slice distance means nothing). (B, Np, S, S) or None. It seeds SPR during training
+    as the predictor's prior does at inference, so L_coor trains SPR on the points it will
+    refine; the heat loss stays on the maps alone."""
     if config.location_prior is None:
         return None
     from napari_fob.model.fob import location_log_prior, prior_widths
