@@ -136,3 +136,24 @@ def test_intensity_band_and_overlap_errors_name_the_inputs():
     assert band_overlap(img, m, (lo, hi)) == pytest.approx(0.9)
     with pytest.raises(ValueError, match="band_overlap: query slice shape"):
         band_overlap(img[:5], m, (lo, hi))
+
+
+def test_a_committed_mask_cannot_vouch_for_itself():
+    # Chain mode: a mask that leaked into other tissue must not carry the walk on. Its
+    # evidence is measured with the painted support's intensity band, not its own.
+    organ, other = 0.8, 0.3
+    img = np.full((64, 64), 0.1, np.float32)
+    img[20:44, 20:44] = organ
+    img[20:44, 44:60] = other  # a neighbouring tissue the segmenter leaked into
+    painted = np.zeros((64, 64), bool)
+    painted[22:42, 22:42] = True
+    leaked = np.zeros((64, 64), bool)
+    leaked[22:42, 40:58] = True  # mostly the other tissue
+    query = img.copy()
+    for committed, expect_low in ((False, False), (True, True)):
+        gen = MaskRingGenerator()
+        gen.set_support(img, painted, slice_index=10)
+        gen.set_support(img, leaked, slice_index=12, committed=committed)
+        (p,) = gen.predict([query], slice_indices=[13])
+        assert p.meta["support_slice"] == 12
+        assert (p.evidence < 0.5) == expect_low, (committed, p.evidence)

@@ -213,3 +213,19 @@ def test_foreground_threshold_relative_to_the_maps_maximum():
     assert len(b.fg) > 1 and np.all(b.fg_scores >= 0.7 * b.meta["fg_map_max"] - 1e-6)
     with pytest.raises(ValueError, match="fg_relative"):
         FobPredictor(model, device="cpu", fg_relative=1.5)
+
+
+def test_committed_supports_take_the_painted_band_for_evidence(predictor):
+    img = np.full((64, 64), 0.1, np.float32)
+    img[20:44, 20:44] = 0.8
+    img[20:44, 44:60] = 0.3
+    painted = np.zeros((64, 64), bool)
+    painted[22:42, 22:42] = True
+    leaked = np.zeros((64, 64), bool)
+    leaked[22:42, 40:58] = True
+    predictor.set_support(img, painted, slice_index=10)
+    predictor.set_support(img, leaked, slice_index=12)
+    (own,) = predictor.predict([img], slice_indices=[13])
+    predictor.set_support(img, leaked, slice_index=12, committed=True)
+    (ref,) = predictor.predict([img], slice_indices=[13])
+    assert own.evidence > 0.9 and ref.evidence < 0.5

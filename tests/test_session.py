@@ -252,3 +252,19 @@ def test_set_window_drops_cached_slices():
     after = session.image01(1)
     assert session.window.high == 50.0
     assert np.allclose(after, np.clip(before * 2.0, 0.0, 1.0))
+
+
+def test_chain_marks_committed_masks_so_they_cannot_vouch_for_themselves(session):
+    calls = []
+    gen = session.generator
+    original = gen.set_support
+
+    def recording(image01, mask, *, slice_index=None, committed=False):
+        calls.append((slice_index, committed))
+        original(image01, mask, slice_index=slice_index, committed=committed)
+
+    gen.set_support = recording
+    run(session.predict(1, range(14, 19), mode="chain"))
+    painted = set(session.supports[1])
+    assert calls and all(committed == (z not in painted) for z, committed in calls)
+    assert any(committed for _, committed in calls)

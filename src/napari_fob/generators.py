@@ -45,9 +45,19 @@ class PromptGenerator(Protocol):
         """A JSON-ready id of the generator and its settings (recorded in sidecars/reports)."""
 
     def set_support(
-        self, image01: np.ndarray, mask: np.ndarray, *, slice_index: int | None = None
+        self,
+        image01: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
     ) -> None:
-        """Add a support: (H, W) float32 image in [0, 1] and its (H, W) bool mask."""
+        """Add a support: (H, W) float32 image in [0, 1] and its (H, W) bool mask.
+
+        ``committed``: the mask was committed by the segmenter (chain mode), not painted; its
+        evidence then uses the intensity band of the nearest painted support, so a mask that
+        leaked into other tissue cannot vouch for itself on the next slice.
+        """
 
     def clear_supports(self) -> None:
         """Forget every support."""
@@ -71,6 +81,22 @@ class _Support:
     fg: np.ndarray  # (Nf, 2) (row, col)
     bg: np.ndarray  # (Np, 2) (row, col), ring order
     band: tuple[float, float]  # intensity band of the structure on this slice
+    committed: bool = False  # a committed (chain) mask: its evidence uses a painted band
+
+
+def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:
+    """The intensity band a support's evidence is measured with: its own for a painted
+    support; for a committed one, that of the painted support nearest in slice index (its own
+    when none is painted). Each support has ``band``, ``committed`` and ``slice_index``."""
+    if not support.committed:
+        return support.band
+    painted = [s for s in supports if not s.committed]
+    if not painted:
+        return support.band
+    z = support.slice_index
+    if z is None or any(s.slice_index is None for s in painted):
+        return painted[0].band
+    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index)).band
 
 
 class _GeometricGenerator:
@@ -108,9 +134,15 @@ class _GeometricGenerator:
         self._supports.clear()
 
     def set_support(
-        self, image01: np.ndarray, mask: np.ndarray, *, slice_index: int | None = None
+        self,
+        image01: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
     ) -> None:
-        """Add a support: (H, W) float image in [0, 1] and its (H, W) bool mask (non-empty)."""
+        """Add a support: (H, W) float image in [0, 1] and its (H, W) bool mask (non-empty);
+        ``committed`` as in `PromptGenerator.set_support`."""
         image01 = np.asarray(image01, dtype=np.float32)
         mask = np.asarray(mask, dtype=bool)
         if image01.ndim != 2 or mask.shape != image01.shape:
@@ -128,7 +160,7 @@ class _GeometricGenerator:
         band = intensity_band(image01, mask, self.tolerance)
         # Replace a support given again for the same slice (chain mode re-commits slices).
         self._supports = [s for s in self._supports if s.slice_index != slice_index]
-        self._supports.append(_Support(image01, mask, slice_index, fg, bg, band))
+        self._supports.append(_Support(image01, mask, slice_index, fg, bg, band, committed))
 
     def ring(self, mask: np.ndarray) -> np.ndarray:
         """The (Np, 2) ordered ring of `mask` (H, W), drawn at the model grid, in slice pixels."""
@@ -158,7 +190,7 @@ class _GeometricGenerator:
                 f"{self.name}: query slice shape {image01.shape} differs from the support's "
                 f"{support.mask.shape}"
             )
-        return band_overlap(image01, support.mask, support.band)
+        return band_overlap(image01, support.mask, reference_band(self._supports, support))
 
     def predict(
         self,
@@ -236,9 +268,14 @@ class FobGenerator:
         return out
 
     def set_support(
-        self, image01: np.ndarray, mask: np.ndarray, *, slice_index: int | None = None
+        self,
+        image01: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
     ) -> None:
-        self.predictor.set_support(image01, mask, slice_index=slice_index)
+        self.predictor.set_support(image01, mask, slice_index=slice_index, committed=committed)
 
     def clear_supports(self) -> None:
         self.predictor.clear_supports()

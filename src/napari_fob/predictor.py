@@ -45,6 +45,7 @@ class _Support:
     ring: np.ndarray  # (Np, 2) grid (row, col)
     mask: np.ndarray  # (S, S) bool, the support mask at the grid
     band: tuple[float, float]  # the structure's intensity band on the support slice
+    committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
 def _check_image(image: Any, name: str) -> np.ndarray:
@@ -137,11 +138,18 @@ class FobPredictor:
         return [s.slice_index for s in self._supports]
 
     def set_support(
-        self, image: np.ndarray, mask: np.ndarray, *, slice_index: int | None = None
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
     ) -> None:
         """Add a support: (H, W) float32 image in [0, 1] and its (H, W) bool mask.
 
-        A support with the same ``slice_index`` replaces the earlier one.
+        A support with the same ``slice_index`` replaces the earlier one. ``committed``: the
+        mask was committed in chain mode, not painted; its evidence uses the intensity band of
+        the nearest painted support (`generators.reference_band`).
 
         Raises:
             ValueError: bad shapes or values, an empty mask, or a mask that vanishes at the grid.
@@ -175,7 +183,14 @@ class FobPredictor:
         band = intensity_band(geometry.resize_to_grid(img, s), mask_g)
         self._supports = [sup for sup in self._supports if sup.slice_index != idx]
         self._supports.append(
-            _Support(slice_index=idx, state=state, ring=ring, mask=mask_g, band=band)
+            _Support(
+                slice_index=idx,
+                state=state,
+                ring=ring,
+                mask=mask_g,
+                band=band,
+                committed=bool(committed),
+            )
         )
 
     def clear_supports(self) -> None:
@@ -239,6 +254,7 @@ class FobPredictor:
         results: list[PromptSet | None] = [None] * len(imgs)
         by_id = {id(s): s for s in self._supports}
         s = self.grid_size
+        from napari_fob.generators import reference_band
         from napari_fob.model.fob import location_log_prior
 
         with torch.inference_mode():
@@ -257,7 +273,8 @@ class FobPredictor:
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        evidence = band_overlap(batch[j], sup.mask, sup.band)
+                        band = reference_band(self._supports, sup)
+                        evidence = band_overlap(batch[j], sup.mask, band)
                         results[i] = self._prompts(
                             out, j, imgs[i].shape, indices[i], label, sup, evidence
                         )

@@ -72,7 +72,7 @@ def _load_generator(session: AnnotationSession, label: int, *, committed: bool) 
             if lab == label and status == "committed" and z not in supports:
                 mask = session.labels[z] == label
                 if mask.any():
-                    gen.set_support(session.image01(z), mask, slice_index=z)
+                    gen.set_support(session.image01(z), mask, slice_index=z, committed=True)
 
 
 def _directions(session: AnnotationSession, label: int) -> tuple[list[int], Iterator, Iterator]:
@@ -195,5 +195,5 @@ def _chain_step(session, entry, label: int, z: int, *, threshold: float | None) 
     session._write_mask(entry, label, z, mask, overwrite=False)
     if not mask.any():
         return threshold is None
-    session.generator.set_support(session.image01(z), mask, slice_index=z)
+    session.generator.set_support(session.image01(z), mask, slice_index=z, committed=True)
     return True
