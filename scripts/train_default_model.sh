@@ -8,9 +8,11 @@
 # 2. stage 1: `fob train` with scripts/training/default_model.yaml for 6700 steps; stage 2:
 #    the stage-1 weights re-saved with heatmap sigma 4 (retarget.py), trained with
 #    default_model_stage2.yaml for 16900 steps; stage 3: those weights re-saved with the
-#    spatial cross-entropy heatmap loss, trained until stopped (checkpoints every 100 steps;
-#    rerunning the script continues where it stopped);
-# 3. scripts/training/export_default.py RUN_DIR/stage3/latest.pt writes the small shipped file.
+#    spatial cross-entropy heatmap loss, 21800 steps; stage 4: stage 3's best-of-validation
+#    weights re-saved with the location prior (1, 0.5) and lambda_coor 0.01, trained with
+#    default_model_stage4.yaml until stopped (checkpoints every 100 steps; rerunning the
+#    script continues where it stopped);
+# 3. scripts/training/export_default.py RUN_DIR/stage4/latest.pt writes the small shipped file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
@@ -40,12 +42,24 @@ elif [ "$(cat "$stage2/.done" 2>/dev/null)" != done ]; then
 fi
 echo done > "$stage2/.done"
 # Stage 3: the spatial softmax cross-entropy heatmap loss (heat_loss=softmax-ce, lambda_heat 1),
-# lr 2e-4 x0.95 every 2000 steps, until stopped (--resume continues).
-if [ -f "$stage3/latest.pt" ]; then
-    exec "$py" -m napari_fob.cli train --out "$stage3" --resume "$@"
+# lr 2e-4 x0.95 every 2000 steps, 21800 steps.
+stage4="$run/stage4"
+if [ ! -f "$stage3/latest.pt" ]; then
+    "$py" "$here/training/retarget.py" "$stage2/latest.pt" "$run/stage3_init.pt" \
+        heat_loss=softmax-ce lambda_heat=1.0
+    train --config "$here/training/default_model_stage2.yaml" --out "$stage3" \
+        --set init_checkpoint="$run/stage3_init.pt" --set train.lr=2e-4 \
+        --set train.lr_decay_every=2000 --iterations 21800
+elif [ "$(cat "$stage3/.done" 2>/dev/null)" != done ]; then
+    train --out "$stage3" --iterations 21800 --resume
 fi
-"$py" "$here/training/retarget.py" "$stage2/latest.pt" "$run/stage3_init.pt" \
-    heat_loss=softmax-ce lambda_heat=1.0
-train --config "$here/training/default_model_stage2.yaml" --out "$stage3" \
-    --set init_checkpoint="$run/stage3_init.pt" --set train.lr=2e-4 \
-    --set train.lr_decay_every=2000 "$@"
+echo done > "$stage3/.done"
+# Stage 4: stage 3's best weights with the location prior seeding SPR (docs/method.md), until
+# stopped (--resume continues).
+if [ -f "$stage4/latest.pt" ]; then
+    exec "$py" -m napari_fob.cli train --out "$stage4" --resume "$@"
+fi
+"$py" "$here/training/retarget.py" "$stage3/best.pt" "$run/stage4_init.pt" \
+    location_prior=1,0.5 lambda_coor=0.01
+train --config "$here/training/default_model_stage4.yaml" --out "$stage4" \
+    --set init_checkpoint="$run/stage4_init.pt" "$@"
