@@ -20,8 +20,15 @@ from napari_fob.samples import load_sample
 SHIPPED = paths.package_weights_dir() / DEFAULT_FILE
 RECIPE = Path(__file__).resolve().parents[1] / "scripts" / "training" / "default_model.yaml"
 # stage 2 re-saves the weights with wider heatmaps, stage 3 with the spatial cross-entropy
-# heatmap loss (scripts/train_default_model.sh, docs/models.md)
-RETARGETED = {"sigma": 4.0, "heat_loss": "softmax-ce", "lambda_heat": 1.0}
+# heatmap loss, stage 4 with the location prior seeding SPR and a weighted L_coor
+# (scripts/train_default_model.sh, docs/models.md)
+RETARGETED = {
+    "sigma": 4.0,
+    "heat_loss": "softmax-ce",
+    "lambda_heat": 1.0,
+    "location_prior": (1.0, 0.5),
+    "lambda_coor": 0.01,
+}
 
 
 def test_shipped_file_is_small_and_loads_with_weights_only():
