@@ -132,7 +132,8 @@ def docs_section(report: dict) -> str:
         "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
         "central support. `fob` runs with the predictor's location prior "
         f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`), as the "
-        "product does; `fob-noprior` is the same network without it. FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
+        "product does; `fob-noprior` is the same network without it. "
+        f"FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
         "",
         markdown(report),
         "![ring_error against |dz|](images/prompt_quality.png)",
