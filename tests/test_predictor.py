@@ -229,3 +229,34 @@ def test_committed_supports_take_the_painted_band_for_evidence(predictor):
     predictor.set_support(img, leaked, slice_index=12, committed=True)
     (ref,) = predictor.predict([img], slice_indices=[13])
     assert own.evidence > 0.9 and ref.evidence < 0.5
+
+
+def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
+    from napari_fob.predictor import inward_depth
+
+    m = disk((64, 64), (32, 32), 10)
+    depth = inward_depth(m, 6)
+    assert depth[32, 32 + 16] == 0  # on or beyond the ring radius: free
+    assert depth[32, 32 + 13] == pytest.approx(3, abs=1)  # 3 px inside the ring radius
+    assert depth[32, 32] > 6  # the centre of the support: deepest
+    torch.manual_seed(0)
+    plain = FobPredictor(build_fob("tiny"), device="cpu", inward_prior=None)
+    inward = FobPredictor(build_fob("tiny"), device="cpu", inward_prior=1.0)
+    for p in (plain, inward):
+        p.set_support(slice_with(m), m, slice_index=0)
+    a = plain.point_log_prior(plain._supports[0], [4, None])
+    b = inward.point_log_prior(inward._supports[0], [4, None])
+    assert a.shape == b.shape == (2, 10, 64, 64)
+    ring = inward._supports[0].ring.round().astype(int)
+    k, (r, c) = 0, ring[0]
+    # at the ring point the two priors agree; 3 px inwards (towards the centre) costs more
+    # with the inward penalty, 3 px outwards the same
+    step = np.sign(np.array([32, 32]) - ring[0]) * 3
+    inside, outside = (r + step[0], c + step[1]), (r - step[0], c - step[1])
+    assert b[0, k, r, c] == a[0, k, r, c]
+    assert b[0, k][inside] < a[0, k][inside]
+    assert b[0, k][outside] == a[0, k][outside]
+    assert torch.all(b[1] == 0)  # no slice index: no prior at all
+    assert plain.point_log_prior(plain._supports[0], [None]) is None
+    with pytest.raises(ValueError, match="inward_prior"):
+        FobPredictor(build_fob("tiny"), device="cpu", inward_prior=0.0)

@@ -264,6 +264,7 @@ class FobGenerator:
             out["config"] = config.to_dict()
         prior = getattr(self.predictor, "location_prior", None)
         out["location_prior"] = None if prior is None else list(prior)
+        out["inward_prior"] = getattr(self.predictor, "inward_prior", None)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 
