@@ -68,12 +68,19 @@ def test_fob_chain_mode_commits_outward(session):
     assert [session.slice_status(1, z) for z in done] == ["committed"] * 3
 
 
-def test_fob_auto_extent_walks_to_the_volume_edge_or_stops(session):
-    # evidence from a random-init model is arbitrary, but the walk rules hold: everything kept
-    # is >= threshold, and the slice that stopped each direction (if any) is below it
+def test_fob_auto_extent_stops_where_the_organ_ends(session):
+    # FoB's evidence is the support footprint's intensity-band overlap, so even a random-init
+    # model walks out towards the organ's ends and never past them; in fixed mode it stops
+    # where less than half of the support's footprint still shows the organ (this ellipsoid
+    # tapers: its cross-section halves about 3 slices before each end)
     done = run(session.predict(1, "auto", threshold=0.5))
+    organ = np.flatnonzero((session.truth == 1).any(axis=(1, 2)))  # slices 8..24
+    assert organ[0] <= min(done) <= organ[0] + 4 and organ[-1] - 4 <= max(done) <= organ[-1]
+    assert sorted({*done, 16}) == list(range(min(done), max(done) + 1))  # 16: the support
     for z in done:
         assert session.confidence(1, z) >= 0.5
     for z in (min(done, default=16) - 1, max(done, default=16) + 1):
         if 0 <= z < session.shape[0] and z != 16:
             assert session.confidence(1, z) < 0.5 and (1, z) not in session.prompts
+    low = run(session.predict(1, "auto", threshold=0.1))
+    assert min(low) <= min(done) and max(low) >= max(done)  # a lower threshold goes further
