@@ -265,6 +265,7 @@ class FobGenerator:
         prior = getattr(self.predictor, "location_prior", None)
         out["location_prior"] = None if prior is None else list(prior)
         out["inward_prior"] = getattr(self.predictor, "inward_prior", None)
+        out["fg_relative"] = getattr(self.predictor, "fg_relative", None)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 
@@ -300,11 +301,14 @@ def make_generator(
     checkpoint: str | None = "default",
     device: str = "auto",
     model: Any = None,
+    paper_inference: bool = False,
 ) -> PromptGenerator:
     """Build a generator by name: "fob", "mask-ring" or "copy".
 
     For "fob", `model` (a `Fob` module) wins over `checkpoint`; `checkpoint` "default" is the
     shipped model, and a missing file raises FileNotFoundError saying where it was looked for.
+    ``paper_inference`` turns off this project's in-volume additions (location prior, inward
+    penalty, relative foreground threshold; docs/method.md) and predicts as the paper does.
     """
     if name == "mask-ring":
         return MaskRingGenerator()
@@ -313,11 +317,14 @@ def make_generator(
     if name == "fob":
         from napari_fob.predictor import FobPredictor, load_predictor
 
+        options = {}
+        if paper_inference:
+            options = {"location_prior": None, "inward_prior": None, "fg_relative": None}
         if model is not None:
-            return FobGenerator(predictor=FobPredictor(model, device=device), checkpoint=None)
+            predictor = FobPredictor(model, device=device, **options)
+            return FobGenerator(predictor=predictor, checkpoint=None)
         if checkpoint is None:
             raise ValueError("fob prompts need a checkpoint (a path or 'default') or a model")
-        return FobGenerator(
-            predictor=load_predictor(checkpoint, device=device), checkpoint=str(checkpoint)
-        )
+        predictor = load_predictor(checkpoint, device=device, **options)
+        return FobGenerator(predictor=predictor, checkpoint=str(checkpoint))
     raise ValueError(f"prompt generator {name!r}: expected one of {GENERATORS}")

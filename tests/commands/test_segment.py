@@ -201,3 +201,19 @@ def test_segment_job_with_tiny_fob_and_tiny_sam(tmp_path):
     assert written.shape == nib.load(case["image"]).shape and np.allclose(written.affine, AFFINE)
     sidecar = json.loads((tmp_path / "out" / "prompts.json").read_text())
     assert {r["prompts"]["origin"] for r in sidecar["slices"] if r["prompts"]} == {"fob"}
+
+
+def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
+    case = make_case(tmp_path / "case")
+    base = ["segment", "--segmenter", "random-walker", "--quiet", "--labels", "1"]
+    args = [case["image"], "--support", case["support"], "--slices", "12:17"]
+    reports = {}
+    for name, extra in (("ours", []), ("paper", ["--paper-inference"])):
+        out = tmp_path / name
+        assert main([*base, *map(str, args), "--out", str(out), *extra]) == 0
+        reports[name] = json.loads((out / "report.json").read_text())["prompts"]
+    assert reports["ours"]["kind"] == reports["paper"]["kind"] == "fob"
+    assert reports["ours"]["location_prior"] == [1.0, 0.5]
+    assert reports["ours"]["inward_prior"] == 1.0 and reports["ours"]["fg_relative"] == 0.7
+    assert reports["paper"]["location_prior"] is None
+    assert reports["paper"]["inward_prior"] is None and reports["paper"]["fg_relative"] is None

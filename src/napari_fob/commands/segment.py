@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fob-checkpoint", default="default", metavar="PATH|NAME", help="FoB weights"
     )
+    parser.add_argument(
+        "--paper-inference",
+        action="store_true",
+        help="FoB prompts as the paper predicts them: no location prior, no inward penalty, "
+        "fixed foreground threshold (docs/method.md)",
+    )
     parser.add_argument("--segmenter", choices=("auto", "sam", "random-walker"), default="auto")
     parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
     parser.add_argument("--sam-checkpoint", metavar="PATH")
@@ -152,7 +158,12 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     from napari_fob.segmenters import get_segmenter
 
     try:
-        generator = make_generator(args.prompts, checkpoint=args.fob_checkpoint, device=args.device)
+        generator = make_generator(
+            args.prompts,
+            checkpoint=args.fob_checkpoint,
+            device=args.device,
+            paper_inference=args.paper_inference,
+        )
         segmenter, notice = get_segmenter(
             args.segmenter,
             sam_model=args.sam_model,
