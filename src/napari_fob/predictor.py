@@ -1,11 +1,11 @@
 """`FobPredictor`: support slices in (encoded once, cached), one `PromptSet` per query slice out.
 
-Imports numpy, `geometry` and `prompts` at module level; torch and the model only inside
+Imports numpy, `geometry`, `intensity` and `prompts` at module level; torch and the model only inside
 functions, so importing this module is cheap. Must not import napari or Qt. Slices are ``(H, W)``
 float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain resize,
 `geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
 
-Two choices of this project beyond the paper (docs/method.md, "Inference in one volume"):
+Choices of this project beyond the paper (docs/method.md, "Inference in one volume"):
 
 - **Location prior.** The support and the queries are slices of the same volume, so ring point
   k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
