@@ -1,9 +1,9 @@
 """`FobPredictor`: support slices in (encoded once, cached), one `PromptSet` per query slice out.
 
-Imports numpy, `geometry`, `intensity` and `prompts` at module level; torch and the model only inside
-functions, so importing this module is cheap. Must not import napari or Qt. Slices are ``(H, W)``
-float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain resize,
-`geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
+Imports numpy, `geometry`, `intensity` and `prompts` at module level; torch and the model only
+inside functions, so importing this module is cheap. Must not import napari or Qt. Slices are
+``(H, W)`` float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain
+resize, `geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
 
 Choices of this project beyond the paper (docs/method.md, "Inference in one volume"):
 
