@@ -131,7 +131,8 @@ def docs_section(report: dict) -> str:
         "`mask-ring-chain` takes the previous slice's ground truth as its committed mask (the "
         "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
         "central support. `fob` runs with the predictor's location prior "
-        f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`), as the "
+        f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`) and inward "
+        f"penalty {s['fob'].get('inward_prior')}, as the "
         "product does; `fob-noprior` is the same network without it. "
         f"FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
         "",
