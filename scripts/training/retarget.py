@@ -20,6 +20,7 @@ NOT_WEIGHTS = (
     "fg_threshold",
     "heat_loss",
     "location_prior",
+    "lambda_band",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -145,3 +146,42 @@ def test_location_prior_seeds_spr_in_training(tiny_batch):
     # widths: (a + b |dz|) at a 256 grid, scaled to the model grid; NaN (cross-volume) -> flat
     w = prior_widths((1.0, 0.5), torch.tensor([0.0, -4.0, float("nan")]), 64)
     assert w[:2].tolist() == [0.25, 0.75] and w[2] == float("inf")
+
+
+def test_band_loss_is_zero_on_the_band_and_grows_inside():
+    from napari_fob.training.episodes import signed_distance
+
+    mask = np.zeros((32, 32), bool)
+    mask[12:20, 12:20] = True
+    sdf = torch.from_numpy(signed_distance(mask))[None]
+    r, eps = 6.0, 2.0
+    on_band = torch.tensor([[[16.0, 19.5 + 5.0]]])  # 5 px outside the right edge
+    inside = torch.tensor([[[16.0, 16.0]]])  # the middle of the square, ~4 px deep
+    far = torch.tensor([[[16.0, 31.0]]])  # ~11.5 px outside
+    assert float(losses.band_loss(on_band, sdf, r, eps)) == pytest.approx(0.0, abs=0.3)
+    assert float(losses.band_loss(inside, sdf, r, eps)) > r - eps + 3
+    assert float(losses.band_loss(far, sdf, r, eps)) == pytest.approx(11.5 - r, abs=0.6)
+    pts = inside.clone().requires_grad_(True)
+    losses.band_loss(pts, sdf, r, eps).backward()
+    assert pts.grad.abs().sum() > 0  # differentiable in the points (SPR learns from it)
+
+
+def test_band_term_enters_the_total_only_when_weighted(tiny_batch, run_episode):
+    from napari_fob.training.episodes import signed_distance
+
+    cfg = get_config("tiny", lambda_band=0.5)
+    model = build_fob(cfg)
+    b = tiny_batch
+    sdf = torch.stack([torch.from_numpy(signed_distance(m.numpy() > 0)) for m in b["query_mask"]])
+    out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
+    kw = dict(
+        query_ring=b["query_ring"], query_mask=b["query_mask"], support_mask=b["support_mask"]
+    )
+    terms = losses.fob_losses(out, config=cfg, query_sdf=sdf, **kw)
+    plain = losses.fob_losses(out, config=get_config("tiny"), **kw)
+    assert "band" in terms and "band" not in plain
+    torch.testing.assert_close(terms["total"], plain["total"] + 0.5 * terms["band"])
+    with pytest.raises(ValueError, match="query_sdf"):
+        losses.fob_losses(out, config=cfg, **kw)
+    with pytest.raises(ValueError, match="lambda_band"):
+        get_config("tiny", lambda_band=-1.0)

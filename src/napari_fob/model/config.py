@@ -44,6 +44,9 @@ class FobConfig:
     lambda_heat: float = 1e3  # weight of L_heat (paper: 1e3 with "mse"; ~1 with "softmax-ce")
     lambda_coor: float = 1e-4  # weight of L_coor (paper: 1e-4)
     fg_threshold: float = 0.9  # T: foreground prompts where C exceeds it, Sec. 3.7 (paper: 0.9)
+    # weight of L_band: distance of the refined points from the query's ring band along the
+    # query mask's signed distance (any position on the band; not in the paper). 0 = off
+    lambda_band: float = 0.0
     # (a, b): the Gaussian location prior of width a + b |dz| px of a 256 grid around the
     # support ring that seeds SPR, in training (within-volume episodes) as at inference (not in
     # the paper, see docs/method.md); None = the paper's training and the predictor's default
@@ -79,6 +82,8 @@ class FobConfig:
             )
         if not 0 < self.ring_eps < self.ring_r:
             raise ValueError(f"FobConfig.ring_eps: expected 0 < eps < ring_r, got {self.ring_eps}")
+        if self.lambda_band < 0:
+            raise ValueError(f"FobConfig.lambda_band: expected >= 0, got {self.lambda_band}")
         if self.sigma <= 0 or self.tau <= 0:
             raise ValueError(f"FobConfig: sigma and tau must be > 0, got {self.sigma}, {self.tau}")
         if self.location_prior is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .bppc import gaussian_maps, inner_band, mask_prototype
+from .bppc import gaussian_maps, inner_band, mask_prototype, sample_points
 from .config import FobConfig
 from .fob import FobOutput
 
@@ -48,6 +48,20 @@ def heat_loss_softmax_ce(
 def coor_loss(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 18: ``mean_i ||mu'_i - mu_q^i||_2^2`` on (B, Np, 2) grid-pixel coordinates."""
     return ((points - target) ** 2).sum(dim=-1).mean()
+
+
+def band_loss(
+    points: torch.Tensor, signed_distance: torch.Tensor, r: float, eps: float
+) -> torch.Tensor:
+    """L_band (this project's option): how far each point lies from the ring band
+    ``r - eps <= d <= r`` of the query mask, measured along its signed distance map d
+    (positive outside the mask, grid pixels), bilinearly sampled at the (B, Np, 2) points:
+    ``mean relu(r - eps - d) + relu(d - r)``. A point inside the structure costs its depth
+    plus the band's radius; any position on the band costs nothing (unlike L_coor, which asks
+    for ring point k exactly). Shapes: (B, Np, 2), (B, S, S) -> scalar."""
+    size = signed_distance.shape[-1]
+    d = sample_points(signed_distance[:, None].float(), points.float(), grid_size=size)[..., 0]
+    return (F.relu(r - eps - d) + F.relu(d - r)).mean()
 
 
 def fore_loss(fg_logits: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
@@ -93,10 +107,13 @@ def fob_losses(
     query_mask: torch.Tensor,
     support_mask: torch.Tensor,
     config: FobConfig,
+    query_sdf: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """All four losses and ``total = rac + lambda_heat * heat + lambda_coor * coor + fore``.
 
     ``coor`` is taken on the last SPR iteration (P'_b, as Eq. 18) with gradient through SPR.
+    With ``config.lambda_band > 0``, ``band`` (`band_loss` on the same points, from
+    ``query_sdf`` (B, S, S), the query mask's signed distance) is added to the total.
     Returns a dict of scalar tensors with keys "total", "rac", "heat", "coor", "fore".
     """
     # in float32 even under autocast: targets and coordinates must not be rounded to bf16
@@ -120,4 +137,10 @@ def fob_losses(
         + config.lambda_coor * terms["coor"]
         + terms["fore"]
     )
+    if config.lambda_band > 0:
+        if query_sdf is None:
+            raise ValueError("fob_losses: lambda_band > 0 needs query_sdf")
+        r = float(config.ring_r)
+        terms["band"] = band_loss(out.points.float(), query_sdf, r, float(config.ring_eps))
+        terms["total"] = terms["total"] + config.lambda_band * terms["band"]
     return terms

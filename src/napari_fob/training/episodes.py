@@ -85,6 +85,15 @@ class EpisodeConfig:
         return cls(**data)
 
 
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """(S, S) float32 Euclidean distance to a bool mask's border, positive outside, negative
+    inside (the target geometry of the band loss)."""
+    from scipy import ndimage as ndi
+
+    m = np.asarray(mask, dtype=bool)
+    return (ndi.distance_transform_edt(~m) - ndi.distance_transform_edt(m)).astype(np.float32)
+
+
 def excluded_slices(
     labels: np.ndarray, test_labels: Sequence[int], mode: str = "any"
 ) -> np.ndarray:
@@ -243,6 +252,7 @@ class EpisodeDataset:
                 skipped += 1
                 continue
             return {
+                "query_sdf": signed_distance(q_mask),
                 "support_image": s_img[None],
                 "support_mask": s_mask.astype(np.float32),
                 "support_ring": s_ring,

@@ -58,6 +58,7 @@ BATCH_KEYS = (
     "support_z",
     "query_z",
     "cross",
+    "query_sdf",
 )
 
 
@@ -108,6 +109,7 @@ def train_step(
             query_mask=batch["query_mask"],
             support_mask=batch["support_mask"],
             config=fob.config,
+            query_sdf=batch.get("query_sdf"),
         )
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(losses["total"]).backward()
