@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.intensity import band_overlap, intensity_band
+from napari_fob.intensity import band_overlap, intensity_band, reference_band
 from napari_fob.prompts import PromptSet
 
 GENERATORS = ("fob", "mask-ring", "copy")
@@ -82,21 +82,6 @@ class _Support:
     bg: np.ndarray  # (Np, 2) (row, col), ring order
     band: tuple[float, float]  # intensity band of the structure on this slice
     committed: bool = False  # a committed (chain) mask: its evidence uses a painted band
-
-
-def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:
-    """The intensity band a support's evidence is measured with: its own for a painted
-    support; for a committed one, that of the painted support nearest in slice index (its own
-    when none is painted). Each support has ``band``, ``committed`` and ``slice_index``."""
-    if not support.committed:
-        return support.band
-    painted = [s for s in supports if not s.committed]
-    if not painted:
-        return support.band
-    z = support.slice_index
-    if z is None or any(s.slice_index is None for s in painted):
-        return painted[0].band
-    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index)).band
 
 
 class _GeometricGenerator:

@@ -6,6 +6,7 @@ the parameters recorded next to a result reproduce it exactly, whatever preset p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -146,3 +147,18 @@ def band_overlap(image01: np.ndarray, mask: np.ndarray, band: tuple[float, float
     if values.size == 0:
         return 0.0
     return float(np.mean((values >= band[0]) & (values <= band[1])))
+
+
+def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:
+    """The intensity band a support's evidence is measured with: its own for a painted
+    support; for a committed one, that of the painted support nearest in slice index (its own
+    when none is painted). Each support has ``band``, ``committed`` and ``slice_index``."""
+    if not support.committed:
+        return support.band
+    painted = [s for s in supports if not s.committed]
+    if not painted:
+        return support.band
+    z = support.slice_index
+    if z is None or any(s.slice_index is None for s in painted):
+        return painted[0].band
+    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index)).band

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.intensity import band_overlap, intensity_band
+from napari_fob.intensity import band_overlap, intensity_band, reference_band
 from napari_fob.prompts import PromptSet
 
 if TYPE_CHECKING:
@@ -85,10 +85,7 @@ DEFAULT_FG_RELATIVE = 0.7
 def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
     """(S, S) float32: ``max(0, radius - signed distance to the mask)``, the signed distance
     positive outside and negative inside: 0 on and beyond the support ring, growing inwards."""
-    from scipy import ndimage as ndi
-
-    signed = ndi.distance_transform_edt(~mask) - ndi.distance_transform_edt(mask)
-    return np.maximum(0.0, float(radius) - signed).astype(np.float32)
+    return np.maximum(0.0, float(radius) - geometry.signed_distance(mask)).astype(np.float32)
 
 
 class FobPredictor:
@@ -118,15 +115,9 @@ class FobPredictor:
                     f"location_prior: expected 'model', None or (a, b), got {location_prior!r}"
                 )
             location_prior = model.config.location_prior or DEFAULT_LOCATION_PRIOR
-        if location_prior is not None:
-            a, b = (float(v) for v in location_prior)
-            if not (a > 0 and b >= 0):
-                raise ValueError(
-                    f"location_prior: expected (a > 0, b >= 0) pixels of a 256 grid, got "
-                    f"{location_prior!r}"
-                )
-            location_prior = (a, b)
-        self.location_prior = location_prior
+        from napari_fob.model.config import check_location_prior
+
+        self.location_prior = check_location_prior(location_prior, "location_prior")
         if fg_relative is not None and not 0.0 < float(fg_relative) <= 1.0:
             raise ValueError(
                 f"fg_relative: expected a fraction in (0, 1] or None, got {fg_relative}"
@@ -300,11 +291,10 @@ class FobPredictor:
         results: list[PromptSet | None] = [None] * len(imgs)
         by_id = {id(s): s for s in self._supports}
         s = self.grid_size
-        from napari_fob.generators import reference_band
-
         with torch.inference_mode():
             for sid, members in groups.items():
                 sup = by_id[sid]
+                band = reference_band(self._supports, sup)
                 for start in range(0, len(members), batch_size):
                     chunk = members[start : start + batch_size]
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
@@ -314,7 +304,6 @@ class FobPredictor:
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        band = reference_band(self._supports, sup)
                         evidence = band_overlap(batch[j], sup.mask, band)
                         results[i] = self._prompts(
                             out, j, imgs[i].shape, indices[i], label, sup, evidence

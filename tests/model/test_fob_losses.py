@@ -149,7 +149,7 @@ def test_location_prior_seeds_spr_in_training(tiny_batch):
 
 
 def test_band_loss_is_zero_on_the_band_and_grows_inside():
-    from napari_fob.training.episodes import signed_distance
+    from napari_fob.geometry import signed_distance
 
     mask = np.zeros((32, 32), bool)
     mask[12:20, 12:20] = True
@@ -167,7 +167,7 @@ def test_band_loss_is_zero_on_the_band_and_grows_inside():
 
 
 def test_band_term_enters_the_total_only_when_weighted(tiny_batch, run_episode):
-    from napari_fob.training.episodes import signed_distance
+    from napari_fob.geometry import signed_distance
 
     cfg = get_config("tiny", lambda_band=0.5)
     model = build_fob(cfg)

@@ -39,10 +39,15 @@ def shipped_fob() -> Path:
     return paths.package_weights_dir() / SHIPPED_MODEL
 
 
+def nearest_support(z: int, sup_z: list[int]) -> int:
+    """The support slice nearest to z (on a tie the lower one, as the generators choose)."""
+    return min(sup_z, key=lambda v: (abs(v - z), v))
+
+
 def chain_source(z: int, sup_z: list[int], committed: np.ndarray) -> int | None:
     """The slice chain mode drew slice z's prompts from: the committed slice of `committed`
     (Z,) bool nearest to z on the way from the nearest support (None if there is none)."""
-    s = min(sup_z, key=lambda v: (abs(v - z), v))
+    s = nearest_support(z, sup_z)
     lo, hi = (s, z - 1) if z > s else (z + 1, s)
     inner = [v for v in range(lo, hi + 1) if committed[v]]
     if not inner:
@@ -86,10 +91,11 @@ def prompt_quality(
                 rows.append((dz, prompt_metrics(p, truth[z] == label)))
     else:
         mine = committed == label
+        has_mask = mine.any(axis=(1, 2))
         for z in zs:
-            src = chain_source(z, sup_z, mine.any(axis=(1, 2)))
+            src = chain_source(z, sup_z, has_mask)
             if src is None or src in sup_z:
-                src = min(sup_z, key=lambda v: (abs(v - z), v)) if src is None else src
+                src = nearest_support(z, sup_z) if src is None else src
                 src_mask = support[src] == label
             else:
                 src_mask = mine[src]

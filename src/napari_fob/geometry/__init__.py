@@ -27,6 +27,7 @@ from napari_fob.geometry.ring import (
     point_angles,
     ring_band,
     ring_points,
+    signed_distance,
 )
 from napari_fob.geometry.transforms import (
     as_points,
@@ -64,6 +65,7 @@ __all__ = [
     "ring_band",
     "ring_box",
     "ring_points",
+    "signed_distance",
     "slice_to_grid",
     "to_napari",
     "to_sam_xy",

@@ -24,6 +24,13 @@ def as_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     return arr.astype(bool, copy=False)
 
 
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32 Euclidean distance to a 2D mask's border, positive outside and negative
+    inside (used for the band loss's targets and the predictor's inward penalty)."""
+    m = as_mask(mask)
+    return (ndi.distance_transform_edt(~m) - ndi.distance_transform_edt(m)).astype(np.float32)
+
+
 def _distance_from_mask(mask: np.ndarray, kernel: str) -> np.ndarray:
     """Distance of every pixel to the nearest mask pixel (0 on the mask), for `kernel`."""
     if kernel == "disk":

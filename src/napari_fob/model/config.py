@@ -15,6 +15,20 @@ RAC_KINDS = ("infonce", "hinge")
 HEAT_LOSSES = ("mse", "softmax-ce")
 
 
+def check_location_prior(value: Any, name: str) -> tuple[float, float] | None:
+    """A location prior ``(a, b)`` (pixels of a 256 grid, width ``a + b |dz|``) as a float
+    pair, or None; ValueError naming `name` unless a > 0 and b >= 0."""
+    if value is None:
+        return None
+    try:
+        prior = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        prior = ()
+    if len(prior) != 2 or not (prior[0] > 0 and prior[1] >= 0):
+        raise ValueError(f"{name}: expected (a > 0, b >= 0) pixels of a 256 grid, got {value!r}")
+    return prior
+
+
 @dataclass(frozen=True)
 class FobConfig:
     """Architecture, geometry and loss settings of one FoB model (see `docs/method.md`)."""
@@ -86,13 +100,8 @@ class FobConfig:
             raise ValueError(f"FobConfig.lambda_band: expected >= 0, got {self.lambda_band}")
         if self.sigma <= 0 or self.tau <= 0:
             raise ValueError(f"FobConfig: sigma and tau must be > 0, got {self.sigma}, {self.tau}")
-        if self.location_prior is not None:
-            prior = tuple(float(v) for v in self.location_prior)
-            if len(prior) != 2 or not (prior[0] > 0 and prior[1] >= 0):
-                raise ValueError(
-                    f"FobConfig.location_prior: expected (a > 0, b >= 0), got {self.location_prior}"
-                )
-            object.__setattr__(self, "location_prior", prior)
+        prior = check_location_prior(self.location_prior, "FobConfig.location_prior")
+        object.__setattr__(self, "location_prior", prior)
         if not 0.0 <= self.fg_threshold <= 1.0:
             raise ValueError(f"FobConfig.fg_threshold: expected [0, 1], got {self.fg_threshold}")
 

@@ -85,15 +85,6 @@ class EpisodeConfig:
         return cls(**data)
 
 
-def signed_distance(mask: np.ndarray) -> np.ndarray:
-    """(S, S) float32 Euclidean distance to a bool mask's border, positive outside, negative
-    inside (the target geometry of the band loss)."""
-    from scipy import ndimage as ndi
-
-    m = np.asarray(mask, dtype=bool)
-    return (ndi.distance_transform_edt(~m) - ndi.distance_transform_edt(m)).astype(np.float32)
-
-
 def excluded_slices(
     labels: np.ndarray, test_labels: Sequence[int], mode: str = "any"
 ) -> np.ndarray:
@@ -238,6 +229,8 @@ class EpisodeDataset:
 
     def sample(self, index: int) -> dict[str, np.ndarray | int]:
         """Episode `index` as numpy arrays (see the class docstring for the keys)."""
+        from napari_fob.geometry import signed_distance
+
         rng = np.random.default_rng([self.config.seed, int(index)])
         skipped = 0
         for _ in range(self.config.max_tries):
