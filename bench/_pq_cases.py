@@ -92,7 +92,9 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
     from napari_fob.predictor import FobPredictor
 
     fob = make_generator("fob", checkpoint=checkpoint, device=device)
-    network_alone = FobPredictor(fob.predictor.model, device=device, location_prior=None)
+    network_alone = FobPredictor(
+        fob.predictor.model, device=device, location_prior=None, band_exclusion=None
+    )
     return {
         "fob": fob,
         "fob-noprior": FobGenerator(predictor=network_alone, checkpoint=checkpoint),

@@ -58,9 +58,12 @@ def test_points_are_the_model_grid_points_mapped_back(predictor):
     (ps,) = predictor.predict([img])
     grid = geometry.resize_to_grid(img, 64)
     with torch.inference_mode():
-        sup = predictor._supports[0].state
+        sup = predictor._supports[0]
+        # no slice index: no location prior, but the band exclusion still applies
+        prior = predictor.point_log_prior(sup, [None], grid[None])
+        assert prior is not None and prior.shape == (1, 1, 64, 64)
         out = predictor.model.predict_from_support(
-            sup, predictor.model.encode(torch.from_numpy(grid)[None, None])
+            sup.state, predictor.model.encode(torch.from_numpy(grid)[None, None]), point_log_prior=prior
         )
     want = np.clip(geometry.grid_to_slice(out.points[0].numpy(), (128, 96), 64), 0, [127, 95])
     np.testing.assert_allclose(ps.bg, want, rtol=1e-5, atol=1e-4)
@@ -256,7 +259,58 @@ def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
     assert b[0, k, r, c] == a[0, k, r, c]
     assert b[0, k][inside] < a[0, k][inside]
     assert b[0, k][outside] == a[0, k][outside]
-    assert torch.all(b[1] == 0)  # no slice index: no prior at all
-    assert plain.point_log_prior(plain._supports[0], [None]) is None
+    assert torch.all(b[1] == 0)  # no slice index: no location prior
+    assert plain.point_log_prior(plain._supports[0], [None]) is None  # no query: no exclusion
     with pytest.raises(ValueError, match="inward_prior"):
         FobPredictor(build_fob("tiny"), device="cpu", inward_prior=0.0)
+
+
+def test_structure_region_follows_the_band_from_the_mask_within_reach():
+    from napari_fob.intensity import structure_region
+
+    img = np.full((64, 64), 0.2, np.float32)
+    img[20:44, 10:40] = 0.6  # the structure, grown past the painted outline
+    img[20:44, 41:60] = 0.6  # touching tissue of the same intensity, 1 px apart
+    img[2:8, 2:8] = 0.6  # same intensity, far away
+    painted = np.zeros((64, 64), bool)
+    painted[24:40, 14:34] = True
+    region = structure_region(img, painted, (0.5, 0.7), reach=40)
+    assert region[20:44, 10:40].all()  # the whole structure, beyond the painted outline
+    assert not region[2:8, 2:8].any() and not region[41:60, 41:60].any()
+    assert not region[20:44, 41:60].any()  # not connected through in-band pixels
+    near = structure_region(img, painted, (0.5, 0.7), reach=3)
+    assert near[24:40, 11:37].all() and near[21:43, 14:34].all()  # 3 px around the painted
+    assert not near[20, 10] and not near[30, 39]
+    with pytest.raises(ValueError, match="structure_region"):
+        structure_region(img, painted[:10], (0.5, 0.7), reach=3)
+
+
+def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
+    """A support ring drawn around a small disk, a query where the same bright structure is
+    much larger: with the band exclusion no ring point stays on it; without, some do."""
+    torch.manual_seed(0)
+    small, large = disk((64, 64), (32, 32), 9), disk((64, 64), (32, 32), 16)
+    img_s, img_l = slice_with(small), slice_with(large)
+    on = FobPredictor(build_fob("tiny"), device="cpu")
+    off = FobPredictor(on.model, device="cpu", band_exclusion=None)
+    inside = {}
+    for name, p in (("on", on), ("off", off)):
+        p.set_support(img_s, small, slice_index=0)
+        (ps,) = p.predict([img_l], slice_indices=[20])  # far: a prior as wide as the growth
+        rc = np.round(ps.bg).astype(int)
+        inside[name] = int(large[rc[:, 0], rc[:, 1]].sum())
+    sup = on._supports[0]
+    region = on.excluded_region(sup, img_l)
+    assert region[large].all()  # the grown structure (plus its margin) is excluded
+    assert not region[0, 0]
+    assert inside["on"] < inside["off"], inside
+    with torch.inference_mode():  # the coarse points SPR starts from are all off the region
+        prior = on.point_log_prior(sup, [20], img_l[None])
+        out = on.model.predict_from_support(
+            sup.state, on.model.encode(torch.from_numpy(img_l)[None, None]), point_log_prior=prior
+        )
+    coarse = out.coarse_points[0].round().long().numpy()
+    assert not region[coarse[:, 0], coarse[:, 1]].any()
+    assert on.band_exclusion == 5.0 and off.band_exclusion is None
+    with pytest.raises(ValueError, match="band_exclusion"):
+        FobPredictor(on.model, device="cpu", band_exclusion=-1.0)

@@ -251,6 +251,7 @@ class FobGenerator:
         out["location_prior"] = None if prior is None else list(prior)
         out["inward_prior"] = getattr(self.predictor, "inward_prior", None)
         out["fg_relative"] = getattr(self.predictor, "fg_relative", None)
+        out["band_exclusion"] = getattr(self.predictor, "band_exclusion", None)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 
@@ -293,7 +294,7 @@ def make_generator(
     For "fob", `model` (a `Fob` module) wins over `checkpoint`; `checkpoint` "default" is the
     shipped model, and a missing file raises FileNotFoundError saying where it was looked for.
     ``paper_inference`` turns off this project's in-volume additions (location prior, inward
-    penalty, relative foreground threshold; docs/method.md) and predicts as the paper does.
+    penalty, band exclusion, relative foreground threshold; docs/method.md) and predicts as the paper does.
     """
     if name == "mask-ring":
         return MaskRingGenerator()
@@ -304,7 +305,12 @@ def make_generator(
 
         options = {}
         if paper_inference:
-            options = {"location_prior": None, "inward_prior": None, "fg_relative": None}
+            options = {
+                "location_prior": None,
+                "inward_prior": None,
+                "fg_relative": None,
+                "band_exclusion": None,
+            }
         if model is not None:
             predictor = FobPredictor(model, device=device, **options)
             return FobGenerator(predictor=predictor, checkpoint=None)

@@ -1,6 +1,6 @@
 """Intensity windows: from raw CT/MR values to the model's float input and SAM's uint8 RGB.
 
-Pure numpy. A `Window` is always resolved to absolute bounds (``low``, ``high``) before use, so
+Pure numpy (scipy inside `structure_region` only). A `Window` is always resolved to absolute bounds (``low``, ``high``) before use, so
 the parameters recorded next to a result reproduce it exactly, whatever preset produced them.
 """
 
@@ -149,16 +149,48 @@ def band_overlap(image01: np.ndarray, mask: np.ndarray, band: tuple[float, float
     return float(np.mean((values >= band[0]) & (values <= band[1])))
 
 
-def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:
-    """The intensity band a support's evidence is measured with: its own for a painted
-    support; for a committed one, that of the painted support nearest in slice index (its own
-    when none is painted). Each support has ``band``, ``committed`` and ``slice_index``."""
+def reference_support(supports: Sequence[Any], support: Any) -> Any:
+    """The support whose intensity band stands for `support`: itself when painted; for a
+    committed one, the painted support nearest in slice index (itself when none is painted),
+    because a committed mask that leaked into other tissue must not vouch for itself. Each
+    support has ``committed`` and ``slice_index``."""
     if not support.committed:
-        return support.band
+        return support
     painted = [s for s in supports if not s.committed]
     if not painted:
-        return support.band
+        return support
     z = support.slice_index
     if z is None or any(s.slice_index is None for s in painted):
-        return painted[0].band
-    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index)).band
+        return painted[0]
+    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index))
+
+
+def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:
+    """The intensity band a support's evidence is measured with: ``band`` of
+    `reference_support` (each support has ``band``, ``committed`` and ``slice_index``)."""
+    return reference_support(supports, support).band
+
+
+def structure_region(
+    image01: np.ndarray, mask: np.ndarray, band: tuple[float, float], reach: float
+) -> np.ndarray:
+    """Where a structure painted as `mask` on a nearby slice continues on this one: the (H, W)
+    bool pixels of the [0, 1] `image01` whose intensity is in `band` and that are connected,
+    through such pixels no farther than `reach` pixels from `mask`, to a pixel of `mask`.
+
+    A cheap, image-only estimate that FoB's predictor keeps background points out of
+    (`predictor.FobPredictor`, ``band_exclusion``); it leaks into touching tissue of the same
+    intensity, which `reach` bounds.
+    """
+    from scipy import ndimage as ndi
+
+    image01, mask = np.asarray(image01), np.asarray(mask, dtype=bool)
+    if image01.shape != mask.shape:
+        raise ValueError(
+            f"structure_region: image shape {image01.shape} differs from the mask's {mask.shape}"
+        )
+    near = ndi.distance_transform_edt(~mask) <= float(reach)
+    candidate = (image01 >= band[0]) & (image01 <= band[1]) & near
+    labels, _ = ndi.label(candidate)
+    touching = np.unique(labels[mask & candidate])
+    return np.isin(labels, touching[touching > 0])

@@ -1,0 +1,118 @@
+"""The tuning table behind FoB's in-volume inference choices (docs/method.md).
+
+Runs the predictor with each addition switched on in turn on *tuning* phantoms (seeds 200-207
+by default: neither the training volumes, 90 and 100-131, nor the benchmark's, 0-4 and the MNI
+brain), with the mask-ring baseline beside it, and prints one row per variant: ring_error,
+bg_inside (and the number of background points inside), fg_outside and the random-walker Dice
+over query slices with |dz| >= 5 (support: each structure's central slice, as in
+`prompt_quality.py`). Nothing is written. Run:
+``.venv/bin/python bench/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
+
+
+def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
+    """Variant name -> prompt generator; the product's settings are the last FoB row."""
+    from napari_fob.generators import FobGenerator, MaskRingGenerator
+    from napari_fob.predictor import DEFAULT_BAND_EXCLUSION, FobPredictor, load_predictor
+
+    model = load_predictor(checkpoint, device="cpu").model
+    off = {"location_prior": None, "inward_prior": None, "band_exclusion": None}
+
+    def fob(**options: object) -> FobGenerator:
+        return FobGenerator(predictor=FobPredictor(model, device="cpu", **{**off, **options}))
+
+    out: dict[str, object] = {
+        "mask-ring (baseline)": MaskRingGenerator(),
+        "network alone": fob(),
+        "+ location prior": fob(location_prior="model"),
+        "+ inward penalty": fob(location_prior="model", inward_prior=1.0),
+    }
+    for w in exclusions:
+        product = " (product)" if w == DEFAULT_BAND_EXCLUSION else ""
+        out[f"+ band exclusion {w:g}{product}"] = fob(
+            location_prior="model", inward_prior=1.0, band_exclusion=w
+        )
+    return out
+
+
+def evaluate(generator: object, cases: list[Case], segmenter: object) -> dict[str, float]:
+    import numpy as np
+
+    from napari_fob.metrics import dice, prompt_metrics
+
+    rows = []
+    for case in cases:
+        for lab in sorted(case.names):
+            z0 = central_slice(case.labels, lab)
+            queries = [int(z) for z in label_slices(case.labels, lab) if abs(int(z) - z0) >= 5]
+            generator.clear_supports()
+            generator.set_support(case.image01[z0], case.labels[z0] == lab, slice_index=z0)
+            prompts = generator.predict([case.image01[z] for z in queries], slice_indices=queries)
+            for z, ps in zip(queries, prompts):
+                truth = case.labels[z] == lab
+                m = prompt_metrics(ps, truth)
+                mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
+                n_in = int(round(m["bg_inside"] * len(ps.bg)))
+                rows.append((m["ring_error"], m["bg_inside"], n_in, len(ps.bg), m["fg_outside"],
+                             dice(mask, truth)))
+    a = np.array(rows, dtype=float)
+    return {
+        "slices": len(rows),
+        "ring_error": float(np.nanmean(a[:, 0])),
+        "bg_inside": float(np.nanmean(a[:, 1])),
+        "n_inside": int(a[:, 2].sum()),
+        "n_points": int(a[:, 3].sum()),
+        "fg_outside": float(np.nanmean(a[:, 4])),
+        "dice": float(np.nanmean(a[:, 5])),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--seeds", default="200,201,202,203,204,205,206,207")
+    parser.add_argument("--band-exclusion", default="5", help="penalties to try, comma-separated")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_fob.samples.phantom import make_abdomen_phantom
+    from napari_fob.segmenters import get_segmenter
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if set(seeds) & ({0, 1, 2, 3, 4, 90} | set(range(100, 132))):
+        parser.error("--seeds: tuning seeds must not be benchmark (0-4) or training (90, 100-131)")
+    cases = []
+    for seed in seeds:
+        image, labels, names = make_abdomen_phantom(seed=seed)
+        cases.append(Case("phantom", f"phantom-{seed}", image, _ct(image), labels, names))
+    segmenter, _ = get_segmenter("random-walker", device="cpu")
+    exclusions = [float(w) for w in args.band_exclusion.split(",") if w.strip()]
+    print(f"tuning phantoms {seeds}, |dz| >= 5, random-walker Dice, checkpoint {args.checkpoint}")
+    print("| variant | ring_error px | bg_inside | inside / points | fg_outside | Dice | s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, generator in variants(args.checkpoint, exclusions).items():
+        t0 = time.perf_counter()
+        r = evaluate(generator, cases, segmenter)
+        print(
+            f"| {name} | {r['ring_error']:.2f} | {r['bg_inside']:.4f} | "
+            f"{r['n_inside']} / {r['n_points']} | {r['fg_outside']:.3f} | {r['dice']:.3f} | "
+            f"{time.perf_counter() - t0:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
