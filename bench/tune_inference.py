@@ -1,6 +1,6 @@
 """The tuning table behind FoB's in-volume inference choices (docs/method.md).
 
-Runs the predictor with each addition switched on in turn on *tuning* phantoms (seeds 200-207
+Runs the predictor with each addition switched on in turn on *tuning* phantoms (seeds 200-219
 by default: neither the training volumes, 90 and 100-131, nor the benchmark's, 0-4 and the MNI
 brain), with the mask-ring baseline beside it, and prints one row per variant: ring_error,
 bg_inside (and the number of background points inside), fg_outside and the random-walker Dice
@@ -81,8 +81,8 @@ def evaluate(generator: object, cases: list[Case], segmenter: object) -> dict[st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default")
-    parser.add_argument("--seeds", default="200,201,202,203,204,205,206,207")
-    parser.add_argument("--band-exclusion", default="5", help="penalties to try, comma-separated")
+    parser.add_argument("--seeds", default=",".join(str(s) for s in range(200, 220)))
+    parser.add_argument("--band-exclusion", default="5,20", help="penalties to try, comma-separated")
     args = parser.parse_args(argv)
 
     import torch

@@ -311,6 +311,6 @@ def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
         )
     coarse = out.coarse_points[0].round().long().numpy()
     assert not region[coarse[:, 0], coarse[:, 1]].any()
-    assert on.band_exclusion == 5.0 and off.band_exclusion is None
+    assert on.band_exclusion == 20.0 and off.band_exclusion is None
     with pytest.raises(ValueError, match="band_exclusion"):
         FobPredictor(on.model, device="cpu", band_exclusion=-1.0)

@@ -94,21 +94,23 @@ DEFAULT_FG_RELATIVE = 0.7
 0.5, 0.7 and 0.9 (random-walker Dice 0.69 against 0.32 with the fixed T alone)."""
 
 
-DEFAULT_BAND_EXCLUSION = 5.0
+DEFAULT_BAND_EXCLUSION = 20.0
 """Penalty (log units) on ring points in the query's structure region (see the module
-docstring); with the margin and reach below, chosen on phantoms with seeds 200-207 (neither
-training nor benchmark volumes): at |dz| >= 5 it took the background points inside the
-structure from 32 to 0 of 7 500 for 0.1 px of ring error (8.55 -> 8.67)."""
+docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
+training nor benchmark volumes; `bench/tune_inference.py`): at |dz| >= 5 the background points
+inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of
+ring error. A penalty of 5 left the points where a large structure (a liver's dome) had grown
+far past the support's ring: leaving it cost more than 5 under the location prior."""
 
 BAND_EXCLUSION_MARGIN = 0.375
 """Ring radii (``ring_r``) the structure region is grown by before it is penalised: the
 region misses the structure's partial-volume rim, and a ring point just outside it is still on
 it (3 px at the shipped model's 128 grid)."""
 
-BAND_EXCLUSION_REACH = 1.25
-"""Ring radii beyond the support's footprint the structure region may reach, a little past
-the support's ring: bounds its leaks into touching tissue of the same intensity (10 px at the
-shipped model's 128 grid)."""
+BAND_EXCLUSION_REACH = 3.0
+"""Ring radii beyond the support's footprint the structure region may reach: a bound on its
+leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; on
+the tuning phantoms 2 and 100 gave the same points, 1.25 left a liver's dome out)."""
 
 
 def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
