@@ -24,7 +24,12 @@ from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
 def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
     """Variant name -> prompt generator; the product's settings are the last FoB row."""
     from napari_fob.generators import FobGenerator, MaskRingGenerator
-    from napari_fob.predictor import DEFAULT_BAND_EXCLUSION, FobPredictor, load_predictor
+    from napari_fob.predictor import (
+        DEFAULT_BAND_EXCLUSION,
+        DEFAULT_INWARD_PRIOR,
+        FobPredictor,
+        load_predictor,
+    )
 
     model = load_predictor(checkpoint, device="cpu").model
     off = {"location_prior": None, "inward_prior": None, "band_exclusion": None}
@@ -36,12 +41,12 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
         "mask-ring (baseline)": MaskRingGenerator(),
         "network alone": fob(),
         "+ location prior": fob(location_prior="model"),
-        "+ inward penalty": fob(location_prior="model", inward_prior=1.0),
+        "+ inward penalty": fob(location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR),
     }
     for w in exclusions:
         product = " (product)" if w == DEFAULT_BAND_EXCLUSION else ""
         out[f"+ band exclusion {w:g}{product}"] = fob(
-            location_prior="model", inward_prior=1.0, band_exclusion=w
+            location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
         )
     return out
 

@@ -83,11 +83,11 @@ DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
 model trained with one, ``FobConfig.location_prior``, brings its own): chosen on phantoms with
 seeds 200-203 (neither training nor benchmark volumes), see docs/method.md."""
 
-DEFAULT_INWARD_PRIOR = 1.0
-"""Width factor k of the inward penalty (see the module docstring): on phantoms 200-203 at
-|dz| >= 5, k = 1 halved the background points inside the structure (0.006 -> 0.003, the level
-of the support's own ring) for 0.5 px of ring error (7.9 -> 8.4); 0.5 and 0.25 did no better
-on the first and worse on the second."""
+DEFAULT_INWARD_PRIOR = 2.0
+"""Width factor k of the inward penalty (see the module docstring). Before the band exclusion,
+k = 1 halved the background points inside the structure on phantoms 200-203. With the band
+exclusion, on phantoms 200-219 at |dz| >= 5: k = 1 left 2 of 18 510 points inside at 8.55 px
+of ring error, k = 2 the same 2 at 8.19 px, k = 4 and no penalty 3 at 8.06 and 8.03 px."""
 
 DEFAULT_FG_RELATIVE = 0.7
 """Foreground points where C > min(T, 0.7 max C): chosen on phantoms with seeds 200-203 among
