@@ -93,7 +93,11 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
 
     fob = make_generator("fob", checkpoint=checkpoint, device=device)
     network_alone = FobPredictor(
-        fob.predictor.model, device=device, location_prior=None, band_exclusion=None
+        fob.predictor.model,
+        device=device,
+        location_prior=None,
+        band_exclusion=None,
+        fine_ring=False,
     )
     return {
         "fob": fob,

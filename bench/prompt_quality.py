@@ -5,7 +5,7 @@ is the ground truth on the structure's central slice; every other slice showing 
 is a query (``--max-slices`` spread evenly). Methods:
 
 - ``fob``: the checkpoint (``default`` = ``src/napari_fob/weights/fob-compact.pt``), support
-  fixed, with the predictor's location prior and band exclusion (as the product runs it);
+  fixed, with the predictor's in-volume additions (as the product runs it; docs/method.md);
 - ``fob-noprior``: the same network without them (what the network alone does);
 - ``mask-ring``: ring and points re-drawn from the support mask (fixed support);
 - ``mask-ring-chain``: re-drawn from the previous slice's *ground truth* on the way from the
@@ -132,8 +132,8 @@ def docs_section(report: dict) -> str:
         "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
         "central support. `fob` runs with the predictor's location prior "
         f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`) and inward "
-        f"penalty {s['fob'].get('inward_prior')}, and band exclusion "
-        f"{s['fob'].get('band_exclusion')}, as the "
+        f"penalty {s['fob'].get('inward_prior')}, band exclusion "
+        f"{s['fob'].get('band_exclusion')} and fine ring {s['fob'].get('fine_ring')}, as the "
         "product does; `fob-noprior` is the same network without them. "
         f"FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
         "",

@@ -32,7 +32,7 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
     )
 
     model = load_predictor(checkpoint, device="cpu").model
-    off = {"location_prior": None, "inward_prior": None, "band_exclusion": None}
+    off = {"location_prior": None, "inward_prior": None, "band_exclusion": None, "fine_ring": False}
 
     def fob(**options: object) -> FobGenerator:
         return FobGenerator(predictor=FobPredictor(model, device="cpu", **{**off, **options}))
@@ -44,10 +44,15 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
         "+ inward penalty": fob(location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR),
     }
     for w in exclusions:
-        product = " (product)" if w == DEFAULT_BAND_EXCLUSION else ""
-        out[f"+ band exclusion {w:g}{product}"] = fob(
+        out[f"+ band exclusion {w:g}"] = fob(
             location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
         )
+    out["+ fine ring (the product)"] = fob(
+        location_prior="model",
+        inward_prior=DEFAULT_INWARD_PRIOR,
+        band_exclusion=DEFAULT_BAND_EXCLUSION,
+        fine_ring=True,
+    )
     return out
 
 

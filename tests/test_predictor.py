@@ -52,6 +52,7 @@ def test_predict_returns_prompts_in_each_slices_pixels(predictor):
 
 
 def test_points_are_the_model_grid_points_mapped_back(predictor):
+    predictor.fine_ring = False  # the model's own points (fine ring: the next test)
     m = disk((64, 64), (30, 30), 12)
     predictor.set_support(slice_with(m), m)
     img = slice_with(disk((128, 96), (60, 50), 20))
@@ -67,6 +68,36 @@ def test_points_are_the_model_grid_points_mapped_back(predictor):
         )
     want = np.clip(geometry.grid_to_slice(out.points[0].numpy(), (128, 96), 64), 0, [127, 95])
     np.testing.assert_allclose(ps.bg, want, rtol=1e-5, atol=1e-4)
+
+
+def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
+    from napari_fob.generators import MaskRingGenerator
+    from napari_fob.predictor import fine_ring_points
+
+    torch.manual_seed(0)
+    fine = FobPredictor(build_fob("tiny"), device="cpu")
+    coarse = FobPredictor(fine.model, device="cpu", fine_ring=False)
+    m = disk((96, 80), (40, 44), 15)
+    q = slice_with(disk((96, 80), (44, 40), 13))
+    for p in (fine, coarse):
+        p.set_support(slice_with(m), m, slice_index=3)
+    sup = fine._supports[0]
+    # the fine ring of a support is the paper's ring (r=15, eps=2 at 256), as mask-ring draws it
+    paper = MaskRingGenerator(n_bg=10)
+    paper.set_support(slice_with(m), m)
+    np.testing.assert_allclose(
+        geometry.grid_to_slice(sup.fine_ring, m.shape, 256), paper.nearest(None).bg, atol=1e-6
+    )
+    (a,) = fine.predict([q], slice_indices=[5])
+    (b,) = coarse.predict([q], slice_indices=[5])
+    # same model points; the fine output adds (fine ring - model ring) of the support
+    model_pts = geometry.slice_to_grid(b.bg, q.shape, 64)
+    moved = sup.fine_ring + (model_pts - sup.ring) * 4.0
+    np.testing.assert_allclose(a.bg, geometry.grid_to_slice(moved, q.shape, 256), atol=1e-4)
+    assert not np.allclose(a.bg, b.bg)
+    dot = np.zeros((900, 900), bool)
+    dot[450, 451] = True  # vanishes on the 256 grid: no fine ring, the model's points are used
+    assert fine_ring_points(dot, 10) is None
 
 
 def test_bg_ring_order_follows_the_supports_ring(predictor):
@@ -144,8 +175,9 @@ def test_importing_predictor_and_config_loads_neither_torch_nor_napari():
 
 def test_location_prior_holds_points_near_the_support_ring_by_dz():
     torch.manual_seed(0)
-    tight = FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.05, 0.0))
-    free = FobPredictor(build_fob("tiny"), device="cpu", location_prior=None)
+    plain = {"band_exclusion": None, "fine_ring": False}  # the prior alone
+    tight = FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.05, 0.0), **plain)
+    free = FobPredictor(build_fob("tiny"), device="cpu", location_prior=None, **plain)
     free.model.load_state_dict(tight.model.state_dict())
     m = disk((64, 64), (32, 32), 12)
     q = slice_with(disk((64, 64), (36, 30), 9))

@@ -252,6 +252,7 @@ class FobGenerator:
         out["inward_prior"] = getattr(self.predictor, "inward_prior", None)
         out["fg_relative"] = getattr(self.predictor, "fg_relative", None)
         out["band_exclusion"] = getattr(self.predictor, "band_exclusion", None)
+        out["fine_ring"] = getattr(self.predictor, "fine_ring", None)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 
@@ -294,7 +295,7 @@ def make_generator(
     For "fob", `model` (a `Fob` module) wins over `checkpoint`; `checkpoint` "default" is the
     shipped model, and a missing file raises FileNotFoundError saying where it was looked for.
     ``paper_inference`` turns off this project's in-volume additions (location prior, inward
-    penalty, band exclusion, relative foreground threshold; docs/method.md) and predicts as the paper does.
+    penalty, band exclusion, fine ring, relative foreground threshold; docs/method.md) and predicts as the paper does.
     """
     if name == "mask-ring":
         return MaskRingGenerator()
@@ -310,6 +311,7 @@ def make_generator(
                 "inward_prior": None,
                 "fg_relative": None,
                 "band_exclusion": None,
+                "fine_ring": False,
             }
         if model is not None:
             predictor = FobPredictor(model, device=device, **options)

@@ -21,6 +21,13 @@ Choices of this project beyond the paper (docs/method.md, "Inference in one volu
   by a small margin), every ring point pays a flat penalty (``band_exclusion``, log units), so a
   ring point that the network and the prior would leave on a structure that grew past the
   support's outline is moved out of it.
+- **Fine ring.** The model draws the support's ring at its own S grid (the shipped model: S =
+  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), ~1 px off the paper's ring
+  (r = 15, eps = 2 at 256) even on the support slice. With ``fine_ring`` (default), ring point
+  k of a query is the support's ring point k drawn as the paper draws it, moved by how far the
+  model moved its point k from its own support ring point: next to the support, where the
+  model barely moves the points, this is the support's exact ring; far from it, the model's
+  displacement.
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
@@ -61,6 +68,7 @@ class _Support:
     inward: np.ndarray  # (S, S) float32, how far each pixel is inside the ring radius (>= 0)
     band: tuple[float, float]  # the structure's intensity band on the support slice
     core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
+    fine_ring: np.ndarray | None = None  # (Np, 2) the paper's ring at FINE_RING_GRID, ring order
     committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
@@ -113,6 +121,20 @@ leaks into touching tissue of the same intensity (24 px at the shipped model's 1
 the tuning phantoms 2 and 100 gave the same points, 1.25 left a liver's dome out)."""
 
 
+FINE_RING_GRID, FINE_RING_R, FINE_RING_EPS = 256, 15.0, 2.0
+"""The ring of Eq. 1 as the paper draws it (and the mask-ring baseline): r = 15, eps = 2 on a
+256 grid; the ``fine_ring`` output is built on it."""
+
+
+def fine_ring_points(mask: np.ndarray, n: int) -> np.ndarray | None:
+    """(n, 2) ring points of an (H, W) support mask on the FINE_RING_GRID grid, in ring order;
+    None when the mask vanishes at that grid."""
+    grid_mask = geometry.resize_mask_to_grid(mask, FINE_RING_GRID)
+    if not grid_mask.any():
+        return None
+    return geometry.ring_points(grid_mask, n, r=FINE_RING_R, eps=FINE_RING_EPS)
+
+
 def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
     """(S, S) float32: ``max(0, radius - signed distance to the mask)``, the signed distance
     positive outside and negative inside: 0 on and beyond the support ring, growing inwards."""
@@ -136,6 +158,7 @@ class FobPredictor:
         fg_relative: float | None = DEFAULT_FG_RELATIVE,
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
+        fine_ring: bool = True,
     ) -> None:
         import torch
 
@@ -165,6 +188,7 @@ class FobPredictor:
                 f"band_exclusion: expected a penalty > 0 or None, got {band_exclusion}"
             )
         self.band_exclusion = None if band_exclusion is None else float(band_exclusion)
+        self.fine_ring = bool(fine_ring)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self._supports: list[_Support] = []
@@ -286,6 +310,7 @@ class FobPredictor:
                 band=intensity_band(img_g, mask_g),
                 core_band=intensity_band(img_g, mask_g, tolerance=0.0),
                 committed=bool(committed),
+                fine_ring=fine_ring_points(m, cfg.n_bg),
             )
         )
 
@@ -383,7 +408,15 @@ class FobPredictor:
         hw = (int(shape[0]), int(shape[1]))
         limit = np.array([hw[0] - 1, hw[1] - 1], dtype=np.float64)
         bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
-        bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
+        if self.fine_ring and support.fine_ring is not None:
+            # the support's fine ring moved by the model's displacement of each point from its
+            # own support ring point, all in FINE_RING_GRID coordinates
+            f = FINE_RING_GRID / s
+            moved = (bg_grid - support.ring) * f
+            bg = geometry.grid_to_slice(support.fine_ring + moved, hw, FINE_RING_GRID)
+        else:
+            bg = geometry.grid_to_slice(bg_grid, hw, s)
+        bg = np.clip(bg, 0.0, limit)
         from napari_fob.model.fob import peak_confidence
 
         peak = peak_confidence(
@@ -417,6 +450,7 @@ def load_predictor(
     fg_relative: float | None = DEFAULT_FG_RELATIVE,
     inward_prior: float | None = DEFAULT_INWARD_PRIOR,
     band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
+    fine_ring: bool = True,
 ) -> FobPredictor:
     """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
 
@@ -436,4 +470,5 @@ def load_predictor(
         fg_relative=fg_relative,
         inward_prior=inward_prior,
         band_exclusion=band_exclusion,
+        fine_ring=fine_ring,
     )
