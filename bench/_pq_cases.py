@@ -15,7 +15,16 @@ from napari_fob.generators import CopyGenerator, MaskRingGenerator, make_generat
 from napari_fob.intensity import Window, normalise, resolve_window
 from napari_fob.prompts import PromptSet
 
-METHODS = ("fob", "fob-noprior", "fob-chain", "mask-ring", "mask-ring-chain", "copy")
+METHODS = (
+    "fob",
+    "fob-noprior",
+    "fob-fine",
+    "fob-chain",
+    "fob-fine-chain",
+    "mask-ring",
+    "mask-ring-chain",
+    "copy",
+)
 DZ_BINS = ((1, 2), (3, 4), (5, 9), (10, None))
 
 
@@ -99,10 +108,16 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
         band_exclusion=None,
         fine_ring=False,
     )
+    fine = FobGenerator(
+        predictor=FobPredictor(fob.predictor.model, device=device, fine_ring=True),
+        checkpoint=checkpoint,
+    )
     return {
         "fob": fob,
         "fob-noprior": FobGenerator(predictor=network_alone, checkpoint=checkpoint),
+        "fob-fine": fine,
         "fob-chain": fob,
+        "fob-fine-chain": fine,
         "mask-ring": MaskRingGenerator(),
         "mask-ring-chain": MaskRingGenerator(),
         "copy": CopyGenerator(),

@@ -80,7 +80,7 @@ def target(
         return (m["by_dataset"][scope] if scope else m)["by_dz"][">=5"]
 
     fob = far(model)
-    out = {"scope": scope or "all", "model": model}
+    out = {"scope": scope or "all", "model": model, "baselines": list(baselines)}
     out[model] = {k: fob.get(k) for k in ("ring_error", "bg_inside")}
     verdicts = []
     for base in baselines:
@@ -129,8 +129,8 @@ def markdown(report: dict) -> str:
             if isinstance(v, dict) and "gap" in v and v["gap"] is not None
         )
         lines.append(
-            f"- {t['model']} vs baselines on {t['scope']} ({t['model']} minus baseline, "
-            "negative is better): "
+            f"- {t['model']} vs {', '.join(t['baselines'])} on {t['scope']} ({t['model']} minus "
+            "baseline, negative is better): "
             f"**{verdict}** ({gaps})."
         )
     return "\n".join(lines) + "\n"

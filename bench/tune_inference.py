@@ -44,10 +44,11 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
         "+ inward penalty": fob(location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR),
     }
     for w in exclusions:
-        out[f"+ band exclusion {w:g}"] = fob(
+        product = " (the product)" if w == DEFAULT_BAND_EXCLUSION else ""
+        out[f"+ band exclusion {w:g}{product}"] = fob(
             location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
         )
-    out["+ fine ring (the product)"] = fob(
+    out["+ fine ring (an option)"] = fob(
         location_prior="model",
         inward_prior=DEFAULT_INWARD_PRIOR,
         band_exclusion=DEFAULT_BAND_EXCLUSION,

@@ -52,7 +52,6 @@ def test_predict_returns_prompts_in_each_slices_pixels(predictor):
 
 
 def test_points_are_the_model_grid_points_mapped_back(predictor):
-    predictor.fine_ring = False  # the model's own points (fine ring: the next test)
     m = disk((64, 64), (30, 30), 12)
     predictor.set_support(slice_with(m), m)
     img = slice_with(disk((128, 96), (60, 50), 20))
@@ -75,8 +74,8 @@ def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
     from napari_fob.predictor import fine_ring_points
 
     torch.manual_seed(0)
-    fine = FobPredictor(build_fob("tiny"), device="cpu")
-    coarse = FobPredictor(fine.model, device="cpu", fine_ring=False)
+    fine = FobPredictor(build_fob("tiny"), device="cpu", fine_ring=True, band_exclusion=None)
+    coarse = FobPredictor(fine.model, device="cpu", band_exclusion=None)
     m = disk((96, 80), (40, 44), 15)
     q = slice_with(disk((96, 80), (44, 40), 13))
     for p in (fine, coarse):
@@ -175,7 +174,7 @@ def test_importing_predictor_and_config_loads_neither_torch_nor_napari():
 
 def test_location_prior_holds_points_near_the_support_ring_by_dz():
     torch.manual_seed(0)
-    plain = {"band_exclusion": None, "fine_ring": False}  # the prior alone
+    plain = {"band_exclusion": None}  # the prior alone
     tight = FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.05, 0.0), **plain)
     free = FobPredictor(build_fob("tiny"), device="cpu", location_prior=None, **plain)
     free.model.load_state_dict(tight.model.state_dict())

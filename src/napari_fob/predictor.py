@@ -21,13 +21,15 @@ Choices of this project beyond the paper (docs/method.md, "Inference in one volu
   by a small margin), every ring point pays a flat penalty (``band_exclusion``, log units), so a
   ring point that the network and the prior would leave on a structure that grew past the
   support's outline is moved out of it.
-- **Fine ring.** The model draws the support's ring at its own S grid (the shipped model: S =
-  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), ~1 px off the paper's ring
-  (r = 15, eps = 2 at 256) even on the support slice. With ``fine_ring`` (default), ring point
-  k of a query is the support's ring point k drawn as the paper draws it, moved by how far the
-  model moved its point k from its own support ring point: next to the support, where the
-  model barely moves the points, this is the support's exact ring; far from it, the model's
-  displacement.
+- **Fine ring** (``fine_ring``, off by default). The model draws the support's ring at its own
+  S grid (the shipped model: S = 128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps),
+  ~1 px off the paper's ring (r = 15, eps = 2 at 256) even on the support slice. With it, ring
+  point k of a query is the support's ring point k drawn as the paper draws it, moved by how
+  far the model moved its point k from its own support ring point (a point this shift puts
+  into the band-excluded region keeps the model's position): next to the support this is the
+  support's exact ring, far from it the model's displacement. On the tuning phantoms it takes
+  0.8 px off the ring error but leaves one more point inside the structure, so it is not the
+  default (docs/method.md); chained supports (|dz| = 1) gain most.
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
@@ -135,6 +137,12 @@ def fine_ring_points(mask: np.ndarray, n: int) -> np.ndarray | None:
     return geometry.ring_points(grid_mask, n, r=FINE_RING_R, eps=FINE_RING_EPS)
 
 
+def _at(values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) values of an (S, S) map at the nearest pixel of each (row, col) point."""
+    idx = np.clip(np.round(points).astype(int), 0, np.array(values.shape) - 1)
+    return values[idx[:, 0], idx[:, 1]]
+
+
 def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
     """(S, S) float32: ``max(0, radius - signed distance to the mask)``, the signed distance
     positive outside and negative inside: 0 on and beyond the support ring, growing inwards."""
@@ -158,7 +166,7 @@ class FobPredictor:
         fg_relative: float | None = DEFAULT_FG_RELATIVE,
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
-        fine_ring: bool = True,
+        fine_ring: bool = False,
     ) -> None:
         import torch
 
@@ -229,11 +237,14 @@ class FobPredictor:
         support: _Support,
         query_indices: Sequence[int | None],
         queries: np.ndarray | None = None,
+        *,
+        regions: np.ndarray | None = None,
     ) -> Any:
         """The log-prior on each ring point's position for queries at these slice indices
         against `support`, (B, Np, S, S) or (B, 1, S, S) when it is the same for every point:
         the location prior and its inward penalty, plus the band exclusion when `queries`
-        ((B, S, S) float32 query slices at the grid) are given; None when nothing applies."""
+        ((B, S, S) float32 query slices at the grid) or their excluded `regions` ((B, S, S)
+        bool, `excluded_region`) are given; None when nothing applies."""
         import torch
 
         from napari_fob.model.fob import location_log_prior
@@ -248,9 +259,10 @@ class FobPredictor:
                 width = (self.inward_prior * sigma).view(-1, 1, 1, 1)
                 depth = torch.from_numpy(support.inward).to(self.device)
                 prior = prior - depth[None, None] ** 2 / (2.0 * width**2)
-        if self.band_exclusion is not None and queries is not None:
-            region = np.stack([self.excluded_region(support, q) for q in queries])
-            penalty = torch.from_numpy(region.astype(np.float32)).to(self.device)[:, None]
+        if self.band_exclusion is not None and regions is None and queries is not None:
+            regions = np.stack([self.excluded_region(support, q) for q in queries])
+        if self.band_exclusion is not None and regions is not None:
+            penalty = torch.from_numpy(regions.astype(np.float32)).to(self.device)[:, None]
             penalty = -self.band_exclusion * penalty
             prior = penalty if prior is None else prior + penalty
         return prior
@@ -383,14 +395,20 @@ class FobPredictor:
                     chunk = members[start : start + batch_size]
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
                     x = torch.from_numpy(batch)[:, None].to(self.device)  # (b, 1, S, S)
-                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], batch)
+                    regions = None
+                    if self.band_exclusion is not None:
+                        regions = np.stack([self.excluded_region(sup, b) for b in batch])
+                    prior = self.point_log_prior(
+                        sup, [indices[i] for i in chunk], regions=regions
+                    )
                     out = self.model.predict_from_support(
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
                         evidence = band_overlap(batch[j], sup.mask, band)
+                        region = None if regions is None else regions[j]
                         results[i] = self._prompts(
-                            out, j, imgs[i].shape, indices[i], label, sup, evidence
+                            out, j, imgs[i].shape, indices[i], label, sup, evidence, region
                         )
         return results  # type: ignore[return-value]
 
@@ -403,6 +421,7 @@ class FobPredictor:
         label: int,
         support: _Support,
         evidence: float,
+        region: np.ndarray | None = None,
     ) -> PromptSet:
         cfg, s = self.model.config, self.grid_size
         hw = (int(shape[0]), int(shape[1]))
@@ -410,13 +429,15 @@ class FobPredictor:
         bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
         if self.fine_ring and support.fine_ring is not None:
             # the support's fine ring moved by the model's displacement of each point from its
-            # own support ring point, all in FINE_RING_GRID coordinates
-            f = FINE_RING_GRID / s
-            moved = (bg_grid - support.ring) * f
-            bg = geometry.grid_to_slice(support.fine_ring + moved, hw, FINE_RING_GRID)
-        else:
-            bg = geometry.grid_to_slice(bg_grid, hw, s)
-        bg = np.clip(bg, 0.0, limit)
+            # own support ring point (FINE_RING_GRID coordinates), back on the model grid; a
+            # point the shift puts into the excluded region keeps the model's position
+            fine = (support.fine_ring + (bg_grid - support.ring) * (FINE_RING_GRID / s) + 0.5)
+            fine = fine * (s / FINE_RING_GRID) - 0.5
+            if region is not None:
+                back = _at(region, fine) & ~_at(region, bg_grid)
+                fine[back] = bg_grid[back]
+            bg_grid = fine
+        bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
         from napari_fob.model.fob import peak_confidence
 
         peak = peak_confidence(
@@ -450,7 +471,7 @@ def load_predictor(
     fg_relative: float | None = DEFAULT_FG_RELATIVE,
     inward_prior: float | None = DEFAULT_INWARD_PRIOR,
     band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
-    fine_ring: bool = True,
+    fine_ring: bool = False,
 ) -> FobPredictor:
     """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
 

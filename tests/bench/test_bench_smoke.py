@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-METHODS = {"fob", "fob-noprior", "fob-chain", "mask-ring", "mask-ring-chain", "copy"}
+METHODS = {
+    "fob",
+    "fob-noprior",
+    "fob-fine",
+    "fob-chain",
+    "fob-fine-chain",
+    "mask-ring",
+    "mask-ring-chain",
+    "copy",
+}
 METRICS = {"bg_inside", "fg_outside", "ring_error", "ring_coverage", "dice", "n_slices"}
 
 
@@ -34,13 +43,18 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
                 assert 0.0 <= value <= 1.0, (method, key, value)
     # copy and fixed mask-ring use the same support ring: identical prompt metrics
     assert report["methods"]["copy"]["overall"] == report["methods"]["mask-ring"]["overall"]
-    scopes = [(t["scope"], t["model"]) for t in report["target"]]
+    scopes = [(t["scope"], t["model"], tuple(t["baselines"])) for t in report["target"]]
+    fixed, chain = ("mask-ring", "copy"), ("mask-ring-chain",)
     assert scopes == [
-        ("all", "fob"),
-        ("phantom", "fob"),
-        ("all", "fob-noprior"),
-        ("all", "fob-chain"),
-        ("phantom", "fob-chain"),
+        ("all", "fob", fixed),
+        ("phantom", "fob", fixed),
+        ("all", "fob-noprior", fixed),
+        ("all", "fob-fine", fixed),
+        ("all", "fob", chain),
+        ("all", "fob-chain", chain),
+        ("phantom", "fob-chain", chain),
+        ("all", "fob-fine-chain", chain),
+        ("phantom", "fob-fine-chain", chain),
     ]
     assert report["settings"]["fob"]["location_prior"] == [1.0, 0.5]
     assert report["settings"]["checkpoint"] == "default"
