@@ -107,7 +107,7 @@ DEFAULT_FG_RELATIVE = 0.7
 DEFAULT_BAND_EXCLUSION = 20.0
 """Penalty (log units) on ring points in the query's structure region (see the module
 docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
-training nor benchmark volumes; `bench/tune_inference.py`): at |dz| >= 5 the background points
+training nor benchmark volumes; `scripts/tune_inference.py`): at |dz| >= 5 the background points
 inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of
 ring error. A penalty of 5 left the points where a large structure (a liver's dome) had grown
 far past the support's ring: leaving it cost more than 5 under the location prior."""

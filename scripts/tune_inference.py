@@ -5,8 +5,9 @@ by default: neither the training volumes, 90 and 100-131, nor the benchmark's, 0
 brain), with the mask-ring baseline beside it, and prints one row per variant: ring_error,
 bg_inside (and the number of background points inside), fg_outside and the random-walker Dice
 over query slices with |dz| >= 5 (support: each structure's central slice, as in
-`prompt_quality.py`). Nothing is written. Run:
-``.venv/bin/python bench/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]``.
+`bench/prompt_quality.py`). Nothing is written; not part of ``make bench`` (tuning volumes
+are not benchmark volumes; ~8 min on 2 cores). Run:
+``.venv/bin/python scripts/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
 
