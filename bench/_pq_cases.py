@@ -23,6 +23,7 @@ METHODS = (
     "fob-fine-chain",
     "mask-ring",
     "mask-ring-chain",
+    "mask-ring-chain-own",
     "copy",
 )
 DZ_BINS = ((1, 2), (3, 4), (5, 9), (10, None))
@@ -120,12 +121,41 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
         "fob-fine-chain": fine,
         "mask-ring": MaskRingGenerator(),
         "mask-ring-chain": MaskRingGenerator(),
+        "mask-ring-chain-own": MaskRingGenerator(),
         "copy": CopyGenerator(),
     }
 
 
+def _own_chain(
+    generator, segmenter, case: Case, label: int, zc: int, queries: np.ndarray, zs: np.ndarray
+) -> list[PromptSet]:
+    """Chain mode as the tool runs it unattended: from the support outwards, each slice's
+    prompts are drawn from the mask the segmenter committed on the slice before (an empty
+    commit keeps the last non-empty one)."""
+    truth = case.labels == label
+    prompts: dict[int, PromptSet] = {}
+    for side in (zs[zs > zc], zs[zs < zc][::-1]):
+        source_z, source_mask = zc, truth[zc]
+        for z in (int(v) for v in side):
+            generator.clear_supports()
+            generator.set_support(case.image01[source_z], source_mask, slice_index=source_z)
+            (ps,) = generator.predict([case.image01[z]], slice_indices=[z], label=label)
+            prompts[z] = ps
+            mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
+            if mask.any():
+                source_z, source_mask = z, mask
+    return [prompts[int(z)] for z in queries]
+
+
 def predict(
-    method: str, generator, case: Case, label: int, zc: int, queries: np.ndarray, zs: np.ndarray
+    method: str,
+    generator,
+    case: Case,
+    label: int,
+    zc: int,
+    queries: np.ndarray,
+    zs: np.ndarray,
+    segmenter=None,
 ) -> list[PromptSet]:
     """Prompts of `method` for each query slice of `label`, support at slice `zc`.
 
@@ -133,7 +163,12 @@ def predict(
     baseline): each query's support is the ground truth of the previous slice showing the
     structure on the way from the support, as if every slice had been committed perfectly;
     ``fob-chain`` is FoB in the same setting (the model then always predicts one slice ahead).
+    ``mask-ring-chain-own`` chains on the `segmenter`'s own commits instead (`_own_chain`).
     """
+    if method.endswith("-chain-own"):
+        if segmenter is None:
+            raise ValueError(f"{method}: chaining on the segmenter's commits needs a segmenter")
+        return _own_chain(generator, segmenter, case, label, zc, queries, zs)
     truth = case.labels == label
     if not method.endswith("-chain"):
         generator.clear_supports()

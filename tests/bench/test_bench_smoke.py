@@ -19,6 +19,7 @@ METHODS = {
     "fob-fine-chain",
     "mask-ring",
     "mask-ring-chain",
+    "mask-ring-chain-own",
     "copy",
 }
 METRICS = {"bg_inside", "fg_outside", "ring_error", "ring_coverage", "dice", "n_slices"}
@@ -45,9 +46,10 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
     assert report["methods"]["copy"]["overall"] == report["methods"]["mask-ring"]["overall"]
     scopes = [(t["scope"], t["model"], tuple(t["baselines"])) for t in report["target"]]
     fixed, chain = ("mask-ring", "copy"), ("mask-ring-chain",)
+    runnable = fixed + ("mask-ring-chain-own",)
     assert scopes == [
-        ("all", "fob", fixed),
-        ("phantom", "fob", fixed),
+        ("all", "fob", runnable),
+        ("phantom", "fob", runnable),
         ("all", "fob-noprior", fixed),
         ("all", "fob-fine", fixed),
         ("all", "fob", chain),
