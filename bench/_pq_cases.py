@@ -20,7 +20,6 @@ METHODS = (
     "fob-noprior",
     "fob-fine",
     "fob-chain",
-    "fob-fine-chain",
     "mask-ring",
     "mask-ring-chain",
     "mask-ring-chain-own",
@@ -101,14 +100,14 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
     from napari_fob.generators import FobGenerator
     from napari_fob.predictor import FobPredictor
 
-    fob = make_generator("fob", checkpoint=checkpoint, device=device)
+    fob = make_generator("fob", checkpoint=checkpoint, device=device)  # the product's settings
     network_alone = FobPredictor(
         fob.predictor.model,
         device=device,
         location_prior=None,
         band_exclusion=None,
         fine_ring=False,
-    )
+    )  # the network alone
     fine = FobGenerator(
         predictor=FobPredictor(fob.predictor.model, device=device, fine_ring=True),
         checkpoint=checkpoint,
@@ -118,7 +117,6 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
         "fob-noprior": FobGenerator(predictor=network_alone, checkpoint=checkpoint),
         "fob-fine": fine,
         "fob-chain": fob,
-        "fob-fine-chain": fine,
         "mask-ring": MaskRingGenerator(),
         "mask-ring-chain": MaskRingGenerator(),
         "mask-ring-chain-own": MaskRingGenerator(),
@@ -180,6 +178,7 @@ def predict(
         inner = zs[zs < z] if z > zc else zs[zs > z]
         prev = int(inner.max() if z > zc else inner.min())
         generator.clear_supports()
-        generator.set_support(case.image01[prev], truth[prev], slice_index=prev)
+        # committed as the product's chain mode marks it (FoB draws its fine ring from it)
+        generator.set_support(case.image01[prev], truth[prev], slice_index=prev, committed=True)
         out += generator.predict([case.image01[z]], slice_indices=[int(z)], label=label)
     return out

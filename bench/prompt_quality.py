@@ -7,7 +7,8 @@ is a query (``--max-slices`` spread evenly). Methods:
 - ``fob``: the checkpoint (``default`` = ``src/napari_fob/weights/fob-compact.pt``), support
   fixed, with the predictor's in-volume additions (as the product runs it; docs/method.md);
 - ``fob-noprior``: the same network without them (what the network alone does);
-- ``fob-fine``: ``fob`` with the predictor's optional fine ring (``FobPredictor(fine_ring=True)``);
+- ``fob-fine``: ``fob`` with the predictor's fine ring for the painted support too
+  (``FobPredictor(fine_ring=True)``; the product draws it for committed supports only);
 - ``mask-ring``: ring and points re-drawn from the support mask (fixed support);
 - ``mask-ring-chain``: re-drawn from the previous slice's *ground truth* on the way from the
   support (every slice committed perfectly: the chain baseline at its best);
@@ -15,8 +16,8 @@ is a query (``--max-slices`` spread evenly). Methods:
   (chain mode as the tool runs it unattended; needs a segmenter);
 - ``copy``: the support's own points, unchanged (with one fixed support it gives the same
   points as ``mask-ring``: both are the support mask's ring; they differ only when chaining);
-- ``fob-chain``, ``fob-fine-chain``: FoB with the same perfect chain of supports as
-  ``mask-ring-chain``.
+- ``fob-chain``: FoB with the same perfect chain of supports as ``mask-ring-chain``, each
+  marked committed as the product's chain mode does (so with its fine ring).
 
 Per query slice: prompt metrics (``bg_inside``, ``fg_outside``, ``ring_error``,
 ``ring_coverage``; DESIGN.md section 5) at the 256 grid with r=15, eps=2 for every method, and
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
     # The like-for-like pairing: both chained on perfect commits, one slice ahead.
     report["target"] += [
         target(report["methods"], scope=s, model=m, baselines=("mask-ring-chain",))
-        for m in ("fob-chain", "fob-fine-chain")
+        for m in ("fob-chain",)
         for s in scopes
     ]
     fob = methods["fob"].describe()

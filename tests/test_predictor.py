@@ -94,6 +94,17 @@ def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
     moved = sup.fine_ring + (model_pts - sup.ring) * 4.0
     np.testing.assert_allclose(a.bg, geometry.grid_to_slice(moved, q.shape, 256), atol=1e-4)
     assert not np.allclose(a.bg, b.bg)
+    # the default draws it for committed supports (chain mode) only
+    default = FobPredictor(fine.model, device="cpu", band_exclusion=None)
+    assert default.fine_ring == "committed"
+    default.set_support(slice_with(m), m, slice_index=3)
+    (painted,) = default.predict([q], slice_indices=[5])
+    default.set_support(slice_with(m), m, slice_index=3, committed=True)
+    (committed,) = default.predict([q], slice_indices=[5])
+    np.testing.assert_allclose(painted.bg, b.bg, atol=1e-6)
+    np.testing.assert_allclose(committed.bg, a.bg, atol=1e-6)
+    with pytest.raises(ValueError, match="fine_ring"):
+        FobPredictor(fine.model, device="cpu", fine_ring="always")
     dot = np.zeros((900, 900), bool)
     dot[450, 451] = True  # vanishes on the 256 grid: no fine ring, the model's points are used
     assert fine_ring_points(dot, 10) is None

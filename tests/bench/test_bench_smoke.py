@@ -16,7 +16,6 @@ METHODS = {
     "fob-noprior",
     "fob-fine",
     "fob-chain",
-    "fob-fine-chain",
     "mask-ring",
     "mask-ring-chain",
     "mask-ring-chain-own",
@@ -55,8 +54,6 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
         ("all", "fob", chain),
         ("all", "fob-chain", chain),
         ("phantom", "fob-chain", chain),
-        ("all", "fob-fine-chain", chain),
-        ("phantom", "fob-fine-chain", chain),
     ]
     assert report["settings"]["fob"]["location_prior"] == [1.0, 0.5]
     assert report["settings"]["checkpoint"] == "default"

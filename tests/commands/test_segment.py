@@ -216,6 +216,6 @@ def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
     assert reports["ours"]["location_prior"] == [1.0, 0.5]
     assert reports["ours"]["inward_prior"] == 2.0 and reports["ours"]["fg_relative"] == 0.7
     assert reports["ours"]["band_exclusion"] == 20.0 and reports["paper"]["band_exclusion"] is None
-    assert reports["ours"]["fine_ring"] is False is reports["paper"]["fine_ring"]
+    assert reports["ours"]["fine_ring"] == "committed" and reports["paper"]["fine_ring"] is False
     assert reports["paper"]["location_prior"] is None
     assert reports["paper"]["inward_prior"] is None and reports["paper"]["fg_relative"] is None
