@@ -49,7 +49,7 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
         out[f"+ band exclusion {w:g}{product}"] = fob(
             location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
         )
-    out["+ fine ring (an option)"] = fob(
+    out["+ fine ring from the painted support too"] = fob(
         location_prior="model",
         inward_prior=DEFAULT_INWARD_PRIOR,
         band_exclusion=DEFAULT_BAND_EXCLUSION,
