@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> dict:
             queries = query_slices(zs, zc, args.max_slices)
             for method in run_methods:
                 t = time.perf_counter()
-                prompts = predict(
-                    method, methods[method], case, label, zc, queries, zs, segmenter
-                )
+                prompts = predict(method, methods[method], case, label, zc, queries, zs, segmenter)
                 timing[method] += time.perf_counter() - t
                 for z, ps in zip(queries, prompts):
                     truth = case.labels[z] == label

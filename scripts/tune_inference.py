@@ -25,12 +25,8 @@ from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
 def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
     """Variant name -> prompt generator; the product's settings are the last FoB row."""
     from napari_fob.generators import FobGenerator, MaskRingGenerator
-    from napari_fob.predictor import (
-        DEFAULT_BAND_EXCLUSION,
-        DEFAULT_INWARD_PRIOR,
-        FobPredictor,
-        load_predictor,
-    )
+    from napari_fob.in_volume import DEFAULT_BAND_EXCLUSION, DEFAULT_INWARD_PRIOR
+    from napari_fob.predictor import FobPredictor, load_predictor
 
     model = load_predictor(checkpoint, device="cpu").model
     off = {"location_prior": None, "inward_prior": None, "band_exclusion": None, "fine_ring": False}
@@ -76,8 +72,16 @@ def evaluate(generator: object, cases: list[Case], segmenter: object) -> dict[st
                 m = prompt_metrics(ps, truth)
                 mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
                 n_in = int(round(m["bg_inside"] * len(ps.bg)))
-                rows.append((m["ring_error"], m["bg_inside"], n_in, len(ps.bg), m["fg_outside"],
-                             dice(mask, truth)))
+                rows.append(
+                    (
+                        m["ring_error"],
+                        m["bg_inside"],
+                        n_in,
+                        len(ps.bg),
+                        m["fg_outside"],
+                        dice(mask, truth),
+                    )
+                )
     a = np.array(rows, dtype=float)
     return {
         "slices": len(rows),
@@ -94,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--seeds", default=",".join(str(s) for s in range(200, 220)))
-    parser.add_argument("--band-exclusion", default="5,20", help="penalties to try, comma-separated")
+    parser.add_argument(
+        "--band-exclusion", default="5,20", help="penalties to try, comma-separated"
+    )
     args = parser.parse_args(argv)
 
     import torch

@@ -60,10 +60,13 @@ def test_points_are_the_model_grid_points_mapped_back(predictor):
     with torch.inference_mode():
         sup = predictor._supports[0]
         # no slice index: no location prior, but the band exclusion still applies
-        prior = predictor.point_log_prior(sup, [None], grid[None])
+        region = predictor.excluded_region(sup, grid)
+        prior = predictor.point_log_prior(sup, [None], region[None])
         assert prior is not None and prior.shape == (1, 1, 64, 64)
         out = predictor.model.predict_from_support(
-            sup.state, predictor.model.encode(torch.from_numpy(grid)[None, None]), point_log_prior=prior
+            sup.state,
+            predictor.model.encode(torch.from_numpy(grid)[None, None]),
+            point_log_prior=prior,
         )
     want = np.clip(geometry.grid_to_slice(out.points[0].numpy(), (128, 96), 64), 0, [127, 95])
     np.testing.assert_allclose(ps.bg, want, rtol=1e-5, atol=1e-4)
@@ -71,7 +74,7 @@ def test_points_are_the_model_grid_points_mapped_back(predictor):
 
 def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
     from napari_fob.generators import MaskRingGenerator
-    from napari_fob.predictor import fine_ring_points
+    from napari_fob.in_volume import fine_ring_points
 
     torch.manual_seed(0)
     fine = FobPredictor(build_fob("tiny"), device="cpu", fine_ring=True, band_exclusion=None)
@@ -277,7 +280,7 @@ def test_committed_supports_take_the_painted_band_for_evidence(predictor):
 
 
 def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
-    from napari_fob.predictor import inward_depth
+    from napari_fob.in_volume import inward_depth
 
     m = disk((64, 64), (32, 32), 10)
     depth = inward_depth(m, 6)
@@ -347,7 +350,7 @@ def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
     assert not region[0, 0]
     assert inside["on"] < inside["off"], inside
     with torch.inference_mode():  # the coarse points SPR starts from are all off the region
-        prior = on.point_log_prior(sup, [20], img_l[None])
+        prior = on.point_log_prior(sup, [20], region[None])
         out = on.model.predict_from_support(
             sup.state, on.model.encode(torch.from_numpy(img_l)[None, None]), point_log_prior=prior
         )

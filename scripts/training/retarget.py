@@ -2,7 +2,8 @@
 
 ``init_checkpoint`` takes its architecture from the checkpoint and refuses ``model_overrides``;
 settings that are not weights (here the heatmap ``sigma``) are changed by re-saving the weights
-with an edited config. Usage: ``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
+with an edited config. Usage:
+``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
 """
 
 from __future__ import annotations

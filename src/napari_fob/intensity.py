@@ -1,7 +1,8 @@
 """Intensity windows: from raw CT/MR values to the model's float input and SAM's uint8 RGB.
 
-Pure numpy (scipy inside `structure_region` only). A `Window` is always resolved to absolute bounds (``low``, ``high``) before use, so
-the parameters recorded next to a result reproduce it exactly, whatever preset produced them.
+Pure numpy (scipy inside `structure_region` only). A `Window` is always resolved to absolute
+bounds (``low``, ``high``) before use, so the parameters recorded next to a result reproduce it
+exactly, whatever preset produced them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """`FobPredictor`: support slices in (encoded once, cached), one `PromptSet` per query slice out.
 
-Imports numpy, `geometry`, `intensity` and `prompts` at module level; torch and the model only
-inside functions, so importing this module is cheap. Must not import napari or Qt. Slices are
-``(H, W)`` float32 in [0, 1] of any size; they are resized to the model's ``S x S`` grid (plain
-resize, `geometry.resize_to_grid`) and points are mapped back to each slice's own pixels.
+Imports numpy, `geometry`, `in_volume`, `intensity` and `prompts` at module level; torch and the
+model only inside functions, so importing this module is cheap. Must not import napari or Qt.
+Slices are ``(H, W)`` float32 in [0, 1] of any size; they are resized to the model's ``S x S``
+grid (plain resize, `geometry.resize_to_grid`) and points are mapped back to each slice's own
+pixels.
 
-Choices of this project beyond the paper (docs/method.md, "Inference in one volume"):
+Choices of this project beyond the paper (docs/method.md, "Inference in one volume"; their
+defaults, with how they were chosen, and their numpy geometry are in `in_volume`):
 
 - **Location prior.** The support and the queries are slices of the same volume, so ring point
   k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
@@ -50,13 +52,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.intensity import (
-    band_overlap,
-    intensity_band,
-    reference_band,
-    reference_support,
-    structure_region,
+from napari_fob.in_volume import (
+    DEFAULT_BAND_EXCLUSION,
+    DEFAULT_FG_RELATIVE,
+    DEFAULT_INWARD_PRIOR,
+    DEFAULT_LOCATION_PRIOR,
+    excluded_region,
+    fine_ring_moved,
+    fine_ring_points,
+    inward_depth,
 )
+from napari_fob.intensity import band_overlap, intensity_band, reference_band, reference_support
 from napari_fob.prompts import PromptSet
 
 if TYPE_CHECKING:
@@ -72,7 +78,7 @@ class _Support:
     inward: np.ndarray  # (S, S) float32, how far each pixel is inside the ring radius (>= 0)
     band: tuple[float, float]  # the structure's intensity band on the support slice
     core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
-    fine_ring: np.ndarray | None = None  # (Np, 2) the paper's ring at FINE_RING_GRID, ring order
+    fine_ring: np.ndarray | None = None  # (Np, 2) the paper's ring, in_volume.FINE_RING_GRID
     committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
@@ -88,67 +94,6 @@ def _check_image(image: Any, name: str) -> np.ndarray:
             f"{name}: expected intensities in [0, 1] (see intensity.normalise), got [{lo}, {hi}]"
         )
     return np.clip(arr, 0.0, 1.0)
-
-
-DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
-"""(a, b) of the location prior, pixels of a 256 grid, for a model trained without one (a
-model trained with one, ``FobConfig.location_prior``, brings its own): chosen on phantoms with
-seeds 200-203 (neither training nor benchmark volumes), see docs/method.md."""
-
-DEFAULT_INWARD_PRIOR = 2.0
-"""Width factor k of the inward penalty (see the module docstring). Before the band exclusion,
-k = 1 halved the background points inside the structure on phantoms 200-203. With the band
-exclusion, on phantoms 200-219 at |dz| >= 5: k = 1 left 2 of 18 510 points inside at 8.55 px
-of ring error, k = 2 the same 2 at 8.19 px, k = 4 and no penalty 3 at 8.06 and 8.03 px."""
-
-DEFAULT_FG_RELATIVE = 0.7
-"""Foreground points where C > min(T, 0.7 max C): chosen on phantoms with seeds 200-203 among
-0.5, 0.7 and 0.9 (random-walker Dice 0.69 against 0.32 with the fixed T alone)."""
-
-
-DEFAULT_BAND_EXCLUSION = 20.0
-"""Penalty (log units) on ring points in the query's structure region (see the module
-docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
-training nor benchmark volumes; `scripts/tune_inference.py`): at |dz| >= 5 the background points
-inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of
-ring error. A penalty of 5 left the points where a large structure (a liver's dome) had grown
-far past the support's ring: leaving it cost more than 5 under the location prior."""
-
-BAND_EXCLUSION_MARGIN = 0.375
-"""Ring radii (``ring_r``) the structure region is grown by before it is penalised: the
-region misses the structure's partial-volume rim, and a ring point just outside it is still on
-it (3 px at the shipped model's 128 grid)."""
-
-BAND_EXCLUSION_REACH = 3.0
-"""Ring radii beyond the support's footprint the structure region may reach: a bound on its
-leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; on
-the tuning phantoms 2 and 100 gave the same points, 1.25 left a liver's dome out)."""
-
-
-FINE_RING_GRID, FINE_RING_R, FINE_RING_EPS = 256, 15.0, 2.0
-"""The ring of Eq. 1 as the paper draws it (and the mask-ring baseline): r = 15, eps = 2 on a
-256 grid; the ``fine_ring`` output is built on it."""
-
-
-def fine_ring_points(mask: np.ndarray, n: int) -> np.ndarray | None:
-    """(n, 2) ring points of an (H, W) support mask on the FINE_RING_GRID grid, in ring order;
-    None when the mask vanishes at that grid."""
-    grid_mask = geometry.resize_mask_to_grid(mask, FINE_RING_GRID)
-    if not grid_mask.any():
-        return None
-    return geometry.ring_points(grid_mask, n, r=FINE_RING_R, eps=FINE_RING_EPS)
-
-
-def _at(values: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N,) values of an (S, S) map at the nearest pixel of each (row, col) point."""
-    idx = np.clip(np.round(points).astype(int), 0, np.array(values.shape) - 1)
-    return values[idx[:, 0], idx[:, 1]]
-
-
-def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
-    """(S, S) float32: ``max(0, radius - signed distance to the mask)``, the signed distance
-    positive outside and negative inside: 0 on and beyond the support ring, growing inwards."""
-    return np.maximum(0.0, float(radius) - geometry.signed_distance(mask)).astype(np.float32)
 
 
 class FobPredictor:
@@ -229,26 +174,20 @@ class FobPredictor:
     def excluded_region(self, support: _Support, query: np.ndarray) -> np.ndarray:
         """(S, S) bool: where the band exclusion penalises ring points on one query slice at
         the model grid (`intensity.structure_region` of `support`, grown by the margin)."""
-        from scipy import ndimage as ndi
-
-        r = float(self.model.config.ring_r)
         band = reference_support(self._supports, support).core_band
-        region = structure_region(query, support.mask, band, BAND_EXCLUSION_REACH * r)
-        return ndi.distance_transform_edt(~region) <= BAND_EXCLUSION_MARGIN * r
+        return excluded_region(query, support.mask, band, self.model.config.ring_r)
 
     def point_log_prior(
         self,
         support: _Support,
         query_indices: Sequence[int | None],
-        queries: np.ndarray | None = None,
-        *,
         regions: np.ndarray | None = None,
     ) -> Any:
         """The log-prior on each ring point's position for queries at these slice indices
         against `support`, (B, Np, S, S) or (B, 1, S, S) when it is the same for every point:
-        the location prior and its inward penalty, plus the band exclusion when `queries`
-        ((B, S, S) float32 query slices at the grid) or their excluded `regions` ((B, S, S)
-        bool, `excluded_region`) are given; None when nothing applies."""
+        the location prior and its inward penalty, plus the band exclusion when the queries'
+        excluded `regions` ((B, S, S) bool, `excluded_region`) are given; None when nothing
+        applies."""
         import torch
 
         from napari_fob.model.fob import location_log_prior
@@ -263,8 +202,6 @@ class FobPredictor:
                 width = (self.inward_prior * sigma).view(-1, 1, 1, 1)
                 depth = torch.from_numpy(support.inward).to(self.device)
                 prior = prior - depth[None, None] ** 2 / (2.0 * width**2)
-        if self.band_exclusion is not None and regions is None and queries is not None:
-            regions = np.stack([self.excluded_region(support, q) for q in queries])
         if self.band_exclusion is not None and regions is not None:
             penalty = torch.from_numpy(regions.astype(np.float32)).to(self.device)[:, None]
             penalty = -self.band_exclusion * penalty
@@ -402,9 +339,7 @@ class FobPredictor:
                     regions = None
                     if self.band_exclusion is not None:
                         regions = np.stack([self.excluded_region(sup, b) for b in batch])
-                    prior = self.point_log_prior(
-                        sup, [indices[i] for i in chunk], regions=regions
-                    )
+                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], regions)
                     out = self.model.predict_from_support(
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
@@ -433,15 +368,7 @@ class FobPredictor:
         bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
         fine_ring = self.fine_ring is True or (self.fine_ring == "committed" and support.committed)
         if fine_ring and support.fine_ring is not None:
-            # the support's fine ring moved by the model's displacement of each point from its
-            # own support ring point (FINE_RING_GRID coordinates), back on the model grid; a
-            # point the shift puts into the excluded region keeps the model's position
-            fine = (support.fine_ring + (bg_grid - support.ring) * (FINE_RING_GRID / s) + 0.5)
-            fine = fine * (s / FINE_RING_GRID) - 0.5
-            if region is not None:
-                back = _at(region, fine) & ~_at(region, bg_grid)
-                fine[back] = bg_grid[back]
-            bg_grid = fine
+            bg_grid = fine_ring_moved(support.fine_ring, support.ring, bg_grid, s, region)
         bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
         from napari_fob.model.fob import peak_confidence
 
@@ -469,16 +396,10 @@ class FobPredictor:
 
 
 def load_predictor(
-    checkpoint: str = "default",
-    *,
-    device: str = "auto",
-    location_prior: tuple[float, float] | str | None = "model",
-    fg_relative: float | None = DEFAULT_FG_RELATIVE,
-    inward_prior: float | None = DEFAULT_INWARD_PRIOR,
-    band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
-    fine_ring: bool | str = "committed",
+    checkpoint: str = "default", *, device: str = "auto", **options: Any
 ) -> FobPredictor:
-    """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model.
+    """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model;
+    `options` are `FobPredictor`'s keyword arguments (its in-volume additions).
 
     Raises:
         FileNotFoundError: the checkpoint is missing (the message says where it was looked for
@@ -488,13 +409,4 @@ def load_predictor(
     from napari_fob.model.checkpoint import load_fob
 
     dev = resolve_device(device)
-    model = load_fob(checkpoint, device=dev)
-    return FobPredictor(
-        model,
-        device=dev,
-        location_prior=location_prior,
-        fg_relative=fg_relative,
-        inward_prior=inward_prior,
-        band_exclusion=band_exclusion,
-        fine_ring=fine_ring,
-    )
+    return FobPredictor(load_fob(checkpoint, device=dev), device=dev, **options)

@@ -1,0 +1,106 @@
+"""FoB's in-volume inference: the defaults of `predictor.FobPredictor`'s additions to the paper
+(location prior, inward penalty, band exclusion, fine ring, relative foreground threshold; see
+its module docstring and docs/method.md, "Inference in one volume") and the numpy geometry
+behind them.
+
+Pure numpy / scipy, cheap to import; must not import torch, napari or Qt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_fob import geometry
+from napari_fob.intensity import structure_region
+
+DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
+"""(a, b) of the location prior, pixels of a 256 grid, for a model trained without one (a
+model trained with one, ``FobConfig.location_prior``, brings its own): chosen on phantoms with
+seeds 200-203 (neither training nor benchmark volumes), see docs/method.md."""
+
+DEFAULT_INWARD_PRIOR = 2.0
+"""Width factor k of the inward penalty (see `predictor`'s docstring). Before the band
+exclusion, k = 1 halved the background points inside the structure on phantoms 200-203. With
+the band exclusion, on phantoms 200-219 at |dz| >= 5: k = 1 left 2 of 18 510 points inside at
+8.55 px of ring error, k = 2 the same 2 at 8.19 px, k = 4 and no penalty 3 at 8.06 and 8.03 px."""
+
+DEFAULT_FG_RELATIVE = 0.7
+"""Foreground points where C > min(T, 0.7 max C): chosen on phantoms with seeds 200-203 among
+0.5, 0.7 and 0.9 (random-walker Dice 0.69 against 0.32 with the fixed T alone)."""
+
+
+DEFAULT_BAND_EXCLUSION = 20.0
+"""Penalty (log units) on ring points in the query's structure region (see `predictor`'s
+docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
+training nor benchmark volumes; `scripts/tune_inference.py`): at |dz| >= 5 the background points
+inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of
+ring error. A penalty of 5 left the points where a large structure (a liver's dome) had grown
+far past the support's ring: leaving it cost more than 5 under the location prior."""
+
+BAND_EXCLUSION_MARGIN = 0.375
+"""Ring radii (``ring_r``) the structure region is grown by before it is penalised: the
+region misses the structure's partial-volume rim, and a ring point just outside it is still on
+it (3 px at the shipped model's 128 grid)."""
+
+BAND_EXCLUSION_REACH = 3.0
+"""Ring radii beyond the support's footprint the structure region may reach: a bound on its
+leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; on
+the tuning phantoms 2 and 100 gave the same points, 1.25 left a liver's dome out)."""
+
+
+FINE_RING_GRID, FINE_RING_R, FINE_RING_EPS = 256, 15.0, 2.0
+"""The ring of Eq. 1 as the paper draws it (and the mask-ring baseline): r = 15, eps = 2 on a
+256 grid; the ``fine_ring`` output is built on it."""
+
+
+def fine_ring_points(mask: np.ndarray, n: int) -> np.ndarray | None:
+    """(n, 2) ring points of an (H, W) support mask on the FINE_RING_GRID grid, in ring order;
+    None when the mask vanishes at that grid."""
+    grid_mask = geometry.resize_mask_to_grid(mask, FINE_RING_GRID)
+    if not grid_mask.any():
+        return None
+    return geometry.ring_points(grid_mask, n, r=FINE_RING_R, eps=FINE_RING_EPS)
+
+
+def value_at(values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) values of an (S, S) map at the nearest pixel of each (row, col) point."""
+    idx = np.clip(np.round(points).astype(int), 0, np.array(values.shape) - 1)
+    return values[idx[:, 0], idx[:, 1]]
+
+
+def inward_depth(mask: np.ndarray, radius: float) -> np.ndarray:
+    """(S, S) float32: ``max(0, radius - signed distance to the mask)``, the signed distance
+    positive outside and negative inside: 0 on and beyond the support ring, growing inwards."""
+    return np.maximum(0.0, float(radius) - geometry.signed_distance(mask)).astype(np.float32)
+
+
+def excluded_region(
+    query: np.ndarray, mask: np.ndarray, band: tuple[float, float], ring_r: float
+) -> np.ndarray:
+    """(S, S) bool: where the band exclusion penalises ring points on one (S, S) query slice at
+    the model grid, for a support `mask` with intensity `band` and a model of ring radius
+    `ring_r` (`intensity.structure_region`, grown by the margin)."""
+    from scipy import ndimage as ndi
+
+    r = float(ring_r)
+    region = structure_region(query, mask, band, BAND_EXCLUSION_REACH * r)
+    return ndi.distance_transform_edt(~region) <= BAND_EXCLUSION_MARGIN * r
+
+
+def fine_ring_moved(
+    fine_ring: np.ndarray,
+    support_ring: np.ndarray,
+    points: np.ndarray,
+    grid_size: int,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
+    """(Np, 2) query ring points at the S = `grid_size` model grid: the support's `fine_ring`
+    (FINE_RING_GRID) moved by the model's displacement of each of its `points` from its own
+    `support_ring` point (both at the model grid); a point the shift puts into the excluded
+    `region` ((S, S) bool) keeps the model's position."""
+    f = FINE_RING_GRID / grid_size
+    moved = (fine_ring + (points - support_ring) * f + 0.5) / f - 0.5
+    if region is not None:
+        back = value_at(region, moved) & ~value_at(region, points)
+        moved[back] = points[back]
+    return moved
