@@ -53,16 +53,46 @@ def main() -> int:
         "steps and compute are carried over",
     )
     parser.add_argument("--label", default=None, help="label of the checkpoint's own stage")
+    parser.add_argument(
+        "--interpolate",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="ship (1 - ALPHA) x the --prior-card weights + ALPHA x the checkpoint's (weight-space "
+        "interpolation between the model fine-tuned from and the fine-tuned one)",
+    )
+    parser.add_argument(
+        "--hardware",
+        default=None,
+        help="hardware of the checkpoint's own stage, when not this machine (e.g. a GPU)",
+    )
+    parser.add_argument(
+        "--recipe",
+        default="scripts/train_default_model.sh, scripts/training/default_model.yaml",
+        help="the scripts that reproduce the weights",
+    )
     args = parser.parse_args()
+    if args.interpolate is not None and not (args.prior_card and 0 < args.interpolate <= 1):
+        parser.error("--interpolate: needs --prior-card and 0 < ALPHA <= 1")
     src = Path(args.checkpoint)
     ckpt = load_checkpoint(src)
     model = load_fob(src)
+    if args.interpolate is not None:
+        base = load_fob(args.prior_card)
+        if base.config != model.config:
+            parser.error("--interpolate: the prior card and the checkpoint differ in model config")
+        alpha, mixed = args.interpolate, base.state_dict()
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                mixed[key] = (1 - alpha) * mixed[key] + alpha * value
+        model.load_state_dict(mixed)
     settings = ckpt.get("train_config", {})
     log = src.parent / "train_log.csv"
     compute = training_time_s(log) if log.exists() else None
-    steps, stages = int(ckpt["step"]), []
+    steps, stages, hardware = int(ckpt["step"]), [], None
     if args.prior_card:
         card = load_checkpoint(args.prior_card)["card"]
+        hardware = card.get("hardware")
         stages += card.get("stages") or [{"run": "earlier", "steps": card["steps"]}]
         steps += int(card["steps"])
         compute = None if compute is None else compute + float(card["train_compute_s"])
@@ -76,9 +106,16 @@ def main() -> int:
         compute = None if compute is None else compute + prior_compute
     if stages:
         own = None if not log.exists() else round(training_time_s(log), 1)
-        stages.append(
-            {"run": args.label or "last stage", "steps": int(ckpt["step"]), "compute_s": own}
-        )
+        stage = {"run": args.label or "last stage", "steps": int(ckpt["step"]), "compute_s": own}
+        if args.hardware:
+            stage["hardware"] = args.hardware
+        if args.interpolate is not None:
+            stage["interpolation"] = args.interpolate
+        stages.append(stage)
+    here = f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU"
+    own_hardware = args.hardware or here
+    if hardware and hardware != own_hardware:
+        hardware = f"{hardware}; last stage: {own_hardware}"
     card = {
         "name": "fob-compact (napari-fob default model)",
         "trained_from": "random initialisation (no pretrained encoder)",
@@ -90,11 +127,11 @@ def main() -> int:
         "stages": stages or None,
         "train_compute_s": None if compute is None else round(compute, 1),
         "train_wall_s": args.wall_s,
-        "hardware": f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU",
+        "hardware": hardware or own_hardware,
         "torch": str(torch.__version__),
         "episodes": settings.get("episodes"),
         "train": settings.get("train"),
-        "recipe": "scripts/train_default_model.sh, scripts/training/default_model.yaml",
+        "recipe": args.recipe,
     }
     out = save_checkpoint(args.out, model, step=steps, extra={"card": card})
     size_mb = out.stat().st_size / 1e6
