@@ -20,6 +20,7 @@ METHODS = (
     "fob-noprior",
     "fob-fine",
     "fob-chain",
+    "fob-chain-own",
     "mask-ring",
     "mask-ring-chain",
     "mask-ring-chain-own",
@@ -117,6 +118,7 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
         "fob-noprior": FobGenerator(predictor=network_alone, checkpoint=checkpoint),
         "fob-fine": fine,
         "fob-chain": fob,
+        "fob-chain-own": fob,
         "mask-ring": MaskRingGenerator(),
         "mask-ring-chain": MaskRingGenerator(),
         "mask-ring-chain-own": MaskRingGenerator(),
@@ -129,14 +131,20 @@ def _own_chain(
 ) -> list[PromptSet]:
     """Chain mode as the tool runs it unattended: from the support outwards, each slice's
     prompts are drawn from the mask the segmenter committed on the slice before (an empty
-    commit keeps the last non-empty one)."""
+    commit keeps the last non-empty one), marked committed as the product's chain mode marks
+    it (the painted support is not)."""
     truth = case.labels == label
     prompts: dict[int, PromptSet] = {}
     for side in (zs[zs > zc], zs[zs < zc][::-1]):
         source_z, source_mask = zc, truth[zc]
         for z in (int(v) for v in side):
             generator.clear_supports()
-            generator.set_support(case.image01[source_z], source_mask, slice_index=source_z)
+            generator.set_support(
+                case.image01[source_z],
+                source_mask,
+                slice_index=source_z,
+                committed=source_z != zc,
+            )
             (ps,) = generator.predict([case.image01[z]], slice_indices=[z], label=label)
             prompts[z] = ps
             mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
@@ -161,7 +169,8 @@ def predict(
     baseline): each query's support is the ground truth of the previous slice showing the
     structure on the way from the support, as if every slice had been committed perfectly;
     ``fob-chain`` is FoB in the same setting (the model then always predicts one slice ahead).
-    ``mask-ring-chain-own`` chains on the `segmenter`'s own commits instead (`_own_chain`).
+    ``mask-ring-chain-own`` and ``fob-chain-own`` chain on the `segmenter`'s own commits
+    instead (`_own_chain`).
     """
     if method.endswith("-chain-own"):
         if segmenter is None:

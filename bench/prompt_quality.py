@@ -17,7 +17,9 @@ is a query (``--max-slices`` spread evenly). Methods:
 - ``copy``: the support's own points, unchanged (with one fixed support it gives the same
   points as ``mask-ring``: both are the support mask's ring; they differ only when chaining);
 - ``fob-chain``: FoB with the same perfect chain of supports as ``mask-ring-chain``, each
-  marked committed as the product's chain mode does (so with its fine ring).
+  marked committed as the product's chain mode does (so with its fine ring);
+- ``fob-chain-own``: FoB chained on the segmenter's own commits, as ``mask-ring-chain-own``
+  (the product's chain mode with FoB, unattended).
 
 Per query slice: prompt metrics (``bg_inside``, ``fg_outside``, ``ring_error``,
 ``ring_coverage``; DESIGN.md section 5) at the 256 grid with r=15, eps=2 for every method, and
@@ -108,12 +110,19 @@ def run(args: argparse.Namespace) -> dict:
     report["target"] += [
         target(report["methods"], scope=None, model="fob", baselines=("mask-ring-chain",))
     ]
-    # The like-for-like pairing: both chained on perfect commits, one slice ahead.
+    # The like-for-like pairings: both chained on perfect commits, one slice ahead; both
+    # chained on their own commits (chain mode unattended).
     report["target"] += [
         target(report["methods"], scope=s, model=m, baselines=("mask-ring-chain",))
         for m in ("fob-chain",)
         for s in scopes
     ]
+    if "fob-chain-own" in run_methods:
+        report["target"] += [
+            target(report["methods"], scope=s, model="fob-chain-own", baselines=(base,))
+            for base in ("mask-ring-chain-own",)
+            for s in scopes
+        ]
     fob = methods["fob"].describe()
     report["settings"] = {
         "checkpoint": args.checkpoint,
@@ -147,8 +156,10 @@ def docs_section(report: dict) -> str:
         + f". Cases: {', '.join(s['cases'])}. Prompt metrics at the {s['metric_grid']} grid "
         f"with r={s['ring_r']}, eps={s['ring_eps']} for every method; Dice: 2D, {seg}. "
         "`mask-ring-chain` takes the previous slice's ground truth as its committed mask (the "
-        "chain baseline with perfect commits, its best case); `fob` and `mask-ring` keep the "
-        "central support. `fob` runs with the predictor's location prior "
+        "chain baseline with perfect commits, its best case); `mask-ring-chain-own` and "
+        "`fob-chain-own` take the mask the segmenter committed on the previous slice (chain "
+        "mode unattended); `fob` and `mask-ring` keep the central support. `fob` runs with "
+        "the predictor's location prior "
         f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`) and inward "
         f"penalty {s['fob'].get('inward_prior')}, band exclusion "
         f"{s['fob'].get('band_exclusion')} and fine ring {s['fob'].get('fine_ring')}, as the "

@@ -16,6 +16,7 @@ METHODS = {
     "fob-noprior",
     "fob-fine",
     "fob-chain",
+    "fob-chain-own",
     "mask-ring",
     "mask-ring-chain",
     "mask-ring-chain-own",
@@ -54,6 +55,8 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
         ("all", "fob", chain),
         ("all", "fob-chain", chain),
         ("phantom", "fob-chain", chain),
+        ("all", "fob-chain-own", ("mask-ring-chain-own",)),
+        ("phantom", "fob-chain-own", ("mask-ring-chain-own",)),
     ]
     assert report["settings"]["fob"]["location_prior"] == [1.0, 0.5]
     assert report["settings"]["checkpoint"] == "default"
