@@ -132,6 +132,28 @@ def test_batches_give_the_same_answer(predictor):
         np.testing.assert_allclose(x.bg, y.bg, atol=1e-3)
 
 
+def test_model_runs_without_tf32_convolutions_and_the_setting_is_restored(predictor):
+    # TF32 convolutions on CUDA moved points against the CPU's (docs/benchmarks.md, "On a GPU")
+    seen = []
+    encode = predictor.model.encode
+
+    def recording_encode(x):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.is_inference_mode_enabled()))
+        return encode(x)
+
+    predictor.model.encode = recording_encode
+    m = disk((64, 64), (32, 32), 12)
+    for setting in (True, False):
+        torch.backends.cudnn.allow_tf32 = setting
+        try:
+            predictor.set_support(slice_with(m), m)
+            predictor.predict([slice_with(m)])
+            assert torch.backends.cudnn.allow_tf32 is setting
+        finally:
+            torch.backends.cudnn.allow_tf32 = True
+    assert seen == [(False, True)] * 4
+
+
 def test_nearest_support_is_used(predictor):
     ma, mb = disk((64, 64), (20, 20), 8), disk((64, 64), (40, 40), 14)
     predictor.set_support(slice_with(ma), ma, slice_index=0)

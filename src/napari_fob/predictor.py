@@ -45,7 +45,8 @@ defaults, with how they were chosen, and their numpy geometry are in `in_volume`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,12 +97,34 @@ def _check_image(image: Any, name: str) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+@contextmanager
+def _inference() -> Iterator[None]:
+    """``torch.inference_mode()`` with cuDNN's TF32 convolutions off for its duration.
+
+    PyTorch lets cuDNN run float32 convolutions in TF32 by default; on the flat maps of a large
+    structure that moved ring points by up to 1.3 px against the CPU's and picked other
+    foreground pixels (docs/benchmarks.md, "On a GPU"). The compact model is small enough for
+    full float32 to cost nothing that matters, and the same prompts on every machine are worth
+    more. The previous setting is restored afterwards.
+    """
+    import torch
+
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
+
+
 class FobPredictor:
     """FoB prompts for query slices, given one or more support slices of the same structure.
 
     ``set_support`` encodes a support (image + mask) once and caches its features and
     prototypes; ``predict`` runs the rest of the model on batches of query slices, each against
-    the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``.
+    the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``,
+    in full float32 on CUDA too (`_inference`).
     """
 
     def __init__(
@@ -249,7 +272,7 @@ class FobPredictor:
         img_t = torch.from_numpy(img_g)[None, None].to(dev)
         mask_t = torch.from_numpy(mask_g.astype(np.float32))[None].to(dev)
         ring_t = torch.from_numpy(ring.astype(np.float32))[None].to(dev)
-        with torch.inference_mode():
+        with _inference():
             state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
         idx = None if slice_index is None else int(slice_index)
         self._supports = [sup for sup in self._supports if sup.slice_index != idx]
@@ -328,7 +351,7 @@ class FobPredictor:
         results: list[PromptSet | None] = [None] * len(imgs)
         by_id = {id(s): s for s in self._supports}
         s = self.grid_size
-        with torch.inference_mode():
+        with _inference():
             for sid, members in groups.items():
                 sup = by_id[sid]
                 band = reference_band(self._supports, sup)
