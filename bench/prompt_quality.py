@@ -118,10 +118,9 @@ def run(args: argparse.Namespace) -> dict:
         for s in scopes
     ]
     if "fob-chain-own" in run_methods:
+        own = ("mask-ring-chain-own",)
         report["target"] += [
-            target(report["methods"], scope=s, model="fob-chain-own", baselines=(base,))
-            for base in ("mask-ring-chain-own",)
-            for s in scopes
+            target(report["methods"], scope=s, model="fob-chain-own", baselines=own) for s in scopes
         ]
     fob = methods["fob"].describe()
     report["settings"] = {

@@ -40,12 +40,13 @@ for lab in (1, 2, 3):
         if dev == "cuda":
             torch.cuda.synchronize()
         print(f"label {lab} {dev}: {len(q)} slices {time.perf_counter() - t:.3f} s")
-    bg = max(float(np.abs(a.bg - b.bg).max()) for a, b in zip(out[DEVS[0]], out[DEVS[1]]))
+    pairs = list(zip(out[DEVS[0]], out[DEVS[1]]))
+    bg_dist = [float(np.abs(a.bg - b.bg).max()) for a, b in pairs]
     fg = [
         float(np.abs(a.fg - b.fg).max()) if a.fg.shape == b.fg.shape else float("inf")
-        for a, b in zip(out[DEVS[0]], out[DEVS[1]])
+        for a, b in pairs
     ]
-    frac = np.mean([np.abs(a.bg - b.bg).max() < 0.5 for a, b in zip(out[DEVS[0]], out[DEVS[1]])])
+    bg, frac = max(bg_dist), np.mean([d < 0.5 for d in bg_dist])
     print(
         f"label {lab}: max |bg cpu - cuda| {bg:.3f} px, slices with bg within 0.5 px {frac:.2f}, "
         f"fg max diff {max(fg):.3f}, fg counts equal {all(np.isfinite(fg))}"

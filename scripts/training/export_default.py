@@ -13,11 +13,13 @@ import argparse
 import csv
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from napari_fob.model.checkpoint import DEFAULT_FILE, load_checkpoint, load_fob, save_checkpoint
+from napari_fob.model.config import FobConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,11 +79,12 @@ def main() -> int:
     src = Path(args.checkpoint)
     ckpt = load_checkpoint(src)
     model = load_fob(src)
+    prior_ckpt = load_checkpoint(args.prior_card) if args.prior_card else None
     if args.interpolate is not None:
-        base = load_fob(args.prior_card)
-        if base.config != model.config:
+        prior_config = FobConfig.from_dict(dict(prior_ckpt["config"]))
+        if replace(prior_config, encoder_weights=None) != model.config:
             parser.error("--interpolate: the prior card and the checkpoint differ in model config")
-        alpha, mixed = args.interpolate, base.state_dict()
+        alpha, mixed = args.interpolate, dict(prior_ckpt["model"])
         for key, value in model.state_dict().items():
             if value.is_floating_point():
                 mixed[key] = (1 - alpha) * mixed[key] + alpha * value
@@ -89,10 +92,13 @@ def main() -> int:
     settings = ckpt.get("train_config", {})
     log = src.parent / "train_log.csv"
     compute = training_time_s(log) if log.exists() else None
-    steps, stages, hardware = int(ckpt["step"]), [], None
-    if args.prior_card:
-        card = load_checkpoint(args.prior_card)["card"]
-        hardware = card.get("hardware")
+    this_machine = f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU"
+    own_hardware = args.hardware or this_machine
+    steps, stages, hardware = int(ckpt["step"]), [], own_hardware
+    if prior_ckpt is not None:
+        card = prior_ckpt["card"]
+        if card.get("hardware") not in (None, own_hardware):
+            hardware = f"{card['hardware']}; last stage: {own_hardware}"
         stages += card.get("stages") or [{"run": "earlier", "steps": card["steps"]}]
         steps += int(card["steps"])
         compute = None if compute is None else compute + float(card["train_compute_s"])
@@ -112,10 +118,6 @@ def main() -> int:
         if args.interpolate is not None:
             stage["interpolation"] = args.interpolate
         stages.append(stage)
-    here = f"{os.cpu_count()}-core shared CPU ({platform.machine()}), no GPU"
-    own_hardware = args.hardware or here
-    if hardware and hardware != own_hardware:
-        hardware = f"{hardware}; last stage: {own_hardware}"
     card = {
         "name": "fob-compact (napari-fob default model)",
         "trained_from": "random initialisation (no pretrained encoder)",
@@ -127,7 +129,7 @@ def main() -> int:
         "stages": stages or None,
         "train_compute_s": None if compute is None else round(compute, 1),
         "train_wall_s": args.wall_s,
-        "hardware": hardware or own_hardware,
+        "hardware": hardware,
         "torch": str(torch.__version__),
         "episodes": settings.get("episodes"),
         "train": settings.get("train"),
