@@ -7,7 +7,9 @@ bg_inside (and the number of background points inside), fg_outside and the rando
 over query slices with |dz| >= 5 (support: each structure's central slice, as in
 `bench/prompt_quality.py`). Nothing is written; not part of ``make bench`` (tuning volumes
 are not benchmark volumes; ~8 min on 2 cores). Run:
-``.venv/bin/python scripts/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]``.
+``.venv/bin/python scripts/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]
+[--priors "1,0.5,2;1,1,0.75"]`` (``--priors``: the product with other location priors (a, b) and
+inward penalties k, one row each).
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
 
 
-def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
+def variants(
+    checkpoint: str, exclusions: list[float], priors: list[tuple[float, float, float]]
+) -> dict[str, object]:
     """Variant name -> prompt generator; the product's settings are the last FoB row."""
     from napari_fob.generators import FobGenerator, MaskRingGenerator
-    from napari_fob.in_volume import DEFAULT_BAND_EXCLUSION, DEFAULT_INWARD_PRIOR
+    from napari_fob.in_volume import (
+        DEFAULT_BAND_EXCLUSION,
+        DEFAULT_INWARD_PRIOR,
+        DEFAULT_LOCATION_PRIOR,
+    )
     from napari_fob.predictor import FobPredictor, load_predictor
 
     model = load_predictor(checkpoint, device="cpu").model
@@ -34,19 +42,24 @@ def variants(checkpoint: str, exclusions: list[float]) -> dict[str, object]:
     def fob(**options: object) -> FobGenerator:
         return FobGenerator(predictor=FobPredictor(model, device="cpu", **{**off, **options}))
 
+    prior = DEFAULT_LOCATION_PRIOR
     out: dict[str, object] = {
         "mask-ring (baseline)": MaskRingGenerator(),
         "network alone": fob(),
-        "+ location prior": fob(location_prior="model"),
-        "+ inward penalty": fob(location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR),
+        "+ location prior": fob(location_prior=prior),
+        "+ inward penalty": fob(location_prior=prior, inward_prior=DEFAULT_INWARD_PRIOR),
     }
     for w in exclusions:
         product = " (the product)" if w == DEFAULT_BAND_EXCLUSION else ""
         out[f"+ band exclusion {w:g}{product}"] = fob(
-            location_prior="model", inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
+            location_prior=prior, inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
+        )
+    for a, b, k in priors:
+        out[f"the product with location prior ({a:g}, {b:g}), inward penalty {k:g}"] = fob(
+            location_prior=(a, b), inward_prior=k, band_exclusion=DEFAULT_BAND_EXCLUSION
         )
     out["+ fine ring from the painted support too"] = fob(
-        location_prior="model",
+        location_prior=prior,
         inward_prior=DEFAULT_INWARD_PRIOR,
         band_exclusion=DEFAULT_BAND_EXCLUSION,
         fine_ring=True,
@@ -101,6 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--band-exclusion", default="5,20", help="penalties to try, comma-separated"
     )
+    parser.add_argument(
+        "--priors",
+        default="1,0.5,2",
+        help="'a,b,k;...': the product with these location priors and inward penalties "
+        "(default: the settings before the prior was widened)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -118,10 +137,16 @@ def main(argv: list[str] | None = None) -> None:
         cases.append(Case("phantom", f"phantom-{seed}", image, _ct(image), labels, names))
     segmenter, _ = get_segmenter("random-walker", device="cpu")
     exclusions = [float(w) for w in args.band_exclusion.split(",") if w.strip()]
+    priors = []
+    for item in (p for p in args.priors.split(";") if p.strip()):
+        values = [float(v) for v in item.split(",")]
+        if len(values) != 3:
+            parser.error(f"--priors: expected 'a,b,k' items separated by ';', got {item!r}")
+        priors.append((values[0], values[1], values[2]))
     print(f"tuning phantoms {seeds}, |dz| >= 5, random-walker Dice, checkpoint {args.checkpoint}")
     print("| variant | ring_error px | bg_inside | inside / points | fg_outside | Dice | s |")
     print("|---|---|---|---|---|---|---|")
-    for name, generator in variants(args.checkpoint, exclusions).items():
+    for name, generator in variants(args.checkpoint, exclusions, priors).items():
         t0 = time.perf_counter()
         r = evaluate(generator, cases, segmenter)
         print(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from napari_fob import geometry
+from napari_fob.in_volume import DEFAULT_INWARD_PRIOR, DEFAULT_LOCATION_PRIOR
 from napari_fob.model.checkpoint import save_checkpoint
 from napari_fob.model.fob import build_fob
 from napari_fob.predictor import FobPredictor, load_predictor
@@ -241,6 +242,18 @@ def test_location_prior_holds_points_near_the_support_ring_by_dz():
     assert p.prior_sigma(None, 2) == float("inf") == p.prior_sigma(3, None)
     with pytest.raises(ValueError, match="location_prior"):
         FobPredictor(build_fob("tiny"), device="cpu", location_prior=(0.0, 1.0))
+
+
+def test_inference_prior_is_the_tuned_default_whatever_the_training_prior():
+    # the prior a model was trained with seeds SPR in training; inference uses the width tuned
+    # on the tuning phantoms unless asked for the training one with "model"
+    trained = build_fob("tiny", heat_loss="softmax-ce", location_prior=(2.0, 0.25))
+    assert FobPredictor(trained, device="cpu").location_prior == DEFAULT_LOCATION_PRIOR
+    assert FobPredictor(trained, device="cpu").inward_prior == DEFAULT_INWARD_PRIOR
+    assert FobPredictor(trained, device="cpu", location_prior="model").location_prior == (2.0, 0.25)
+    untrained = FobPredictor(build_fob("tiny"), device="cpu", location_prior="model")
+    assert untrained.location_prior == DEFAULT_LOCATION_PRIOR
+    assert DEFAULT_LOCATION_PRIOR == (1.0, 0.75) and DEFAULT_INWARD_PRIOR == 1.0
 
 
 def test_evidence_is_the_support_band_overlap_and_falls_where_the_structure_ends(predictor):

@@ -13,16 +13,21 @@ import numpy as np
 from napari_fob import geometry
 from napari_fob.intensity import structure_region
 
-DEFAULT_LOCATION_PRIOR = (1.0, 0.5)
-"""(a, b) of the location prior, pixels of a 256 grid, for a model trained without one (a
-model trained with one, ``FobConfig.location_prior``, brings its own): chosen on phantoms with
-seeds 200-203 (neither training nor benchmark volumes), see docs/method.md."""
+DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
+"""(a, b) of the location prior at inference, pixels of a 256 grid. Independent of the prior a
+model was trained with (``FobConfig.location_prior``, which seeds SPR in training; the shipped
+model's is (1, 0.5); ``FobPredictor(location_prior="model")`` uses it): first chosen as (1, 0.5)
+on phantoms 200-203 among b in {0.1, 0.25, 0.5}, the edge of that grid; widened with the inward
+penalty below on phantoms 200-219 (neither training nor benchmark volumes) once the band
+exclusion existed, among b in {0.5, 0.75, 1, 1.25, 1.5} and k in {0.5, 0.75, 1, 2}, by the rule
+fewest background points inside, then ring error, at |dz| >= 5: (1, 0.75) with k = 1 left 1 of
+18 510 points inside at 7.27 px, against 2 at 7.91 px for (1, 0.5) with k = 2 (docs/method.md)."""
 
-DEFAULT_INWARD_PRIOR = 2.0
-"""Width factor k of the inward penalty (see `predictor`'s docstring). Before the band
-exclusion, k = 1 halved the background points inside the structure on phantoms 200-203. With
-the band exclusion, on phantoms 200-219 at |dz| >= 5: k = 1 left 2 of 18 510 points inside at
-8.55 px of ring error, k = 2 the same 2 at 8.19 px, k = 4 and no penalty 3 at 8.06 and 8.03 px."""
+DEFAULT_INWARD_PRIOR = 1.0
+"""Width factor k of the inward penalty (see `predictor`'s docstring), chosen with the location
+prior above. With the prior (1, 0.5) and the band exclusion, on phantoms 200-219 at |dz| >= 5:
+k = 1 left 2 of 18 510 points inside at 8.55 px, k = 2 the same 2 at 8.19 px; with (1, 0.75):
+k = 2 left 3 at 7.16 px, k = 1 one at 7.27 px, k = 0.75 one at 7.42 px."""
 
 DEFAULT_FG_RELATIVE = 0.7
 """Foreground points where C > min(T, 0.7 max C): chosen on phantoms with seeds 200-203 among

@@ -13,8 +13,9 @@ defaults, with how they were chosen, and their numpy geometry are in `in_volume`
   k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
   points that seed SPR are the argmax of the heatmaps' log-likelihood plus an isotropic
   Gaussian log-prior around the support ring with width ``a + b |dz|`` pixels of a 256 grid
-  (``location_prior=(a, b)``; None turns it off, as does a query or support without a slice
-  index). Moving inwards, towards or into the support's footprint, is penalised once more
+  (``location_prior=(a, b)``, by default `in_volume.DEFAULT_LOCATION_PRIOR`; ``"model"`` takes
+  the prior the model was trained with; None turns it off, as does a query or support without
+  a slice index). Moving inwards, towards or into the support's footprint, is penalised once more
   (``inward_prior=k``: an extra Gaussian of width ``k * sigma`` on how far a point is inside
   the support ring's radius), because a background point on the structure cuts the mask while
   one a little too far out costs little.
@@ -132,7 +133,7 @@ class FobPredictor:
         model: Fob,
         *,
         device: str = "auto",
-        location_prior: tuple[float, float] | str | None = "model",
+        location_prior: tuple[float, float] | str | None = DEFAULT_LOCATION_PRIOR,
         fg_relative: float | None = DEFAULT_FG_RELATIVE,
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
@@ -147,7 +148,7 @@ class FobPredictor:
                 raise ValueError(
                     f"location_prior: expected 'model', None or (a, b), got {location_prior!r}"
                 )
-            location_prior = model.config.location_prior or DEFAULT_LOCATION_PRIOR
+            location_prior = model.config.location_prior or DEFAULT_LOCATION_PRIOR  # training's
         from napari_fob.model.config import check_location_prior
 
         self.location_prior = check_location_prior(location_prior, "location_prior")

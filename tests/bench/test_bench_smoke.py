@@ -58,7 +58,7 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
         ("all", "fob-chain-own", ("mask-ring-chain-own",)),
         ("phantom", "fob-chain-own", ("mask-ring-chain-own",)),
     ]
-    assert report["settings"]["fob"]["location_prior"] == [1.0, 0.5]
+    assert report["settings"]["fob"]["location_prior"] == [1.0, 0.75]
     assert report["settings"]["checkpoint"] == "default"
     assert "| fob |" in done.stdout
 

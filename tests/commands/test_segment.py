@@ -213,8 +213,8 @@ def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
         assert main([*base, *map(str, args), "--out", str(out), *extra]) == 0
         reports[name] = json.loads((out / "report.json").read_text())["prompts"]
     assert reports["ours"]["kind"] == reports["paper"]["kind"] == "fob"
-    assert reports["ours"]["location_prior"] == [1.0, 0.5]
-    assert reports["ours"]["inward_prior"] == 2.0 and reports["ours"]["fg_relative"] == 0.7
+    assert reports["ours"]["location_prior"] == [1.0, 0.75]
+    assert reports["ours"]["inward_prior"] == 1.0 and reports["ours"]["fg_relative"] == 0.7
     assert reports["ours"]["band_exclusion"] == 20.0 and reports["paper"]["band_exclusion"] is None
     assert reports["ours"]["fine_ring"] == "committed" and reports["paper"]["fine_ring"] is False
     assert reports["paper"]["location_prior"] is None
