@@ -163,7 +163,8 @@ def docs_section(report: dict) -> str:
         f"penalty {s['fob'].get('inward_prior')}, band exclusion "
         f"{s['fob'].get('band_exclusion')} and fine ring {s['fob'].get('fine_ring')}, as the "
         "product does; `fob-noprior` is the same network without them. "
-        f"FoB checkpoint: `{s['checkpoint']}` ({s['fob'].get('config', '')}).",
+        # JSON for the config: the same text whether rendered live or --from-json
+        f"FoB checkpoint: `{s['checkpoint']}` (`{json.dumps(s['fob'].get('config'))}`).",
         "",
         markdown(report),
         "![ring_error against |dz|](images/prompt_quality.png)",
