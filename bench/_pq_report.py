@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-KEYS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage", "dice")
+KEYS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage", "dice", "dice_sam")
 LOWER_IS_BETTER = {"bg_inside": True, "fg_outside": True, "ring_error": True}
 BINS = (("1-2", 1, 2), ("3-4", 3, 4), ("5-9", 5, 9), ("10+", 10, None), (">=5", 5, None))
 

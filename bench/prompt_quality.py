@@ -22,9 +22,12 @@ is a query (``--max-slices`` spread evenly). Methods:
   (the product's chain mode with FoB, unattended).
 
 Per query slice: prompt metrics (``bg_inside``, ``fg_outside``, ``ring_error``,
-``ring_coverage``; DESIGN.md section 5) at the 256 grid with r=15, eps=2 for every method, and
-the 2D Dice of the segmenter (SAM when a checkpoint is found, else the random walker). Volumes:
-the bundled MNI T1 (real MRI) and abdomen phantoms 0-4 (never trained on).
+``ring_coverage``; DESIGN.md section 5) at the 256 grid with r=15, eps=2 for every method, the
+2D Dice of the random walker (``dice``; its masks are also the commits the ``-chain-own``
+methods chain on) and, when a SAM checkpoint is found (``--sam-checkpoint``, or the search
+order of ``fob weights``), SAM's Dice of the same prompts (``dice_sam``; on a CPU this costs one
+~9 s image embedding per query slice, cached across methods). Volumes: the bundled MNI T1 (real
+MRI) and abdomen phantoms 0-4 (never trained on).
 
 Writes ``bench/results/prompt_quality.json`` (one object per method), the "## Prompt quality"
 section of ``docs/benchmarks.md`` and ``docs/images/prompt_quality.png``. ``--quick``: one small
@@ -51,7 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID, RING_R, RING_EPS = 256, 15, 2  # metrics at the paper's grid and ring for every method
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, sam: object | None = None) -> dict:
+    """The benchmark; `sam`: a SAM segmenter to use for ``dice_sam`` instead of looking for a
+    checkpoint (the smoke test passes a tiny random one)."""
     import numpy as np
 
     from _pq_cases import query_slices
@@ -63,7 +68,12 @@ def run(args: argparse.Namespace) -> dict:
     methods = make_methods(args.checkpoint)
     segmenter, notice = (None, None)
     if args.segmenter != "none":
-        segmenter, notice = get_segmenter(args.segmenter, device="cpu")
+        segmenter, _ = get_segmenter("random-walker")
+    if args.segmenter == "auto" and sam is None:
+        found, notice = get_segmenter(
+            "auto", sam_model=args.sam_model, sam_checkpoint=args.sam_checkpoint, device="cpu"
+        )
+        sam = found if found.describe()["kind"] == "sam" else None
     run_methods = [m for m in METHODS if segmenter is not None or not m.endswith("-chain-own")]
     rows, timing = [], {m: 0.0 for m in run_methods}
     for case in cases:
@@ -83,6 +93,9 @@ def run(args: argparse.Namespace) -> dict:
                     if segmenter is not None:
                         mask = segmenter.segment(case.image[z], ps, window=case.window)
                         row["dice"] = dice(np.asarray(mask, bool), truth)
+                    if sam is not None:
+                        mask = sam.segment(case.image[z], ps, window=case.window)
+                        row["dice_sam"] = dice(np.asarray(mask, bool), truth)
                     rows.append(
                         {
                             "method": method,
@@ -132,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         "ring_r": RING_R,
         "ring_eps": RING_EPS,
         "segmenter": None if segmenter is None else segmenter.describe(),
+        "sam": None if sam is None else sam.describe(),
         "segmenter_notice": notice,
         "prompt_seconds": timing,
         "wall_s": time.perf_counter() - t0,
@@ -147,6 +161,12 @@ def run(args: argparse.Namespace) -> dict:
 def docs_section(report: dict) -> str:
     s = report["settings"]
     seg = "none" if s["segmenter"] is None else s["segmenter"]["kind"]
+    sam = s.get("sam")
+    seg += (
+        f"; `dice_sam`: SAM `{sam.get('model_id')}` on the same prompts"
+        if sam
+        else " (no SAM checkpoint on this machine, so no `dice_sam`)"
+    )
     body = [
         "Measured by `bench/prompt_quality.py` (`make bench`); all numbers in "
         "`bench/results/prompt_quality.json`. Support: the ground truth on each structure's "
@@ -180,7 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default", help="FoB checkpoint (default: shipped)")
     parser.add_argument("--max-slices", type=int, default=16, help="queries per structure (0: all)")
-    parser.add_argument("--segmenter", default="auto", choices=["auto", "random-walker", "none"])
+    parser.add_argument(
+        "--segmenter",
+        default="auto",
+        choices=["auto", "random-walker", "none"],
+        help="auto: random-walker Dice, and SAM's too when a checkpoint is found; "
+        "random-walker: without SAM; none: prompt metrics only",
+    )
+    parser.add_argument("--sam-model", default="vit_b", help="SAM model type (auto)")
+    parser.add_argument("--sam-checkpoint", default=None, help="SAM checkpoint path (auto)")
     parser.add_argument("--quick", action="store_true", help="small crop, no docs (smoke test)")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ untouched")

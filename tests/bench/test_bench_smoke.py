@@ -73,3 +73,34 @@ def test_run_all_replaces_only_the_first_table_of_its_section():
     assert run_all.replace_first_table(doc, "Missing", ["| z |"]) == doc
     assert run_all.last_table("| a |\nx\n| b |\n| c |\n") == ["| b |", "| c |"]
     assert {p.stem for p in run_all.scripts()} >= {"prompt_quality", "pipeline", "segmenters"}
+
+
+@pytest.mark.slow
+def test_prompt_quality_adds_sam_dice_beside_the_random_walker(tmp_path):
+    # SAM's Dice comes on top of the random walker's when a SAM is there: a tiny random SAM
+    # built from segment-anything's classes stands in for a checkpoint (its Dice means nothing)
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import prompt_quality
+    from napari_fob.segmenters.sam import SamSegmenter, build_tiny_sam
+
+    sam = SamSegmenter.from_model(build_tiny_sam(0), model_id="tiny-0", device="cpu")
+    args = argparse.Namespace(
+        checkpoint="default",
+        max_slices=2,
+        segmenter="auto",
+        quick=True,
+        sam_model="vit_b",
+        sam_checkpoint=None,
+    )
+    report = prompt_quality.run(args, sam=sam)
+    for method, entry in report["methods"].items():
+        for key in ("dice", "dice_sam"):
+            value = entry["overall"][key]
+            assert value is not None and 0.0 <= value <= 1.0, (method, key, value)
+    assert report["settings"]["segmenter"]["kind"] == "random-walker"
+    assert report["settings"]["sam"]["model_id"] == "tiny-0"
+    text = prompt_quality.markdown(report)
+    assert "dice_sam" in text.splitlines()[2]  # a column of the first table
+    assert "`dice_sam`: SAM `tiny-0`" in prompt_quality.docs_section(report)
