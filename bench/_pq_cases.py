@@ -108,6 +108,7 @@ def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
         location_prior=None,
         band_exclusion=None,
         fine_ring=False,
+        fg_core=None,
     )  # the network alone
     fine = FobGenerator(
         predictor=FobPredictor(fob.predictor.model, device=device, fine_ring=True),

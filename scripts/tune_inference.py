@@ -8,8 +8,9 @@ over query slices with |dz| >= 5 (support: each structure's central slice, as in
 `bench/prompt_quality.py`). Nothing is written; not part of ``make bench`` (tuning volumes
 are not benchmark volumes; ~8 min on 2 cores). Run:
 ``.venv/bin/python scripts/tune_inference.py [--seeds 200,201] [--band-exclusion 2,5,20]
-[--priors "1,0.5,2;1,1,0.75"]`` (``--priors``: the product with other location priors (a, b) and
-inward penalties k, one row each).
+[--priors "1,0.5,2;1,1,0.75"] [--fg-cores 0.5,0.75]`` (``--priors``: the band exclusion row with
+other location priors (a, b) and inward penalties k; ``--fg-cores``: foreground from the
+support's core at these depth fractions; one row each).
 """
 
 from __future__ import annotations
@@ -25,19 +26,29 @@ from _pq_cases import Case, _ct, central_slice, label_slices  # noqa: E402
 
 
 def variants(
-    checkpoint: str, exclusions: list[float], priors: list[tuple[float, float, float]]
+    checkpoint: str,
+    exclusions: list[float],
+    priors: list[tuple[float, float, float]],
+    cores: list[float],
 ) -> dict[str, object]:
     """Variant name -> prompt generator; the product's settings are the last FoB row."""
     from napari_fob.generators import FobGenerator, MaskRingGenerator
     from napari_fob.in_volume import (
         DEFAULT_BAND_EXCLUSION,
+        DEFAULT_FG_CORE,
         DEFAULT_INWARD_PRIOR,
         DEFAULT_LOCATION_PRIOR,
     )
     from napari_fob.predictor import FobPredictor, load_predictor
 
     model = load_predictor(checkpoint, device="cpu").model
-    off = {"location_prior": None, "inward_prior": None, "band_exclusion": None, "fine_ring": False}
+    off = {
+        "location_prior": None,
+        "inward_prior": None,
+        "band_exclusion": None,
+        "fine_ring": False,
+        "fg_core": None,
+    }
 
     def fob(**options: object) -> FobGenerator:
         return FobGenerator(predictor=FobPredictor(model, device="cpu", **{**off, **options}))
@@ -50,19 +61,23 @@ def variants(
         "+ inward penalty": fob(location_prior=prior, inward_prior=DEFAULT_INWARD_PRIOR),
     }
     for w in exclusions:
-        product = " (the product)" if w == DEFAULT_BAND_EXCLUSION else ""
-        out[f"+ band exclusion {w:g}{product}"] = fob(
+        out[f"+ band exclusion {w:g}"] = fob(
             location_prior=prior, inward_prior=DEFAULT_INWARD_PRIOR, band_exclusion=w
         )
     for a, b, k in priors:
-        out[f"the product with location prior ({a:g}, {b:g}), inward penalty {k:g}"] = fob(
+        out[f"band exclusion with location prior ({a:g}, {b:g}), inward penalty {k:g}"] = fob(
             location_prior=(a, b), inward_prior=k, band_exclusion=DEFAULT_BAND_EXCLUSION
         )
-    out["+ fine ring from the painted support too"] = fob(
-        location_prior=prior,
-        inward_prior=DEFAULT_INWARD_PRIOR,
-        band_exclusion=DEFAULT_BAND_EXCLUSION,
-        fine_ring=True,
+    ring = {
+        "location_prior": prior,
+        "inward_prior": DEFAULT_INWARD_PRIOR,
+        "band_exclusion": DEFAULT_BAND_EXCLUSION,
+    }
+    for c in cores:
+        product = " (the product)" if c == DEFAULT_FG_CORE else ""
+        out[f"+ foreground from the support's core {c:g}{product}"] = fob(**ring, fg_core=c)
+    out["the product + fine ring from the painted support too"] = fob(
+        **ring, fg_core=DEFAULT_FG_CORE, fine_ring=True
     )
     return out
 
@@ -120,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         help="'a,b,k;...': the product with these location priors and inward penalties "
         "(default: the settings before the prior was widened)",
     )
+    parser.add_argument(
+        "--fg-cores", default="0.75", help="support-core fractions to try, comma-separated"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -137,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         cases.append(Case("phantom", f"phantom-{seed}", image, _ct(image), labels, names))
     segmenter, _ = get_segmenter("random-walker", device="cpu")
     exclusions = [float(w) for w in args.band_exclusion.split(",") if w.strip()]
+    cores = [float(c) for c in args.fg_cores.split(",") if c.strip()]
     priors = []
     for item in (p for p in args.priors.split(";") if p.strip()):
         values = [float(v) for v in item.split(",")]
@@ -146,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"tuning phantoms {seeds}, |dz| >= 5, random-walker Dice, checkpoint {args.checkpoint}")
     print("| variant | ring_error px | bg_inside | inside / points | fg_outside | Dice | s |")
     print("|---|---|---|---|---|---|---|")
-    for name, generator in variants(args.checkpoint, exclusions, priors).items():
+    for name, generator in variants(args.checkpoint, exclusions, priors, cores).items():
         t0 = time.perf_counter()
         r = evaluate(generator, cases, segmenter)
         print(

@@ -256,6 +256,17 @@ def test_foreground_points_fallback_to_argmax_and_min_distance():
     assert len(pts) == 9  # only 9 distinct pixels pass
 
 
+def test_foreground_points_over_given_candidates():
+    prob = np.where(disk(radius=30), 0.95, 0.05)
+    cand = np.zeros_like(prob, bool)
+    cand[10:20, 10:40] = True  # where the map is low: the candidates win over the threshold
+    pts, scores = g.foreground_points(prob, n=5, candidates=cand)
+    assert len(pts) == 5 and cand[pts[:, 0].astype(int), pts[:, 1].astype(int)].all()
+    assert np.allclose(scores, prob[pts[:, 0].astype(int), pts[:, 1].astype(int)])
+    with pytest.raises(ValueError, match="candidates shape"):
+        g.foreground_points(prob, candidates=cand[:5])
+
+
 def test_fg_points_from_mask_inside_spread_and_deep_first():
     m = disk(radius=25)
     pts = g.fg_points_from_mask(m, n=10)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from napari_fob import geometry
-from napari_fob.in_volume import DEFAULT_INWARD_PRIOR, DEFAULT_LOCATION_PRIOR
+from napari_fob.in_volume import DEFAULT_INWARD_PRIOR, DEFAULT_LOCATION_PRIOR, support_core
 from napari_fob.model.checkpoint import save_checkpoint
 from napari_fob.model.fob import build_fob
 from napari_fob.predictor import FobPredictor, load_predictor
@@ -283,8 +283,8 @@ def test_foreground_threshold_relative_to_the_maps_maximum():
     model = build_fob("tiny")
     with torch.no_grad():
         model.fg_map.offset.fill_(-20.0)  # C = sigmoid(10 cos - 20) < 0.9 everywhere
-    fixed = FobPredictor(model, device="cpu", fg_relative=None)
-    relative = FobPredictor(model, device="cpu")
+    fixed = FobPredictor(model, device="cpu", fg_relative=None, fg_core=None)
+    relative = FobPredictor(model, device="cpu", fg_core=None)  # the map's own rule
     assert relative.fg_relative == 0.7
     m = disk((64, 64), (32, 32), 14)
     for p in (fixed, relative):
@@ -296,6 +296,47 @@ def test_foreground_threshold_relative_to_the_maps_maximum():
     assert len(b.fg) > 1 and np.all(b.fg_scores >= 0.7 * b.meta["fg_map_max"] - 1e-6)
     with pytest.raises(ValueError, match="fg_relative"):
         FobPredictor(model, device="cpu", fg_relative=1.5)
+
+
+def test_foreground_points_spread_over_the_support_core_where_the_query_agrees():
+    """A large bright structure whose map C peaks on a small patch: with `fg_core` the points
+    spread over the support mask's core inside the query's structure region, with C at least
+    half its maximum; without, they bunch where C is highest. A query where the structure has
+    left the footprint falls back to the map's own rule."""
+    torch.manual_seed(0)
+    model = build_fob("tiny")
+    core = FobPredictor(model, device="cpu")
+    plain = FobPredictor(model, device="cpu", fg_core=None)
+    assert core.fg_core == 0.75 and plain.fg_core is None
+    m = disk((64, 64), (32, 32), 20)
+    for p in (core, plain):
+        p.set_support(slice_with(m), m, slice_index=0)
+    sup = core._supports[0]
+    assert sup.depth is not None and plain._supports[0].depth is None
+    q = slice_with(disk((64, 64), (33, 31), 19))
+    (a,) = core.predict([q], slice_indices=[3])
+    (b,) = plain.predict([q], slice_indices=[3])
+    region = core.excluded_region(sup, q)
+    inner = support_core(sup.depth, 0.75, core.prior_sigma(0, 3))
+    assert inner.any() and not (inner & ~sup.mask).any()
+    rc = np.round(a.fg).astype(int)  # the tiny grid equals the slice: 64 x 64
+    assert inner[rc[:, 0], rc[:, 1]].all() and region[rc[:, 0], rc[:, 1]].all()
+    assert np.all(a.fg_scores >= 0.5 * a.meta["fg_map_max"] - 1e-6)
+    assert len(a.fg) == model.config.n_fg and not np.allclose(a.fg[: len(b.fg)], b.fg)
+    # the structure moved off the footprint: no candidates, the map's rule as without
+    away = slice_with(disk((64, 64), (10, 10), 6))
+    (c,) = core.predict([away], slice_indices=[9])
+    (d,) = plain.predict([away], slice_indices=[9])
+    np.testing.assert_array_equal(c.fg, d.fg)
+    # a committed support (chain mode) keeps the map's rule: its errors would be carried on
+    core.set_support(slice_with(m), m, slice_index=5, committed=True)
+    plain.set_support(slice_with(m), m, slice_index=5, committed=True)
+    assert core._supports[-1].depth is None
+    (e,) = core.predict([q], slice_indices=[6])
+    (f,) = plain.predict([q], slice_indices=[6])
+    np.testing.assert_array_equal(e.fg, f.fg)
+    with pytest.raises(ValueError, match="fg_core"):
+        FobPredictor(model, device="cpu", fg_core=1.0)
 
 
 def test_committed_supports_take_the_painted_band_for_evidence(predictor):
@@ -394,3 +435,21 @@ def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
     assert on.band_exclusion == 20.0 and off.band_exclusion is None
     with pytest.raises(ValueError, match="band_exclusion"):
         FobPredictor(on.model, device="cpu", band_exclusion=-1.0)
+
+
+def test_support_core_and_its_foreground_candidates():
+    from napari_fob.in_volume import FG_CORE_FLOOR, core_foreground_candidates, mask_depth
+
+    m = disk((64, 64), (32, 32), 20)
+    depth = mask_depth(m)
+    core = support_core(depth, 0.75)
+    assert core.any() and not (core & ~m).any() and core.sum() < support_core(depth, 0.25).sum()
+    assert support_core(depth, 0.0).sum() == m.sum()
+    # no deeper than the structure may move at this |dz| (the prior's width): only deeper pixels
+    assert support_core(depth, 0.0, sigma=15.0).sum() < support_core(depth, 0.0).sum()
+    assert not support_core(depth, 0.75, sigma=float("inf")).any()
+    prob = np.linspace(0.0, 1.0, 64 * 64).reshape(64, 64)
+    cand = core_foreground_candidates(core, np.ones_like(m), prob)
+    assert cand is not None and not (cand & ~core).any()
+    assert prob[cand].min() >= FG_CORE_FLOOR * prob.max()
+    assert core_foreground_candidates(core, np.zeros_like(m), prob) is None  # nothing agrees

@@ -253,6 +253,7 @@ class FobGenerator:
         out["fg_relative"] = getattr(self.predictor, "fg_relative", None)
         out["band_exclusion"] = getattr(self.predictor, "band_exclusion", None)
         out["fine_ring"] = getattr(self.predictor, "fine_ring", None)
+        out["fg_core"] = getattr(self.predictor, "fg_core", None)
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 
@@ -313,6 +314,7 @@ def make_generator(
                 "fg_relative": None,
                 "band_exclusion": None,
                 "fine_ring": False,
+                "fg_core": None,
             }
         if model is not None:
             predictor = FobPredictor(model, device=device, **options)

@@ -38,6 +38,13 @@ defaults, with how they were chosen, and their numpy geometry are in `in_volume`
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
+- **Foreground from the support's core** (``fg_core=0.75``; None: the threshold above alone).
+  The map C of the shipped model is high on a small patch of a large structure, so its points
+  bunch there and a segmenter fills only that patch. Instead, the points are spread
+  (farthest-point sampling from the highest C) over the support mask's core (pixels at least
+  ``fg_core`` of its maximal depth inside) where the query's structure region (the band
+  exclusion's) holds and C is at least half its maximum; with fewer than 3 such pixels (the
+  structure has left the footprint) the threshold rule above applies.
 - **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
   (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
   the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
@@ -56,13 +63,17 @@ import numpy as np
 from napari_fob import geometry
 from napari_fob.in_volume import (
     DEFAULT_BAND_EXCLUSION,
+    DEFAULT_FG_CORE,
     DEFAULT_FG_RELATIVE,
     DEFAULT_INWARD_PRIOR,
     DEFAULT_LOCATION_PRIOR,
+    core_foreground_candidates,
     excluded_region,
     fine_ring_moved,
     fine_ring_points,
     inward_depth,
+    mask_depth,
+    support_core,
 )
 from napari_fob.intensity import band_overlap, intensity_band, reference_band, reference_support
 from napari_fob.prompts import PromptSet
@@ -81,6 +92,7 @@ class _Support:
     band: tuple[float, float]  # the structure's intensity band on the support slice
     core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
     fine_ring: np.ndarray | None = None  # (Np, 2) the paper's ring, in_volume.FINE_RING_GRID
+    depth: np.ndarray | None = None  # (S, S) float, depth inside the mask (foreground core)
     committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
@@ -138,6 +150,7 @@ class FobPredictor:
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
         fine_ring: bool | str = "committed",
+        fg_core: float | None = DEFAULT_FG_CORE,
     ) -> None:
         import torch
 
@@ -170,6 +183,9 @@ class FobPredictor:
         if fine_ring not in (True, False, "committed"):
             raise ValueError(f"fine_ring: expected True, False or 'committed', got {fine_ring!r}")
         self.fine_ring = fine_ring
+        if fg_core is not None and not 0.0 <= float(fg_core) < 1.0:
+            raise ValueError(f"fg_core: expected a depth fraction in [0, 1) or None, got {fg_core}")
+        self.fg_core = None if fg_core is None else float(fg_core)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self._supports: list[_Support] = []
@@ -288,6 +304,8 @@ class FobPredictor:
                 core_band=intensity_band(img_g, mask_g, tolerance=0.0),
                 committed=bool(committed),
                 fine_ring=fine_ring_points(m, cfg.n_bg),
+                # painted supports only: a committed mask's errors would be carried on
+                depth=None if self.fg_core is None or committed else mask_depth(mask_g),
             )
         )
 
@@ -361,9 +379,10 @@ class FobPredictor:
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
                     x = torch.from_numpy(batch)[:, None].to(self.device)  # (b, 1, S, S)
                     regions = None
-                    if self.band_exclusion is not None:
+                    if self.band_exclusion is not None or self.fg_core is not None:
                         regions = np.stack([self.excluded_region(sup, b) for b in batch])
-                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], regions)
+                    excluded = None if self.band_exclusion is None else regions
+                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], excluded)
                     out = self.model.predict_from_support(
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
@@ -392,7 +411,8 @@ class FobPredictor:
         bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
         fine_ring = self.fine_ring is True or (self.fine_ring == "committed" and support.committed)
         if fine_ring and support.fine_ring is not None:
-            bg_grid = fine_ring_moved(support.fine_ring, support.ring, bg_grid, s, region)
+            excluded = None if self.band_exclusion is None else region
+            bg_grid = fine_ring_moved(support.fine_ring, support.ring, bg_grid, s, excluded)
         bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
         from napari_fob.model.fob import peak_confidence
 
@@ -404,7 +424,14 @@ class FobPredictor:
         threshold = cfg.fg_threshold
         if self.fg_relative is not None:
             threshold = min(threshold, self.fg_relative * float(prob.max()))
-        fg_grid, fg_scores = geometry.foreground_points(prob, cfg.n_fg, threshold=threshold)
+        candidates = None
+        if self.fg_core is not None and support.depth is not None and region is not None:
+            sigma = self.prior_sigma(support.slice_index, slice_index)
+            core = support_core(support.depth, self.fg_core, sigma)
+            candidates = core_foreground_candidates(core, region, prob)
+        fg_grid, fg_scores = geometry.foreground_points(
+            prob, cfg.n_fg, threshold=threshold, candidates=candidates
+        )
         fg = np.clip(geometry.grid_to_slice(fg_grid, hw, s), 0.0, limit)
         return PromptSet(
             fg=fg,

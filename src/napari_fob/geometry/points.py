@@ -44,9 +44,15 @@ def _farthest_points(
 
 
 def foreground_points(
-    prob: np.ndarray, n: int = 10, *, threshold: float = 0.9, min_distance: int | None = None
+    prob: np.ndarray,
+    n: int = 10,
+    *,
+    threshold: float = 0.9,
+    min_distance: int | None = None,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Up to n foreground points spread over the pixels where ``prob > threshold``.
+    """Up to n foreground points spread over the pixels where ``prob > threshold`` (or over
+    the (H, W) bool `candidates`, when given, whatever the threshold).
 
     The first point is the most probable pixel of that region; each next one is the region
     pixel farthest from those already chosen (farthest-point sampling), stopping early when
@@ -67,7 +73,14 @@ def foreground_points(
         raise ValueError(f"foreground_points: n must be >= 1, got {n}")
     if not np.all(np.isfinite(pr)):
         raise ValueError("foreground_points: prob holds NaN or inf values")
-    region = pr > threshold
+    if candidates is not None:
+        region = np.asarray(candidates, dtype=bool)
+        if region.shape != pr.shape:
+            raise ValueError(
+                f"foreground_points: candidates shape {region.shape} differs from prob's {pr.shape}"
+            )
+    else:
+        region = pr > threshold
     if not region.any():
         rc = np.array([np.unravel_index(int(np.argmax(pr)), pr.shape)], dtype=np.float64)
         return rc, pr[int(rc[0, 0]), int(rc[0, 1])].reshape(1)
