@@ -149,11 +149,6 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if set(seeds) & ({0, 1, 2, 3, 4, 90} | set(range(100, 132))):
         parser.error("--seeds: tuning seeds must not be benchmark (0-4) or training (90, 100-131)")
-    cases = []
-    for seed in seeds:
-        image, labels, names = make_abdomen_phantom(seed=seed)
-        cases.append(Case("phantom", f"phantom-{seed}", image, _ct(image), labels, names))
-    segmenter, _ = get_segmenter("random-walker", device="cpu")
     exclusions = [float(w) for w in args.band_exclusion.split(",") if w.strip()]
     cores = [float(c) for c in args.fg_cores.split(",") if c.strip()]
     priors = []
@@ -162,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
         if len(values) != 3:
             parser.error(f"--priors: expected 'a,b,k' items separated by ';', got {item!r}")
         priors.append((values[0], values[1], values[2]))
+    cases = []
+    for seed in seeds:
+        image, labels, names = make_abdomen_phantom(seed=seed)
+        cases.append(Case("phantom", f"phantom-{seed}", image, _ct(image), labels, names))
+    segmenter, _ = get_segmenter("random-walker", device="cpu")
     print(f"tuning phantoms {seeds}, |dz| >= 5, random-walker Dice, checkpoint {args.checkpoint}")
     print("| variant | ring_error px | bg_inside | inside / points | fg_outside | Dice | s |")
     print("|---|---|---|---|---|---|---|")
