@@ -39,7 +39,8 @@ DEFAULT_FG_CORE = 0.75
 of the support mask's maximal depth a pixel must lie at. Chosen on phantoms 200-219 at
 |dz| >= 5 (random-walker Dice; `docs/method.md`): 0.75 raised the Dice from 0.626 to 0.668 and
 lowered the foreground points outside the structure from 0.234 to 0.199 (0.25: Dice 0.632,
-0.5: 0.651, 0.9: 0.603); confirmed on phantoms 240-259 (Dice 0.628 -> 0.672)."""
+0.5: 0.651, 0.9: 0.603); confirmed on phantoms 240-259 (Dice 0.628 -> 0.672). With the depth
+bound of `support_core` (the prior's width), as the predictor runs it: 0.667 and 0.198."""
 
 FG_CORE_FLOOR = 0.5
 """Core candidates must also have C >= 0.5 max C, so the model's foreground map still says where

@@ -42,9 +42,12 @@ defaults, with how they were chosen, and their numpy geometry are in `in_volume`
   The map C of the shipped model is high on a small patch of a large structure, so its points
   bunch there and a segmenter fills only that patch. Instead, the points are spread
   (farthest-point sampling from the highest C) over the support mask's core (pixels at least
-  ``fg_core`` of its maximal depth inside) where the query's structure region (the band
-  exclusion's) holds and C is at least half its maximum; with fewer than 3 such pixels (the
-  structure has left the footprint) the threshold rule above applies.
+  ``fg_core`` of its maximal depth inside, and at least the location prior's width at the
+  query's |dz|: shallower ones may have left the structure) where the query's structure region
+  (the band exclusion's) holds and C is at least half its maximum. Painted supports only (a
+  committed mask's errors would be carried on in chain mode); with fewer than 3 such pixels
+  (the structure has left the footprint, a query far away, no location prior) the threshold
+  rule above applies.
 - **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
   (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
   the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
