@@ -438,7 +438,8 @@ def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
 
 
 def test_support_core_and_its_foreground_candidates():
-    from napari_fob.in_volume import FG_CORE_FLOOR, core_foreground_candidates, mask_depth
+    from napari_fob.geometry import mask_depth
+    from napari_fob.in_volume import FG_CORE_FLOOR, core_foreground_candidates
 
     m = disk((64, 64), (32, 32), 20)
     depth = mask_depth(m)

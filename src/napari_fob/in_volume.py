@@ -1,7 +1,50 @@
-"""FoB's in-volume inference: the defaults of `predictor.FobPredictor`'s additions to the paper
-(location prior, inward penalty, band exclusion, fine ring, relative foreground threshold; see
-its module docstring and docs/method.md, "Inference in one volume") and the numpy geometry
-behind them.
+"""FoB's in-volume inference: the choices `predictor.FobPredictor` adds to the paper, their
+defaults and the numpy geometry behind them (how each was chosen: docs/method.md, "Inference
+in one volume").
+
+- **Location prior.** The support and the queries are slices of the same volume, so ring point
+  k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
+  points that seed SPR are the argmax of the heatmaps' log-likelihood plus an isotropic
+  Gaussian log-prior around the support ring with width ``a + b |dz|`` pixels of a 256 grid
+  (``location_prior=(a, b)``, by default `DEFAULT_LOCATION_PRIOR`; ``"model"`` takes
+  the prior the model was trained with; None turns it off, as does a query or support without
+  a slice index). Moving inwards, towards or into the support's footprint, is penalised once more
+  (``inward_prior=k``: an extra Gaussian of width ``k * sigma`` on how far a point is inside
+  the support ring's radius), because a background point on the structure cuts the mask while
+  one a little too far out costs little.
+- **Band exclusion.** Where the query's own pixels say the structure continues (the pixels in
+  the support's intensity band connected to its footprint, `intensity.structure_region`, grown
+  by a small margin), every ring point pays a flat penalty (``band_exclusion``, log units), so a
+  ring point that the network and the prior would leave on a structure that grew past the
+  support's outline is moved out of it.
+- **Fine ring** (``fine_ring``: True, False, or "committed", the default: for committed
+  supports only). The model draws the support's ring at its own S grid (the shipped model: S =
+  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), ~1 px off the paper's ring
+  (r = 15, eps = 2 at 256) even on the support slice. With it, ring point k of a query is the
+  support's ring point k drawn as the paper draws it, moved by how far the model moved its
+  point k from its own support ring point (a point this shift puts into the band-excluded
+  region keeps the model's position): next to the support this is the support's exact ring,
+  far from it the model's displacement. On the tuning phantoms, chained on committed slices
+  (one slice away) it takes the ring error from 2.98 to 1.93 px with no point inside; from a
+  painted support (queries far away) it takes 0.8 px off but leaves one more point inside,
+  hence the default (docs/method.md).
+- **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
+  ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
+  the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
+- **Foreground from the support's core** (``fg_core=0.75``; None: the threshold above alone).
+  The map C of the shipped model is high on a small patch of a large structure, so its points
+  bunch there and a segmenter fills only that patch. Instead, the points are spread
+  (farthest-point sampling from the highest C) over the support mask's core (pixels at least
+  ``fg_core`` of its maximal depth inside, and at least the location prior's width at the
+  query's |dz|: shallower ones may have left the structure) where the query's structure region
+  (the band exclusion's) holds and C is at least half its maximum. Painted supports only (a
+  committed mask's errors would be carried on in chain mode); with fewer than 3 such pixels
+  (the structure has left the footprint, a query far away, no location prior) the threshold
+  rule above applies.
+- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
+  (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
+  the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
+  calibrated across slices with the shipped model, so automatic extent cannot rely on it.
 
 Pure numpy / scipy, cheap to import; must not import torch, napari or Qt.
 """
@@ -24,7 +67,7 @@ fewest background points inside, then ring error, at |dz| >= 5: (1, 0.75) with k
 18 510 points inside at 7.27 px, against 2 at 7.91 px for (1, 0.5) with k = 2 (docs/method.md)."""
 
 DEFAULT_INWARD_PRIOR = 1.0
-"""Width factor k of the inward penalty (see `predictor`'s docstring), chosen with the location
+"""Width factor k of the inward penalty (see the module docstring), chosen with the location
 prior above. With the prior (1, 0.5) and the band exclusion, on phantoms 200-219 at |dz| >= 5:
 k = 1 left 2 of 18 510 points inside at 8.55 px, k = 2 the same 2 at 8.19 px; with (1, 0.75):
 k = 2 left 3 at 7.16 px, k = 1 one at 7.27 px, k = 0.75 one at 7.42 px."""
@@ -52,20 +95,12 @@ FG_CORE_MIN_PIXELS = 3
 predictor falls back to the map's own rule."""
 
 
-def mask_depth(mask: np.ndarray) -> np.ndarray:
-    """(S, S) float: each pixel's Euclidean distance to the background of `mask` (0 outside;
-    the grid border counts as background)."""
-    from scipy import ndimage as ndi
-
-    m = np.asarray(mask, dtype=bool)
-    return ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-
-
 def support_core(depth: np.ndarray, fraction: float, sigma: float = 0.0) -> np.ndarray:
-    """(S, S) bool: the pixels of a support mask (given by its `mask_depth`) at least `fraction`
-    of its maximal depth inside, and at least `sigma` grid pixels (the location prior's width
-    for the query's |dz|, `FobPredictor.prior_sigma`): a pixel shallower than the boundary may
-    move by that distance says little about the query. Empty when sigma is infinite."""
+    """(S, S) bool: the pixels of a support mask (given by its `geometry.mask_depth`) at least
+    `fraction` of its maximal depth inside, and at least `sigma` grid pixels (the location
+    prior's width for the query's |dz|, `FobPredictor.prior_sigma`): a pixel shallower than the
+    boundary may move by that distance says little about the query. Empty when sigma is
+    infinite."""
     d = np.asarray(depth, dtype=np.float64)
     return (d > 0) & (d >= max(float(fraction) * d.max(), float(sigma)))
 
@@ -82,7 +117,7 @@ def core_foreground_candidates(
 
 
 DEFAULT_BAND_EXCLUSION = 20.0
-"""Penalty (log units) on ring points in the query's structure region (see `predictor`'s
+"""Penalty (log units) on ring points in the query's structure region (see the module
 docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
 training nor benchmark volumes; `scripts/tune_inference.py`): at |dz| >= 5 the background points
 inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of

@@ -6,52 +6,10 @@ Slices are ``(H, W)`` float32 in [0, 1] of any size; they are resized to the mod
 grid (plain resize, `geometry.resize_to_grid`) and points are mapped back to each slice's own
 pixels.
 
-Choices of this project beyond the paper (docs/method.md, "Inference in one volume"; their
-defaults, with how they were chosen, and their numpy geometry are in `in_volume`):
-
-- **Location prior.** The support and the queries are slices of the same volume, so ring point
-  k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
-  points that seed SPR are the argmax of the heatmaps' log-likelihood plus an isotropic
-  Gaussian log-prior around the support ring with width ``a + b |dz|`` pixels of a 256 grid
-  (``location_prior=(a, b)``, by default `in_volume.DEFAULT_LOCATION_PRIOR`; ``"model"`` takes
-  the prior the model was trained with; None turns it off, as does a query or support without
-  a slice index). Moving inwards, towards or into the support's footprint, is penalised once more
-  (``inward_prior=k``: an extra Gaussian of width ``k * sigma`` on how far a point is inside
-  the support ring's radius), because a background point on the structure cuts the mask while
-  one a little too far out costs little.
-- **Band exclusion.** Where the query's own pixels say the structure continues (the pixels in
-  the support's intensity band connected to its footprint, `intensity.structure_region`, grown
-  by a small margin), every ring point pays a flat penalty (``band_exclusion``, log units), so a
-  ring point that the network and the prior would leave on a structure that grew past the
-  support's outline is moved out of it.
-- **Fine ring** (``fine_ring``: True, False, or "committed", the default: for committed
-  supports only). The model draws the support's ring at its own S grid (the shipped model: S =
-  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), ~1 px off the paper's ring
-  (r = 15, eps = 2 at 256) even on the support slice. With it, ring point k of a query is the
-  support's ring point k drawn as the paper draws it, moved by how far the model moved its
-  point k from its own support ring point (a point this shift puts into the band-excluded
-  region keeps the model's position): next to the support this is the support's exact ring,
-  far from it the model's displacement. On the tuning phantoms, chained on committed slices
-  (one slice away) it takes the ring error from 2.98 to 1.93 px with no point inside; from a
-  painted support (queries far away) it takes 0.8 px off but leaves one more point inside,
-  hence the default (docs/method.md).
-- **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
-  ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
-  the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
-- **Foreground from the support's core** (``fg_core=0.75``; None: the threshold above alone).
-  The map C of the shipped model is high on a small patch of a large structure, so its points
-  bunch there and a segmenter fills only that patch. Instead, the points are spread
-  (farthest-point sampling from the highest C) over the support mask's core (pixels at least
-  ``fg_core`` of its maximal depth inside, and at least the location prior's width at the
-  query's |dz|: shallower ones may have left the structure) where the query's structure region
-  (the band exclusion's) holds and C is at least half its maximum. Painted supports only (a
-  committed mask's errors would be carried on in chain mode); with fewer than 3 such pixels
-  (the structure has left the footprint, a query far away, no location prior) the threshold
-  rule above applies.
-- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
-  (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
-  the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
-  calibrated across slices with the shipped model, so automatic extent cannot rely on it.
+The choices of this project beyond the paper (location prior and inward penalty, band
+exclusion, fine ring, foreground threshold and support core, evidence) are described, with
+their defaults and numpy geometry, in `in_volume`, and with how they were chosen in
+docs/method.md, "Inference in one volume".
 """
 
 from __future__ import annotations
@@ -75,7 +33,6 @@ from napari_fob.in_volume import (
     fine_ring_moved,
     fine_ring_points,
     inward_depth,
-    mask_depth,
     support_core,
 )
 from napari_fob.intensity import band_overlap, intensity_band, reference_band, reference_support
@@ -308,7 +265,7 @@ class FobPredictor:
                 committed=bool(committed),
                 fine_ring=fine_ring_points(m, cfg.n_bg),
                 # painted supports only: a committed mask's errors would be carried on
-                depth=None if self.fg_core is None or committed else mask_depth(mask_g),
+                depth=None if self.fg_core is None or committed else geometry.mask_depth(mask_g),
             )
         )
 
@@ -350,7 +307,7 @@ class FobPredictor:
             the slice's pixels; ``bg_scores`` (confidence of each ring point in [0, 1], see
             `model.fob.peak_confidence`),
             ``fg_scores`` (C at each point), ``evidence`` (intensity-band overlap of the
-            support footprint, see the module docstring), ``origin="fob"``.
+            support footprint, see `in_volume`), ``origin="fob"``.
         Raises:
             RuntimeError: no support is set yet.
             ValueError: bad images, indices or batch size.
@@ -384,8 +341,7 @@ class FobPredictor:
                     regions = None
                     if self.band_exclusion is not None or self.fg_core is not None:
                         regions = np.stack([self.excluded_region(sup, b) for b in batch])
-                    excluded = None if self.band_exclusion is None else regions
-                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], excluded)
+                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], regions)
                     out = self.model.predict_from_support(
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )

@@ -15,7 +15,12 @@ Conventions (docs/geometry.md):
   aligned: ``g = (p + 0.5) * S / H - 0.5``.
 """
 
-from napari_fob.geometry.points import fg_points_from_mask, foreground_points, gaussian_heatmaps
+from napari_fob.geometry.points import (
+    fg_points_from_mask,
+    foreground_points,
+    gaussian_heatmaps,
+    mask_depth,
+)
 from napari_fob.geometry.ring import (
     EMPTY_MASK_MESSAGE,
     KERNELS,
@@ -51,6 +56,7 @@ __all__ = [
     "as_points",
     "closed_path",
     "fg_points_from_mask",
+    "mask_depth",
     "foreground_points",
     "from_napari",
     "from_sam_xy",

@@ -90,6 +90,12 @@ def foreground_points(
     return coords[chosen], scores[chosen]
 
 
+def mask_depth(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float64: each pixel's Euclidean distance to the background of a 2D mask (0
+    outside; the image border counts as background)."""
+    return ndi.distance_transform_edt(np.pad(as_mask(mask), 1))[1:-1, 1:-1]
+
+
 def fg_points_from_mask(mask: np.ndarray, n: int = 10) -> np.ndarray:
     """Up to n points inside `mask`, spread by farthest-point sampling over its inner core.
 
@@ -108,7 +114,7 @@ def fg_points_from_mask(mask: np.ndarray, n: int = 10) -> np.ndarray:
         raise ValueError(EMPTY_MASK_MESSAGE)
     if n < 1:
         raise ValueError(f"fg_points_from_mask: n must be >= 1, got {n}")
-    depth = ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]  # the border counts as outside
+    depth = mask_depth(m)
     core = depth >= 0.5 * depth.max()
     coords = np.argwhere(core).astype(np.float64)
     chosen = _farthest_points(coords, int(np.argmax(depth[core])), n, None)
