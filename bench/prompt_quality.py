@@ -181,8 +181,9 @@ def docs_section(report: dict) -> str:
         "the predictor's location prior "
         f"{s['fob'].get('location_prior')} (pixels of a 256 grid, `a + b |dz|`) and inward "
         f"penalty {s['fob'].get('inward_prior')}, band exclusion "
-        f"{s['fob'].get('band_exclusion')} and fine ring {s['fob'].get('fine_ring')}, as the "
-        "product does; `fob-noprior` is the same network without them. "
+        f"{s['fob'].get('band_exclusion')}, fine ring {s['fob'].get('fine_ring')} and "
+        f"foreground from the support's core {s['fob'].get('fg_core')}, as the product does; "
+        "`fob-noprior` is the same network without them. "
         # JSON for the config: the same text whether rendered live or --from-json
         f"FoB checkpoint: `{s['checkpoint']}` (`{json.dumps(s['fob'].get('config'))}`).",
         "",

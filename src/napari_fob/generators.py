@@ -296,8 +296,8 @@ def make_generator(
     For "fob", `model` (a `Fob` module) wins over `checkpoint`; `checkpoint` "default" is the
     shipped model, and a missing file raises FileNotFoundError saying where it was looked for.
     ``paper_inference`` turns off this project's in-volume additions (location prior, inward
-    penalty, band exclusion, fine ring, relative foreground threshold; docs/method.md) and
-    predicts as the paper does.
+    penalty, band exclusion, fine ring, relative foreground threshold, support core;
+    docs/method.md) and predicts as the paper does.
     """
     if name == "mask-ring":
         return MaskRingGenerator()

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--paper-inference",
         action="store_true",
-        help="FoB prompts as the paper predicts them: no location prior, no inward penalty, "
-        "fixed foreground threshold (docs/method.md)",
+        help="FoB prompts as the paper predicts them: no location prior, inward penalty, band "
+        "exclusion, fine ring or support core; fixed foreground threshold (docs/method.md)",
     )
     parser.add_argument("--segmenter", choices=("auto", "sam", "random-walker"), default="auto")
     parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
