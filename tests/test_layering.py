@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-GUI_MODULES = ("qtpy", "napari", "magicgui", "PyQt5")
+GUI_MODULES = ("qtpy", "napari", "magicgui", "PyQt5", "PyQt6", "PySide6", "pandas")
 GLUE = ("_widgets", "_reader", "_writer", "_sample_data")
 
 

@@ -42,6 +42,7 @@ class AnnotatorWidget(QWidget):
         self.dirty = False
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
+        self._adding_layers = False
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
@@ -120,14 +121,22 @@ class AnnotatorWidget(QWidget):
         image = self.image_layer()
         if image is None:
             raise ValueError("no image layer: open a volume (or a sample) first")
-        self.layers = L.ensure_layers(self.viewer, image)
-        if self.editor is None or self.editor.layers.fg is not self.layers.fg:
-            self.editor = PromptEditor(
-                layers=self.layers, session=lambda: self.session, label=lambda: self.label,
-                on_error=self.say,
-            )  # fmt: skip
-            self._set_click(modifier_click_adder(self.editor, self.image_layer))
-        return self.layers
+        self._adding_layers = True
+        try:
+            layers = L.ensure_layers(self.viewer, image)
+        finally:
+            self._adding_layers = False
+        if self.editor is not None and self.editor.layer_ids == layers.ids():
+            return self.layers  # the same layers: keep the editor and its listeners
+        self.layers = layers
+        if self.editor is not None:
+            self.editor.close()
+        self.editor = PromptEditor(
+            layers=layers, session=lambda: self.session, label=lambda: self.label,
+            on_error=self.say,
+        )  # fmt: skip
+        self._set_click(modifier_click_adder(self.editor, self.image_layer))
+        return layers
 
     def _set_click(self, callback: Any) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
@@ -243,7 +252,11 @@ class AnnotatorWidget(QWidget):
 
     # ---- form events ----------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:
+        if self._adding_layers:
+            return  # our own layers being added: nothing to update
         self.glue.fill_image_choices(self._c.image)
+        if self.layers is None and self.image_layer() is not None:
+            self.ensure_layers()  # the support layer is there to paint on from the start
 
     def _on_image_changed(self, *_: Any) -> None:
         self.glue.on_image_changed()
@@ -301,4 +314,7 @@ class AnnotatorWidget(QWidget):
         self.cancel()
         self.release_shortcuts()
         self._set_click(None)
+        if self.editor is not None:
+            self.editor.close()
+            self.editor = None
         super().closeEvent(event)

@@ -53,9 +53,33 @@ class PromptEditor:
         self._known = {k: np.zeros((0, 3)) for k in L.KINDS}
         self._features = {k: L.empty_features() for k in L.KINDS}
         self._rings: dict[int, np.ndarray] = {}  # slice -> (Np + 1, 3) closed path
+        self.layer_ids = layers.ids()
+        self._listeners: list[tuple[Any, Callable[[Any], None]]] = []
         for kind, layer in (("fg", layers.fg), ("bg", layers.bg)):
-            layer.events.data.connect(lambda event, kind=kind: self._on_data(kind, event))
+            listener = self._listener(kind)
+            layer.events.data.connect(listener)
             layer.mouse_drag_callbacks.append(self._track_drag)
+            self._listeners.append((layer, listener))
+
+    def _listener(self, kind: str) -> Callable[[Any], None]:
+        def on_data(event: Any) -> None:
+            self._on_data(kind, event)
+
+        return on_data
+
+    def close(self) -> None:
+        """Disconnect from the layers (their data events and drag callbacks); idempotent.
+
+        napari gives plugin widgets proxies of its layers, so the editor keeps the exact
+        callables it connected and removes those: a replaced editor must leave nothing behind
+        that still reacts to the layers.
+        """
+        for layer, listener in self._listeners:
+            layer.events.data.disconnect(listener)
+            callbacks = layer.mouse_drag_callbacks
+            while self._track_drag in callbacks:
+                callbacks.remove(self._track_drag)
+        self._listeners = []
 
     @contextmanager
     def muted(self) -> Generator[None, None, None]:
@@ -176,6 +200,15 @@ class PromptEditor:
             self.show(session.prompts, self._label())
 
 
+def modifier_names(modifiers: Any) -> set[str]:
+    """The names ("Control", "Shift", ...) of a mouse event's modifier keys.
+
+    napari passes vispy `Key` objects, whose ``str`` is a repr (``<Key 'Control'>``); their
+    ``name`` is the key's name. Plain strings are accepted as they are.
+    """
+    return {str(getattr(m, "name", m)) for m in modifiers or ()}
+
+
 def modifier_click_adder(editor: PromptEditor, image: Callable[[], Any]) -> Callable:
     """A viewer mouse callback: Ctrl-click adds a fg point, Ctrl-Shift-click a bg point.
 
@@ -183,7 +216,7 @@ def modifier_click_adder(editor: PromptEditor, image: Callable[[], Any]) -> Call
     """
 
     def on_mouse(viewer: Any, event: Any) -> Generator[None, None, None]:
-        mods = {str(m) for m in event.modifiers}
+        mods = modifier_names(event.modifiers)
         if "Control" not in mods or editor._session() is None or image() is None:
             return
         kind = "bg" if "Shift" in mods else "fg"

@@ -128,6 +128,16 @@ class PromptLayers:
     support: Any
     output: Any
 
+    def ids(self) -> tuple[Any, ...]:
+        """The layers' napari ``unique_id``s (fg, bg, rings, support, output).
+
+        Layers are compared by these, never by ``is``: napari hands plugin widgets a
+        ``PublicOnlyProxy`` of the viewer, and each lookup returns a new proxy object.
+        """
+        return tuple(
+            layer.unique_id for layer in (self.fg, self.bg, self.rings, self.support, self.output)
+        )
+
 
 def _find(viewer: Any, name: str) -> Any | None:
     return viewer.layers[name] if name in viewer.layers else None
