@@ -12,10 +12,6 @@ import json
 
 import numpy as np
 import pytest
-
-# torch before any OpenGL context (see _widgets/_mesa_guard.py)
-import napari_fob.segmenters.sam  # noqa: F401
-from napari_fob._widgets import layers as L
 from real_input import (
     click,
     data_to_canvas,
@@ -25,6 +21,10 @@ from real_input import (
     wait,
     wait_idle,
 )
+
+# torch before any OpenGL context (see _widgets/_mesa_guard.py)
+import napari_fob.segmenters.sam  # noqa: F401
+from napari_fob._widgets import layers as L
 
 pytestmark = pytest.mark.gui
 LIVER, SPLEEN = 1, 2
