@@ -129,6 +129,8 @@ def test_chain_mode_prompts_each_slice_from_its_committed_neighbour(session):
         neighbour = z + 1 if z < 16 else z - 1
         assert session.prompts[(1, z)].meta["support_slice"] == neighbour
         assert (session.labels[z] == 1).any()
+    # the painted support slice is committed too, as painted
+    np.testing.assert_array_equal(session.labels[16] == 1, session.supports[1][16])
     assert session.undo()  # the whole chain is one step
     assert not session.labels.any() and not session.prompts
 

@@ -1,8 +1,9 @@
 """The prompt walks of `AnnotationSession.predict`: fixed or chained, explicit or automatic extent.
 
 - fixed: the generator holds the painted supports only; queries go through it in batches.
-- chain: the generator also holds committed slices; the walk goes outward from the supports,
-  one slice at a time, and each slice is committed (segmented) before its neighbour is prompted.
+- chain: the painted supports are committed as they are; the generator also holds committed
+  slices; the walk goes outward from the supports, one slice at a time, and each slice is
+  committed (segmented) before its neighbour is prompted.
 - automatic extent ("auto"): the slices between the outermost supports are always predicted;
   beyond them the walk goes outward in both directions and stops at the first slice whose
   evidence is below the threshold (its confidence is stored, its prompts are not) or at the
@@ -153,6 +154,10 @@ def _chain(session, entry, label, targets, threshold):
     from napari_fob.session import Progress
 
     supports = session.supports[label]
+    for z, mask in sorted(supports.items()):
+        # The painted slices are part of the result: a chain that commits its neighbours
+        # must not leave the slice it started from empty until "Commit range".
+        session._write_mask(entry, label, z, mask, overwrite=False)
     done: list[int] = []
     if targets is not None:
         order = sorted(
