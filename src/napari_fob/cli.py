@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from napari_fob import __version__
+
 # command name -> module under napari_fob.commands
 COMMANDS: dict[str, str] = {
     "info": "info",
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fob",
         description="napari-fob: FoB prompts + SAM for few-shot 3D annotation.",
     )
+    parser.add_argument("--version", action="version", version=f"fob (napari-fob) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"napari_fob.commands.{module_name}")
