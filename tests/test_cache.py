@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -94,8 +95,9 @@ def test_refuses_a_foreign_manifest_and_a_swapped_file(tmp_path):
     cache.put("b", _value(1), _meta())
     (tmp_path / "ok" / "a.npz").replace(tmp_path / "ok" / "b.npz")  # b's file now holds a
     fresh = EmbeddingCache(disk_dir=tmp_path / "ok")
-    with pytest.raises(ValueError, match="holds key 'a'"):
-        fresh.get("b")
+    with pytest.warns(UserWarning, match="holds key 'a'"):  # a misplaced file: recomputed
+        assert fresh.get("b") is None
+    assert "b" not in fresh
 
 
 def test_lost_file_is_a_warned_miss(tmp_path):
@@ -121,3 +123,73 @@ def test_memory_only_cache_may_serve_several_models_unless_pinned():
 def test_bad_max_items():
     with pytest.raises(ValueError, match="max_items"):
         EmbeddingCache(max_items=0)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    for i in range(40, len(data), max(1, len(data) // 50)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _strip_member(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist() if n != "features.npy"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _truncate,
+        _flip,
+        lambda p: p.write_bytes(b""),
+        lambda p: p.write_bytes(b"PK\x03\x04" + b"\0" * 30),
+        lambda p: p.write_text("not a zip"),
+        _strip_member,
+    ],
+    ids=["truncated", "bit-flipped", "empty", "bad-zip-header", "text", "missing-array"],
+)
+def test_a_damaged_entry_is_dropped_and_recomputed(tmp_path, damage):
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    cache.put("a", _value(0), _meta())
+    damage(tmp_path / "a.npz")
+    fresh = EmbeddingCache(disk_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = fresh.get("a")
+    assert value is None
+    assert any("dropping entry" in str(w.message) for w in caught)
+    assert "a" not in fresh and fresh.misses == 1
+    fresh.put("a", _value(0), _meta())  # the recomputation is stored again and read back
+    again = EmbeddingCache(disk_dir=tmp_path).get("a")
+    assert np.array_equal(again["features"], _value(0)["features"])
+
+
+def test_cache_files_follow_the_umask(tmp_path):
+    import os
+
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    cache.put("a", _value(0), _meta())
+    expected = 0o666 & ~_current_umask()
+    for name in ("a.npz", "manifest.json"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == expected
+
+
+def _current_umask() -> int:
+    """The umask as the kernel applies it (a probe file), without calling os.umask."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        probe = os.path.join(d, "probe")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o666))
+        return 0o666 & ~os.stat(probe).st_mode & 0o777

@@ -9,26 +9,31 @@ another model) is refused with a `ValueError` naming both, as micro-sam refuses 
 cache.
 
 On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
-metadata of every entry). Every write goes to a temporary file first and is moved into place
-with `os.replace`, so a crash never leaves a half-written entry.
+metadata of every entry). Every write goes through `napari_fob.atomic` (a temporary file moved
+into place, mode from the umask), so a crash never leaves a half-written entry. An entry that
+cannot be read (lost, truncated, bit-flipped, empty, holding another key) is dropped with a
+warning and recomputed by the caller: damage costs time, never a crash.
 
 Pure numpy + standard library: must not import torch, napari or Qt (the SAM side converts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import warnings
+import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from napari_fob import atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "napari-fob-embeddings"
@@ -74,16 +79,8 @@ def embedding_key(
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file next to `path`, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# every way a damaged .npz fails to read (zip index, member data, deflate stream, missing key)
+READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class EmbeddingCache:
@@ -199,7 +196,10 @@ class EmbeddingCache:
             self._remember(key, arrays, record)
             if self.disk_dir is not None:
                 path = self.disk_dir / f"{key}.npz"
-                _atomic_write(path, lambda f: np.savez(f, __key__=np.array(key), **arrays))
+                names = np.array(sorted(arrays))  # read back to find a lost member
+                atomic.write_bytes(
+                    path, lambda f: np.savez(f, __key__=np.array(key), __arrays__=names, **arrays)
+                )
                 self._entries[key] = record
                 self._write_manifest()
 
@@ -250,15 +250,23 @@ class EmbeddingCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
-        except (OSError, ValueError) as err:
+            stored = str(arrays.pop("__key__", ""))
+            if stored != key:
+                raise ValueError(f"file holds key {stored!r}, expected {key!r}")
+            lost = sorted(set(arrays.pop("__arrays__", np.array([])).tolist()) - set(arrays))
+            if lost:
+                raise KeyError(f"arrays {lost} missing")
+        except READ_ERRORS as err:
             # A lost or damaged file only costs a recomputation; say so rather than hide it.
-            warnings.warn(f"embedding cache: dropping entry {path} ({err})", stacklevel=3)
+            warnings.warn(
+                f"embedding cache: dropping entry {path} ({type(err).__name__}: {err})",
+                stacklevel=3,
+            )
             self._entries.pop(key, None)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             self._write_manifest()
             return None
-        stored = str(arrays.pop("__key__", ""))
-        if stored != key:
-            raise ValueError(f"embedding cache {path}: file holds key {stored!r}, expected {key!r}")
         return arrays
 
     def _write_manifest(self) -> None:
@@ -271,4 +279,4 @@ class EmbeddingCache:
             "entries": self._entries,
         }
         text = json.dumps(data, indent=1, sort_keys=True).encode()
-        _atomic_write(self.disk_dir / MANIFEST, lambda f: f.write(text))
+        atomic.write_bytes(self.disk_dir / MANIFEST, text)

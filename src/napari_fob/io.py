@@ -3,21 +3,26 @@
 `read_nifti` gives a `Volume` (``napari_fob.volume``; re-exported here) whose array is the
 file's voxel array transposed so the slicing axis comes first; `write_labels` and
 `write_image` transpose back and copy the source's sform/qform (with their codes) verbatim.
-Writes are atomic: a temporary file in the same folder, then ``os.replace``.
+Writes are atomic (`napari_fob.atomic`): a temporary file in the same folder, then
+``os.replace``; the file mode follows the user's umask. Reading a ``.nii.gz`` checks the whole
+gzip stream (its CRC and length) first: nibabel alone stops at the last voxel and would use a
+damaged file silently.
 
 This module imports only numpy and nibabel: never napari, Qt, magicgui or torch.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
-import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from napari_fob.atomic import atomic_path
 from napari_fob.volume import (
     AFFINE_ATOL_MM,
     GEOMETRY_FIELDS,
@@ -164,23 +169,9 @@ def _write_volume(
     # The constructor clears scaling; set it after so nibabel writes slope 1 / inter 0 verbatim
     # instead of choosing its own scaling.
     img.header.set_slope_inter(1.0, 0.0)
-    suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # the temporary name keeps the .nii/.nii.gz ending
         img.to_filename(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _header_for(volume: Volume, dtype: np.dtype) -> nib.Nifti1Header:
@@ -207,6 +198,8 @@ def _load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise ValueError(f"{path}: expected a NIfTI file (.nii or .nii.gz), found a folder")
+    if str(path).lower().endswith(".gz"):
+        check_gzip(path)
     try:
         img = nib.load(path)
     except Exception as err:  # nibabel raises many types for a bad file
@@ -216,6 +209,23 @@ def _load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
             f"{path}: expected a single-file NIfTI image (.nii/.nii.gz), found {type(img).__name__}"
         )
     return img
+
+
+def check_gzip(path: str | os.PathLike) -> None:
+    """Read a gzip file to its end, so its CRC-32 and length are checked.
+
+    Raises:
+        ValueError: the file is truncated, damaged or not gzip; the message names it.
+    """
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+        raise ValueError(
+            f"{path}: damaged or truncated gzip file ({type(err).__name__}: {err}); the volume "
+            "cannot be trusted, copy it again from its source"
+        ) from err
 
 
 def _spatial_shape(shape: tuple[int, ...], path: str | os.PathLike) -> tuple[int, int, int]:

@@ -7,13 +7,13 @@ display), so it runs headless and in threads. Must not import napari, Qt or torc
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from napari_fob import geometry
+from napari_fob.atomic import atomic_path
 from napari_fob.intensity import Window, normalise
 from napari_fob.prompts import PromptSet
 
@@ -90,12 +90,6 @@ def write_overview(
     legend = "  ".join(f"{lab}: {(names or {}).get(lab, 'label')}" for lab in structures)
     fig.suptitle(f"{title}\n{legend}  (red: bg ring, green: fg points)".strip(), fontsize=9)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

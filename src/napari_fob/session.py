@@ -286,11 +286,15 @@ class AnnotationSession(PromptEditsMixin):
         return self._replay(self.history.pop_redo(), forward=True)
 
     # ---- save / load --------------------------------------------------------------------
-    def save(self, out_dir: Path | str) -> dict[str, Path]:
-        """Write labels.nii.gz + prompts.json into `out_dir` (atomically); see session_io."""
+    def save(self, out_dir: Path | str, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write labels.nii.gz + prompts.json into `out_dir` as one unit; see session_io.
+
+        A folder already holding a saved result is refused unless `overwrite` is True (the
+        autosave passes it for its own folder).
+        """
         from napari_fob import session_io
 
-        return session_io.save_session(self, Path(out_dir))
+        return session_io.save_session(self, Path(out_dir), overwrite=overwrite)
 
     @classmethod
     def load(
@@ -305,7 +309,7 @@ class AnnotationSession(PromptEditsMixin):
 
     def autosave(self) -> None:
         if self.autosave_dir is not None:
-            self.save(self.autosave_dir)
+            self.save(self.autosave_dir, overwrite=True)
 
     # ---- internals (also used by session_predict / session_io) --------------------------
     def _check_label(self, label: int) -> int:

@@ -11,20 +11,26 @@ the session was opened on; an identity affine for a plain array). ``prompts.json
 - ``supports``: one record per (label, slice), the mask run-length encoded over the C-order
   flattened (Y, X) slice as ``[start, length]`` pairs of foreground runs.
 
-Both files are written to temporary names and moved into place (atomic). Undo history is not
-saved. Imports numpy, nibabel (through `io`) and the standard library only.
+- ``files``: the sha256 of the ``labels.nii.gz`` written with it, checked by `load_session`
+  (a labels file from another save is refused; older sidecars without it load unchecked).
+
+The two files are one unit (`napari_fob.atomic.ResultFolder`): a save replaces both or neither,
+even when killed half-way, and also removes a previous ``report.json`` / ``overview.png`` of
+``fob segment`` that would no longer describe the labels. A folder already holding a result is
+refused unless ``overwrite=True``. Undo history is not saved. Imports numpy, nibabel (through
+`io`) and the standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_fob.atomic import ResultFolder, recover
 from napari_fob.history import SliceState
 from napari_fob.intensity import Window
 from napari_fob.prompts import PromptSet
@@ -36,6 +42,9 @@ FORMAT = "napari-fob/prompts"
 VERSION = 1
 LABELS_FILE = "labels.nii.gz"
 PROMPTS_FILE = "prompts.json"
+# every file of one saved result: a save writes the first two and removes the others, which
+# `fob segment` writes beside them and which would describe older labels
+RESULT_FILES = (LABELS_FILE, PROMPTS_FILE, "report.json", "overview.png")
 
 
 def rle_encode(mask: np.ndarray) -> list[list[int]]:
@@ -117,27 +126,46 @@ def to_sidecar(session: AnnotationSession) -> dict[str, Any]:
     }
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def save_session(session: AnnotationSession, out_dir: Path) -> dict[str, Path]:
-    """Write ``labels.nii.gz`` and ``prompts.json`` into `out_dir` (created if needed)."""
+def inputs_of(session: AnnotationSession) -> list[Path]:
+    """The files a save must never replace: the image the session was opened on."""
+    path = getattr(session.source, "path", None)
+    return [Path(path)] if path else []
+
+
+def stage_session(session: AnnotationSession, unit: ResultFolder) -> dict[str, Path]:
+    """Write labels and sidecar into the open `unit`; returns their final paths."""
     from napari_fob.io import write_labels
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sidecar = to_sidecar(session)  # built first: a describe() failure leaves no partial files
-    labels = write_labels(out_dir / LABELS_FILE, session.labels, like=_geometry(session))
-    prompts = out_dir / PROMPTS_FILE
-    _write_json_atomic(prompts, sidecar)
-    return {"labels": labels, "prompts": prompts}
+    sidecar = to_sidecar(session)  # built first: a describe() failure writes nothing
+    staged = write_labels(unit.path(LABELS_FILE), session.labels, like=_geometry(session))
+    sidecar["files"] = {LABELS_FILE: file_sha256(staged)}
+    with open(unit.path(PROMPTS_FILE), "w", encoding="utf-8") as handle:
+        json.dump(sidecar, handle, indent=1, allow_nan=False)
+    return {"labels": unit.final(LABELS_FILE), "prompts": unit.final(PROMPTS_FILE)}
+
+
+def save_session(
+    session: AnnotationSession, out_dir: Path, *, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write ``labels.nii.gz`` and ``prompts.json`` into `out_dir` as one unit.
+
+    Raises:
+        ValueError: `out_dir` holds a previous result and `overwrite` is False, or it holds the
+            session's source image.
+        OSError: `out_dir` cannot be written.
+    """
+    with ResultFolder(
+        out_dir, names=RESULT_FILES, overwrite=overwrite, protect=inputs_of(session)
+    ) as unit:
+        return stage_session(session, unit)
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
@@ -161,6 +189,7 @@ def load_session(
     """Rebuild a session saved by `save_session` for the same `volume` (Volume or array)."""
     from napari_fob.io import Volume, read_labels
 
+    recover(out_dir)  # finish a save that was interrupted, so the pair read is one unit
     data = read_sidecar(out_dir / PROMPTS_FILE)
     arr = volume if isinstance(volume, np.ndarray) else volume.data
     if list(np.shape(arr)) != list(data["shape"]):
@@ -169,6 +198,14 @@ def load_session(
             f"got {np.shape(arr)}"
         )
     like = volume if isinstance(volume, Volume) else Volume.from_array(arr, affine=np.eye(4))
+    expected = (data.get("files") or {}).get(LABELS_FILE)
+    if expected is not None and (out_dir / LABELS_FILE).is_file():
+        if file_sha256(out_dir / LABELS_FILE) != expected:
+            raise ValueError(
+                f"{out_dir / LABELS_FILE} is not the labels file saved with "
+                f"{out_dir / PROMPTS_FILE} (its sha256 differs): the two come from different "
+                "saves, or the labels were changed by hand"
+            )
     labels = read_labels(out_dir / LABELS_FILE, like=like)
     session = cls(
         volume,

@@ -153,6 +153,7 @@ def run_sample(
             notices=notices,
             mode="chain" if g.endswith("-chain") else "fixed",
             progress=progress,
+            overwrite=True,  # the demo's own folder: a rerun replaces its previous results
         )
         results[g] = read_labels(folder / "labels.nii.gz", like=image)
     report = reports[prompts_name]
@@ -247,6 +248,7 @@ def print_target(title: str, comparison: dict[str, dict[str, float]] | None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    from napari_fob import atomic
     from napari_fob.cli import UsageError
     from napari_fob.generators import make_generator
     from napari_fob.segmenters import get_segmenter
@@ -296,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
         print_target(name, far_comparison([summaries[name]]))
     print("\n== both samples")
     met = print_target("all structures", far_comparison(list(summaries.values())))
-    (out / "demo.json").write_text(
+    atomic.write_text(
+        out / "demo.json",
         json.dumps(
             {
                 "fob_weights": str(weights) if weights.exists() else None,

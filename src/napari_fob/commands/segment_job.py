@@ -3,7 +3,10 @@
 `segment_volume` is the whole headless pipeline for one volume, shared by ``fob segment`` and
 ``fob demo``: read and check the inputs, predict prompts (FoB or a baseline) per structure,
 commit them with the segmenter, then write ``labels.nii.gz``, ``prompts.json``, ``report.json``
-and ``overview.png``. Bad input raises `napari_fob.cli.UsageError` with one paragraph.
+and ``overview.png``. The four files are one unit (`napari_fob.atomic.ResultFolder`): the folder
+is checked before any work (not holding the inputs; no previous result unless ``overwrite``),
+and a failure or a kill at any point leaves the previous result whole. Bad input raises
+`napari_fob.cli.UsageError` with one paragraph.
 """
 
 from __future__ import annotations
@@ -119,12 +122,21 @@ def segment_volume(
     window: Any = "auto",
     threshold: float = 0.5,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Segment one volume and write its four output files; returns the report dict."""
+    """Segment one volume and write its four output files as one unit; returns the report.
+
+    Raises:
+        UsageError: bad input, or `out_dir` holds the inputs / a previous result (without
+            `overwrite`); both checked before any computation.
+    """
     from napari_fob.overview import write_overview
     from napari_fob.session import AnnotationSession
+    from napari_fob.session_io import stage_session
 
     t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    unit = result_folder(out_dir, [Path(image_path), Path(support_path)], overwrite=overwrite)
     timings: dict[str, float] = {}
     image, support = read_inputs(Path(image_path), Path(support_path))
     chosen = choose_labels(support, labels, Path(support_path))
@@ -153,40 +165,52 @@ def segment_volume(
         _drive(session.commit(label, todo), f"masks {label}", progress)
         timings["commit"] += time.perf_counter() - t
         per_label[str(label)] = _label_report(session, label, predicted)
-    out_dir = Path(out_dir)
     t = time.perf_counter()
-    written = session.save(out_dir)
-    timings["save"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_overview(
-        out_dir / OVERVIEW_FILE,
-        session.volume,
-        session.window,
-        session.labels,
-        session.prompts,
-        names=session.names,
-        title=Path(image_path).name,
-    )
-    timings["overview"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    report = {
-        "image": str(image_path),
-        "support": str(support_path),
-        "outputs": {k: str(v) for k, v in written.items()}
-        | {"overview": str(out_dir / OVERVIEW_FILE), "report": str(out_dir / REPORT_FILE)},
-        "shape": list(session.shape),
-        "mode": mode,
-        "slices": slices,
-        "threshold": threshold,
-        "window": session.window.to_dict(),
-        "prompts": generator.describe(),
-        "segmenter": segmenter.describe(),
-        "notices": list(notices),
-        "labels": per_label,
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-    }
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    with unit:
+        written = stage_session(session, unit)
+        timings["save"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_overview(
+            unit.path(OVERVIEW_FILE),
+            session.volume,
+            session.window,
+            session.labels,
+            session.prompts,
+            names=session.names,
+            title=Path(image_path).name,
+        )
+        timings["overview"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        report = {
+            "image": str(image_path),
+            "support": str(support_path),
+            "outputs": {k: str(v) for k, v in written.items()}
+            | {"overview": str(out_dir / OVERVIEW_FILE), "report": str(out_dir / REPORT_FILE)},
+            "shape": list(session.shape),
+            "mode": mode,
+            "slices": slices,
+            "threshold": threshold,
+            "window": session.window.to_dict(),
+            "prompts": generator.describe(),
+            "segmenter": segmenter.describe(),
+            "notices": list(notices),
+            "labels": per_label,
+            "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        }
+        unit.path(REPORT_FILE).write_text(json.dumps(report, indent=1, allow_nan=False))
     return report
+
+
+def result_folder(out_dir: Path, inputs: Sequence[Path], *, overwrite: bool) -> Any:
+    """The `ResultFolder` of one job, checked now (UsageError naming the folder otherwise)."""
+    from napari_fob.atomic import ResultFolder, check_folder
+    from napari_fob.session_io import RESULT_FILES
+
+    try:
+        check_folder(out_dir, RESULT_FILES, overwrite=overwrite, protect=inputs, what="--out")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return ResultFolder(out_dir, names=RESULT_FILES, overwrite=overwrite, protect=inputs)
 
 
 def _label_report(session: Any, label: int, predicted: list[int]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_fob import atomic
 from napari_fob.io import Volume, write_image, write_labels
 
 SAMPLE_NAMES = ("mni-brain", "abdomen-phantom")
@@ -127,7 +128,7 @@ def save_sample(sample: Sample, out_dir: str | os.PathLike) -> dict[str, Path]:
     write_labels(paths["labels"], sample.labels, sample.image)
     write_labels(paths["support"], sample.support, sample.image)
     names = {str(k): v for k, v in sorted(sample.names.items())}
-    paths["names"].write_text(json.dumps(names, indent=2) + "\n")
+    atomic.write_text(paths["names"], json.dumps(names, indent=2) + "\n")
     return paths
 
 

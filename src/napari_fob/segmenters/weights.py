@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_fob import paths
+from napari_fob import atomic, paths
 
 ENV_VAR = "FOB_SAM_CHECKPOINT"
 CONFIG_KEY = "sam_checkpoint"
@@ -199,9 +199,7 @@ def file_sha256(path: str | Path) -> str:
     memo[stamp] = digest
     try:
         memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo, indent=1))
-        os.replace(tmp, memo_file)
+        atomic.write_json(memo_file, memo, indent=1)
     except OSError:
         pass  # the memo is only an optimisation
     return digest

@@ -180,13 +180,9 @@ def val_settings(config: dict) -> ValSettings:
 
 def save_run_config(config: dict, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically: temp file + rename)."""
-    import os
+    from napari_fob import atomic
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(Path(path), yaml.safe_dump(config, sort_keys=False))
 
 
 def as_dict(settings: TrainSettings | ValSettings) -> dict:

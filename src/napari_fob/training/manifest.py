@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_fob import atomic
+
 SPLITS = ("train", "val", "test")
 ZSCORE_CLIP = 3.0
 
@@ -127,7 +129,7 @@ def write_manifest(path: str | Path, entries: list[ManifestEntry]) -> Path:
         if e.pseudo is not None:
             row["pseudo"] = rel(e.pseudo)
         rows.append(row)
-    path.write_text(yaml.safe_dump({"volumes": rows}, sort_keys=False))
+    atomic.write_text(path, yaml.safe_dump({"volumes": rows}, sort_keys=False))
     return path
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
+
+from napari_fob import atomic
 
 COLUMNS = ("dice", "bg_inside", "fg_outside", "ring_error", "ring_coverage", "n_slices")
 
@@ -55,7 +56,7 @@ def write_report(
             return None
         return obj
 
-    json_path.write_text(json.dumps(clean(results), indent=2))
+    atomic.write_json(json_path, clean(results), indent=2)
     header = results.get("title", "Evaluation")
-    md_path.write_text(f"# {header}\n\n" + markdown_table(results, names))
+    atomic.write_text(md_path, f"# {header}\n\n" + markdown_table(results, names))
     return json_path, md_path
