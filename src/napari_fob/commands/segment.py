@@ -5,6 +5,11 @@ writes ``labels.nii.gz`` (the image's grid and affine), ``prompts.json`` (the se
 ``report.json`` (models, notices, timings, per-slice confidence) and ``overview.png``. Volumes
 are processed one after another; under ``torchrun`` (env RANK / WORLD_SIZE) volume i goes to
 rank i % world size. The work itself is `segment_job.segment_volume`.
+
+Every output folder is checked before anything is computed: it must not hold an input (IMAGE,
+SUPPORT of any job) and must not hold a previous result unless ``--overwrite``; a manifest's
+``out`` must stay inside ``--out``. With several volumes a failing volume is reported and the
+batch goes on; the exit status is non-zero when any volume failed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--manifest", metavar="CSV", help="CSV with columns image,support[,out]")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous result in the output folder(s) (refused otherwise)",
+    )
     parser.add_argument("--labels", help="structures to segment, e.g. 1,3 (default: all)")
     parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
     parser.add_argument("--mode", choices=("fixed", "chain"), default="fixed")
@@ -114,6 +124,11 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
     for (image, support, sub), stem in zip(pairs, stems):
         if stems.count(stem) > 1:  # same file name in different folders: keep them apart
             stem = f"{image.parent.name}_{stem}"
+        if sub is not None and (sub.is_absolute() or ".." in sub.parts or sub == Path(".")):
+            raise UsageError(
+                f"--manifest: out {str(sub)!r} for {image} must be a folder name inside --out "
+                f"{out} (relative, without '..')"
+            )
         target = out / sub if sub is not None else (out if single else out / stem)
         jobs.append(Job(image, support, target))
     if len({j.out for j in jobs}) != len(jobs):
@@ -175,33 +190,80 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     return generator, segmenter, [notice] if notice else []
 
 
-def run(args: argparse.Namespace) -> int:
-    from napari_fob.commands.segment_job import segment_volume
+def check_outputs(jobs: list[Job], *, overwrite: bool) -> None:
+    """Every job's output folder, checked before any work (one UsageError listing them all)."""
+    from napari_fob.commands.segment_job import result_folder
 
+    inputs = [p for job in jobs for p in (job.image, job.support)]
+    problems = []
+    for job in jobs:
+        try:
+            result_folder(job.out, inputs, overwrite=overwrite)
+        except (UsageError, OSError) as err:
+            problems.append(str(err))
+    if problems:
+        raise UsageError("\n".join(problems))
+
+
+def run(args: argparse.Namespace) -> int:
     jobs = my_share(build_jobs(args))
     labels = parse_labels(args.labels)
     window = parse_window(args.window)
+    check_outputs(jobs, overwrite=args.overwrite)
     generator, segmenter, notices = build_models(args)
     for notice in notices:
         print(f"NOTICE: {notice}", file=sys.stderr)
+    failed: list[tuple[Job, Exception]] = []
     for job in jobs:
-        report = segment_volume(
-            job.image,
-            job.support,
-            job.out,
-            generator=generator,
-            segmenter=segmenter,
-            notices=notices,
-            labels=labels,
-            slices=args.slices,
-            mode=args.mode,
-            window=window,
-            threshold=args.threshold,
-            progress=not args.quiet,
-        )
-        n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
+        if len(jobs) == 1:  # one volume: its error is the command's error
+            _segment_one(job, args, generator, segmenter, notices, labels, window)
+            continue
+        try:
+            _segment_one(job, args, generator, segmenter, notices, labels, window)
+        except (UsageError, ValueError, OSError) as err:
+            failed.append((job, err))
+            print(f"{job.image}: FAILED, nothing written to {job.out}: {err}", file=sys.stderr)
+    if failed:
         print(
-            f"{job.image}: {len(report['labels'])} structure(s), {n} labelled slice(s) -> "
-            f"{job.out} ({report['timings_s']['total']:.1f} s)"
+            f"fob segment: {len(failed)} of {len(jobs)} volume(s) failed:\n"
+            + "\n".join(f"  {job.image}: {err}" for job, err in failed),
+            file=sys.stderr,
         )
+        environment = all(
+            isinstance(e, OSError) and not isinstance(e, FileNotFoundError) for _, e in failed
+        )
+        return 1 if environment else 2
     return 0
+
+
+def _segment_one(
+    job: Job,
+    args: argparse.Namespace,
+    generator: Any,
+    segmenter: Any,
+    notices: list[str],
+    labels: list[int] | None,
+    window: Any,
+) -> None:
+    from napari_fob.commands.segment_job import segment_volume
+
+    report = segment_volume(
+        job.image,
+        job.support,
+        job.out,
+        generator=generator,
+        segmenter=segmenter,
+        notices=notices,
+        labels=labels,
+        slices=args.slices,
+        mode=args.mode,
+        window=window,
+        threshold=args.threshold,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
+    n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
+    print(
+        f"{job.image}: {len(report['labels'])} structure(s), {n} labelled slice(s) -> "
+        f"{job.out} ({report['timings_s']['total']:.1f} s)"
+    )
