@@ -110,3 +110,136 @@ def test_autosave_after_each_commit(tmp_path):
     saved = nib.load(tmp_path / "auto" / "labels.nii.gz").get_fdata()
     assert saved.sum() == (s.labels == 1).sum()
     assert not [p for p in (tmp_path / "auto").iterdir() if p.name.startswith(".")]
+
+
+# ---- one unit on disk: refusal, recovery, kill during a save ------------------------------
+def _state(image, tag: str, value: int) -> AnnotationSession:
+    labels = np.zeros(image.shape, np.int32)
+    labels[10 : 12 + value, 20:40, 20:40] = value
+    return AnnotationSession(
+        image,
+        generator=MaskRingGenerator(grid_size=128, r=8),
+        segmenter=RandomWalkerSegmenter(),
+        window=(-20.0, 140.0),
+        names={1: tag},
+        labels=labels,
+    )
+
+
+def _load(folder, image) -> AnnotationSession:
+    return AnnotationSession.load(
+        folder, image, generator=MaskRingGenerator(), segmenter=RandomWalkerSegmenter()
+    )
+
+
+def test_a_previous_save_needs_overwrite_and_the_image_is_protected(tmp_path):
+    image, _ = phantom()
+    _state(image, "A", 1).save(tmp_path / "out")
+    with pytest.raises(ValueError, match="already holds a result"):
+        _state(image, "B", 2).save(tmp_path / "out")
+    assert _load(tmp_path / "out", image).names == {1: "A"}
+    _state(image, "B", 2).save(tmp_path / "out", overwrite=True)
+    assert _load(tmp_path / "out", image).names == {1: "B"}
+    # a session opened on tmp/labels.nii.gz must never replace it with its own labels
+    write_image(tmp_path / "labels.nii.gz", image, Volume.from_array(image, affine=np.eye(4)))
+    s = make_session(read_nifti(tmp_path / "labels.nii.gz"))
+    with pytest.raises(ValueError, match="holds the input"):
+        s.save(tmp_path, overwrite=True)
+
+
+def test_autosave_replaces_its_own_folder(tmp_path):
+    image, truth = phantom()
+    s = make_session(image, autosave_dir=tmp_path / "auto")
+    s.set_support(1, 16, truth[16] == 1)
+    run(s.commit(1, [16]))
+    run(s.predict(1, [15]))
+    run(s.commit(1, [15]))  # a second autosave into the same folder
+    assert _load(tmp_path / "auto", image).labels[15].any()
+
+
+def test_a_session_save_removes_a_stale_segment_report(tmp_path):
+    image, _ = phantom()
+    (tmp_path / "report.json").write_text("{}")
+    (tmp_path / "overview.png").write_bytes(b"old")
+    (tmp_path / "mine.txt").write_text("kept")
+    _state(image, "A", 1).save(tmp_path, overwrite=True)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["labels.nii.gz", "mine.txt", "prompts.json"]
+
+
+def test_labels_from_another_save_are_refused(tmp_path):
+    image, _ = phantom()
+    _state(image, "A", 1).save(tmp_path / "a")
+    _state(image, "B", 2).save(tmp_path / "b")
+    (tmp_path / "b" / "labels.nii.gz").replace(tmp_path / "a" / "labels.nii.gz")
+    with pytest.raises(ValueError, match="not the labels file saved with"):
+        _load(tmp_path / "a", image)
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    image, _ = phantom()
+    paths = _state(image, "A", 1).save(tmp_path / "out")
+    probe = tmp_path / "probe"
+    probe.write_text("")  # an ordinary open(): the mode every output must have
+    expected = stat.S_IMODE(probe.stat().st_mode)
+    for path in paths.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == expected
+
+
+def _die_at_step(n: int, save) -> None:
+    import os
+    import signal
+
+    steps = [0]
+
+    def step(fn):
+        def wrapped(*args, **kwargs):
+            steps[0] += 1
+            if steps[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    for name in ("open", "fsync", "replace", "unlink"):  # os itself: this is a forked child
+        setattr(os, name, step(getattr(os, name)))
+    save()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_kill_during_save_leaves_the_old_or_the_new_session(tmp_path):
+    """A child process saving state B over state A is SIGKILLed before its n-th file-system
+    step (create, fsync, rename, unlink), for every n; the folder then loads as A or B, whole."""
+    import os
+    import signal
+
+    from napari_fob import atomic
+
+    image, _ = phantom()
+    old, new = _state(image, "A", 1), _state(image, "B", 2)
+    out = tmp_path / "out"
+    outcomes = []
+    for n in range(1, 60):
+        old.save(out, overwrite=True)
+        pid = os.fork()
+        if pid == 0:  # child: die before the n-th file-system step of the save
+            try:
+                _die_at_step(n, lambda: new.save(out, overwrite=True))
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        loaded = _load(out, image)
+        tag = loaded.names[1]
+        expected = old if tag == "A" else new
+        assert np.array_equal(loaded.labels, expected.labels), f"mixed state after step {n}"
+        outcomes.append((killed, tag))
+        if not killed:
+            break
+    assert not outcomes[-1][0], "the save never finished"
+    assert ("A" in {t for k, t in outcomes if k}) and ("B" in {t for k, t in outcomes if k})
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert atomic.COMMIT_RECORD not in leftovers
