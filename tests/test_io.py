@@ -206,3 +206,79 @@ def test_write_labels_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="missing keys"):
         write_labels(tmp_path / "l.nii", good, {"affine": np.eye(4).tolist()})
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- integrity and modes ------------------------------------------------------------------
+def _gz_case(tmp_path):
+    image = np.random.default_rng(3).normal(size=(6, 7, 8)).astype(np.float32)
+    path = tmp_path / "img.nii.gz"
+    write_image(path, image, Volume.from_array(image, affine=np.eye(4)))
+    return path
+
+
+@pytest.mark.parametrize("where", ["crc", "length", "truncated", "payload"])
+def test_a_damaged_gzip_is_refused_with_the_file_named(tmp_path, where):
+    path = _gz_case(tmp_path)
+    data = bytearray(path.read_bytes())
+    if where == "crc":
+        data[-8] ^= 0xFF  # the stored CRC-32: nibabel alone reads every voxel and never sees it
+    elif where == "length":
+        data[-1] ^= 0x01  # the stored length (ISIZE)
+    elif where == "truncated":
+        data = data[:-6]
+    else:
+        data[len(data) // 2] ^= 0x55
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="img.nii.gz") as info:
+        read_nifti(path)
+    assert "gzip" in str(info.value) or "NIfTI" in str(info.value)
+
+
+def test_a_crc_flip_goes_past_nibabel_alone(tmp_path):
+    """Why `check_gzip` exists: nibabel stops at the last voxel and ignores the trailer."""
+    path = _gz_case(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert nib.load(path).get_fdata().shape == (8, 7, 6)
+    with pytest.raises(ValueError, match="damaged or truncated gzip"):
+        read_nifti(path)
+
+
+def test_written_volumes_follow_the_umask_without_touching_it(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    def no_umask(*args):
+        raise AssertionError("os.umask is process-wide: writers must not call it")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    expected = stat.S_IMODE(probe.stat().st_mode)
+    path = _gz_case(tmp_path)
+    lab = write_labels(tmp_path / "lab.nii", np.zeros((6, 7, 8), np.uint8), read_nifti(path))
+    for p in (path, lab):
+        assert stat.S_IMODE(p.stat().st_mode) == expected
+
+
+def test_modes_under_another_umask_in_a_child(tmp_path):
+    """Under umask 077 every output is 0600; under 022, 0644 (the mode labels always had)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, numpy as np\n"
+        "from napari_fob.io import Volume, write_labels\n"
+        "from napari_fob import atomic\n"
+        "os.umask(int(sys.argv[1], 8))\n"
+        "a = np.zeros((2, 3, 4), np.uint8)\n"
+        "write_labels(sys.argv[2] + '/l.nii.gz', a, Volume.from_array(a, affine=np.eye(4)))\n"
+        "atomic.write_json(sys.argv[2] + '/p.json', {})\n"
+    )
+    for mask, mode in (("077", 0o600), ("022", 0o644), ("002", 0o664)):
+        folder = tmp_path / mask
+        folder.mkdir()
+        subprocess.run([sys.executable, "-c", code, mask, str(folder)], check=True)
+        for name in ("l.nii.gz", "p.json"):
+            assert (folder / name).stat().st_mode & 0o777 == mode, (mask, name)
