@@ -46,3 +46,45 @@ def test_unknown_keys_fail_loudly(override):
 def test_dice_metric_needs_a_segmenter():
     with pytest.raises(ValueError, match="segmenter"):
         val_settings(load_run_config(None, ["val.segmenter=none"]))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.iterations=2.7", "train.iterations: expected a whole number, got 2.7"),
+        ("train.amp=1", "train.amp: expected true or false, got 1"),
+        ("train.amp=maybe", "train.amp: expected true or false, got 'maybe'"),
+        ("train.lr=fast", "train.lr: expected a number, got 'fast'"),
+        ("val.segmenter=3", "val.segmenter: expected text"),
+        ("episodes.test_labels=[1,2.5]", "episodes.test_labels[1]: expected a whole number"),
+        ("episodes.augment.gamma=[1,2,3]", "episodes.augment.gamma: expected a list of 2 values"),
+        ("episodes.augment.enabled=0", "episodes.augment.enabled: expected true or false"),
+        ("train=3", "train: expected a mapping"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_naming_the_key(override, message):
+    with pytest.raises(ValueError, match="--set " + override.replace("[", r"\[")) as err:
+        load_run_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_values_are_taken_exactly_never_rounded_or_guessed():
+    cfg = load_run_config(
+        None, ["train.iterations=3e4", "train.amp=false", "train.lr=1", "out=2024", "manifest=~"]
+    )
+    s = train_settings(cfg)
+    assert s.iterations == 30000 and isinstance(s.iterations, int)
+    assert s.amp is False and s.lr == 1.0 and isinstance(s.lr, float)
+    assert cfg["out"] == "2024" and cfg["manifest"] is None  # text keys: the text as typed
+
+
+def test_a_user_file_of_the_wrong_type_names_the_file_and_key(tmp_path):
+    user = tmp_path / "run.yaml"
+    user.write_text("train:\n  checkpoint_every: 10.5\n")
+    with pytest.raises(ValueError, match=r"run.yaml: train.checkpoint_every: expected a whole"):
+        load_run_config(user)
+
+
+def test_settings_built_directly_are_checked_too():
+    with pytest.raises(ValueError, match="train.seed: expected a whole number"):
+        train_settings({"train": {"seed": 0.5}})

@@ -2,7 +2,9 @@
 
 `load_run_config` merges ``napari_fob/configs/train_default.yaml`` <- the user's YAML <- dotted
 overrides (``train.lr=3e-4``; values parsed as YAML scalars) and checks every key, so a typo fails
-loudly. The resolved dict is what `save_run_config` writes beside the checkpoints. No torch here.
+loudly, and every value against its setting's type (`check_value`), so ``train.iterations=2.7``
+or ``train.amp=1`` is refused with a message naming the key instead of becoming 2 or False. The
+resolved dict is what `save_run_config` writes beside the checkpoints. No torch here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import copy
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -26,6 +28,9 @@ TOP_KEYS = (
     "train",
     "val",
 )
+# Top-level settings that are text (a name or a path): a ``--set`` value is taken as typed, so
+# ``--set out=2024`` is the folder "2024" (YAML would make it a number); ``null`` means none.
+TEXT_KEYS = ("model", "init_checkpoint", "manifest", "out", "device")
 
 
 @dataclass(frozen=True)
@@ -66,16 +71,20 @@ def default_config_path() -> Path:
 
 
 def apply_override(config: dict, item: str) -> dict:
-    """Set ``a.b.c=value`` (value parsed as YAML) in a copy of `config`."""
+    """Set ``a.b.c=value`` (value parsed as YAML; text as typed for `TEXT_KEYS`) in a copy of
+    `config`; ValueError naming the key for an unknown key or a value of the wrong type."""
     key, sep, text = item.partition("=")
+    key = key.strip()
     if not sep or not key:
-        raise ValueError(f"override {item!r}: expected key=value, e.g. train.lr=3e-4")
-    value = _parse_value(text)
-    parts = key.strip().split(".")
+        raise ValueError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
+    if key in TEXT_KEYS:
+        value = None if text.strip() in ("", "null", "~") else text.strip()
+    else:
+        value = _parse_value(text)
     nested: Any = value
-    for part in reversed(parts):
+    for part in reversed(key.split(".")):
         nested = {part: nested}
-    return _merge_checked(config, nested)
+    return _merge_checked(config, nested, source=f"--set {item}")
 
 
 def _parse_value(text: str) -> Any:
@@ -89,23 +98,102 @@ def _parse_value(text: str) -> Any:
     return value
 
 
+def check_value(key: str, value: Any, kind: Any) -> Any:
+    """`value` of setting `key` checked against its type `kind` (bool, int, float, str, a
+    ``tuple[...]``); returns it as that type. Nothing is rounded or guessed: an int setting takes
+    a whole number (``3e4`` is 30000; ``2.7`` is refused), a bool setting only true or false."""
+
+    def refuse(expected: str) -> ValueError:
+        return ValueError(f"{key}: expected {expected}, got {value!r} ({type(value).__name__})")
+
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+        return value
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("a whole number")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise refuse("a number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise refuse("text (quote it in YAML)")
+        return value
+    if get_origin(kind) is tuple:
+        args = get_args(kind)
+        if not isinstance(value, list | tuple):
+            raise refuse(f"a list, e.g. [{', '.join('1' for _ in args[:2])}]")
+        if args[-1] is Ellipsis:
+            items = [args[0]] * len(value)
+        elif len(value) != len(args):
+            raise refuse(f"a list of {len(args)} values")
+        else:
+            items = list(args)
+        return tuple(check_value(f"{key}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, items)))
+    return value  # nested settings (episodes.augment) are checked field by field
+
+
+def setting_types() -> dict[str, dict[str, Any]]:
+    """Section -> {field: type} of every typed setting (``train``, ``val``, ``episodes``,
+    ``episodes.augment``), read from the settings dataclasses."""
+    from napari_fob.training.augment import AugmentConfig
+    from napari_fob.training.episodes import EpisodeConfig
+
+    episodes = get_type_hints(EpisodeConfig)
+    return {
+        "train": get_type_hints(TrainSettings),
+        "val": get_type_hints(ValSettings),
+        "episodes": {k: v for k, v in episodes.items() if k not in MODEL_DRIVEN + ("augment",)},
+        "episodes.augment": get_type_hints(AugmentConfig),
+    }
+
+
+def check_types(config: dict, *, source: str = "training config") -> dict:
+    """A copy of (partial) `config` with every value checked by `check_value`; ValueError
+    ``"<source>: <key>: expected ..., got ..."`` for the first one of the wrong type."""
+    types = setting_types()
+    out = copy.deepcopy(config)
+    try:
+        for key in TEXT_KEYS:
+            if key in out and out[key] is not None:
+                check_value(key, out[key], str)
+        if "model_overrides" in out and not isinstance(out["model_overrides"], dict):
+            raise ValueError(f"model_overrides: expected a mapping, got {out['model_overrides']!r}")
+        for section, kinds in types.items():
+            data = out
+            for part in section.split("."):
+                data = data.get(part) if isinstance(data, dict) else None
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise ValueError(f"{section}: expected a mapping of settings, got {data!r}")
+            for name, kind in kinds.items():
+                if name in data:
+                    value = check_value(f"{section}.{name}", data[name], kind)
+                    data[name] = list(value) if isinstance(value, tuple) else value  # YAML lists
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+    return out
+
+
 def _coerce(cls: type, data: dict) -> Any:
-    """Build a settings dataclass, casting YAML values to each field's default type."""
-    out = {}
-    for f in fields(cls):
-        if f.name in data:
-            value, default = data[f.name], f.default
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() == "true"
-            elif isinstance(default, int | float | str):
-                value = type(default)(value)
-            out[f.name] = value
-    return cls(**out)
+    """Build a settings dataclass from its section of the run config (values type-checked)."""
+    kinds = get_type_hints(cls)
+    prefix = "train" if cls is TrainSettings else "val"
+    names = {f.name for f in fields(cls)}
+    return cls(
+        **{k: check_value(f"{prefix}.{k}", v, kinds[k]) for k, v in data.items() if k in names}
+    )
 
 
-def _merge_checked(config: dict, extra: dict) -> dict:
+def _merge_checked(config: dict, extra: dict, *, source: str = "training config") -> dict:
     check_keys(extra, allow_partial=True)
-    return _deep_update(config, extra)
+    return _deep_update(config, check_types(extra, source=source))
 
 
 def _deep_update(base: dict, extra: dict) -> dict:
@@ -156,7 +244,7 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | tuple
         user = yaml.safe_load(path.read_text()) or {}
         if not isinstance(user, dict):
             raise ValueError(f"training config {path}: expected a YAML mapping at the top level")
-        config = _merge_checked(config, user)
+        config = _merge_checked(config, user, source=f"training config {path}")
     for item in overrides:
         config = apply_override(config, item)
     check_keys(config)
