@@ -85,5 +85,5 @@ def test_pseudolabel_command_writes_nifti_on_the_image_grid(phantom_files, tmp_p
 
 
 def test_pseudolabel_command_names_missing_files(tmp_path, capsys):
-    assert main(["pseudolabel", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path)]) == 2
+    assert main(["pseudolabel", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path)]) == 1
     assert "nope.nii.gz" in capsys.readouterr().err

@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     volumes = [Path(v) for v in args.volumes]
     missing = [str(v) for v in volumes if not v.is_file()]
-    if missing:
-        raise UsageError(f"volume(s) not found: {', '.join(missing)}")
+    if missing:  # the environment (exit status 1), as every missing file
+        raise FileNotFoundError(f"volume(s) not found: {', '.join(missing)}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     out_dir = Path(args.out)
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         body_threshold=args.body_threshold,
         window=args.window,
     )
-    bar = tqdm(total=len(volumes), desc="supervoxels", unit="vol", file=sys.stderr)
+    bar = tqdm(
+        total=len(volumes), desc="supervoxels", unit="vol", file=sys.stderr, disable=args.quiet
+    )
     if args.jobs == 1:
         for v in volumes:
             out, n = pseudolabel_one(str(v), str(out_dir), **kwargs)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         trainer = Trainer(config, resume=args.resume)
-        trainer.fit()
+        trainer.fit(progress=not args.quiet)
     finally:
         ddp.cleanup()
     return 0

@@ -13,14 +13,18 @@ HELP = "List, download (sha256-checked, resumable) or locate model weights (SAM 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from napari_fob.cli import add_common_options
+
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
     sub.add_parser("list", help="known weights, where they go, and whether they are found")
     down = sub.add_parser("download", help="download official weights (needs internet)")
     down.add_argument("name", help="sam-vit-b, sam-vit-l or sam-vit-h")
     down.add_argument("--dest", default=None, help="target folder (default: the weights folder)")
-    down.add_argument("--no-progress", action="store_true", help="no progress bar")
+    down.add_argument("--no-progress", action="store_true", help="no progress bar (as --quiet)")
     where = sub.add_parser("path", help="print the path of weights that are found")
     where.add_argument("name", help="sam-vit-b, sam-vit-l or sam-vit-h")
+    for action in (sub.choices["list"], down, where):
+        add_common_options(action, nested=True)
 
 
 def _size(n: int | None) -> str:
@@ -81,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     print(f"downloading {info.name} ({_size(info.size)}) from {info.url}", file=sys.stderr)
     try:
-        path = weights.download(info, args.dest, progress=not args.no_progress)
+        path = weights.download(info, args.dest, progress=not (args.no_progress or args.quiet))
     except weights.DownloadError as err:
-        print(f"fob weights: {err}", file=sys.stderr)
+        print(f"fob weights: error: {err}", file=sys.stderr)
         return 1
     print(path)
     return 0

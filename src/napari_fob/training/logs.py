@@ -10,8 +10,11 @@ docs/training.md (``PROGRESS``, ``VALIDATION``, ``CHECKPOINT``, ``DONE``).
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 TRAIN_COLUMNS = (
     "step",
@@ -39,6 +42,11 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is the optional `train` extra
             SummaryWriter = None
+            log.warning(
+                "TensorBoard is not installed, so no event files are written (the CSV logs in "
+                "%s still are); install it with `pip install tensorboard` or the `train` extra",
+                self.out,
+            )
         if SummaryWriter is not None:
             self.writer = SummaryWriter(log_dir=str(self.out / "tensorboard"))
 

@@ -268,8 +268,9 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.settings.seed),
         )
 
-    def fit(self) -> Path | None:
-        """Train until `iterations`; returns the path of ``latest.pt`` (rank 0) or None."""
+    def fit(self, *, progress: bool = True) -> Path | None:
+        """Train until `iterations`; returns the path of ``latest.pt`` (rank 0) or None.
+        `progress`: the progress bar on stderr (rank 0 only)."""
         from tqdm import tqdm
 
         from napari_fob.training.logs import RunLog
@@ -281,7 +282,7 @@ class Trainer:
             initial=self.step,
             desc="train",
             file=sys.stderr,
-            disable=not self.info.is_main,
+            disable=not (self.info.is_main and progress),
             mininterval=progress_interval(sys.stderr),
         )
         self.ddp_model.train()
