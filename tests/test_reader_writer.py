@@ -94,3 +94,31 @@ def test_sample_layers(factory, tmp_path):
     out = write_labels(str(tmp_path / "support.nii.gz"), support, sup_kw)[0]
     affine = np.asarray(image_kw["metadata"]["napari_fob"]["affine"])
     assert np.allclose(nib.load(out).affine, affine)
+
+
+def test_a_label_map_written_by_nibabel_opens_as_labels_and_saves_back(tmp_path):
+    labels = np.zeros((20, 24, 16), np.int16)
+    labels[5:10, 4:12, 3:9] = 1
+    labels[12:15, 10:20, 6:12] = 7
+    img = nib.Nifti1Image(labels, AFFINE)
+    img.header.set_sform(AFFINE, code=1)
+    path = tmp_path / "seg.nii.gz"
+    img.to_filename(path)
+    data, kwargs, layer_type = npe2.read([str(path)], stack=False, plugin_name="napari-fob")[0]
+    assert layer_type == "labels" and data.dtype == np.uint8
+    assert set(np.unique(data)) == {0, 1, 7}
+    out = tmp_path / "again.nii.gz"
+    attrs = {"name": kwargs["name"], "metadata": kwargs["metadata"], "scale": kwargs["scale"]}
+    npe2.write(str(out), [(data, attrs, "labels")], plugin_name="napari-fob")
+    again = nib.load(out)
+    assert np.allclose(again.affine, AFFINE)
+    np.testing.assert_array_equal(np.asarray(again.dataobj), labels)
+
+
+def test_an_integer_ct_opens_as_an_image(tmp_path):
+    rng = np.random.default_rng(0)
+    ct = rng.integers(-1000, 1500, size=(16, 16, 8)).astype(np.int16)
+    path = tmp_path / "ct.nii.gz"
+    nib.Nifti1Image(ct, AFFINE).to_filename(path)
+    _, _, layer_type = npe2.read([str(path)], stack=False, plugin_name="napari-fob")[0]
+    assert layer_type == "image"

@@ -64,7 +64,7 @@ def sample_layers(sample: Sample, *, image_name: str, window: str) -> list[Layer
         ),
         (
             sample.support,
-            {**common, "name": SUPPORT_LAYER, "metadata": dict(labels_meta),
+            {**common, "name": SUPPORT_LAYER, "metadata": {**labels_meta, "role": "support"},
              "features": features, "opacity": 0.8},
             "labels",
         ),

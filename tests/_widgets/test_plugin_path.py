@@ -45,12 +45,13 @@ def opened(make_napari_viewer, qtbot):
 
 
 def paint_support(viewer, widget, truth, label, half_range=3):
-    """Paint `label`'s middle slice on the support layer (what a finished brush stroke leaves)
-    and set the range around it; returns the painted slice."""
+    """Paint `label`'s middle slice on the support layer (what a finished brush stroke leaves;
+    other supports of `label` wiped) and set the range around it; returns the painted slice."""
     zs = np.flatnonzero((truth == label).any(axis=(1, 2)))
     z = int(zs[len(zs) // 2])
     support = viewer.layers[L.SUPPORT_LAYER]
     data = np.asarray(support.data).copy()
+    data[data == label] = 0
     data[z][truth[z] == label] = label
     support.data = data
     widget._c.label.setValue(label)

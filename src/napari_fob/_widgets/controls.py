@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_fob._widgets.shortcuts import SHORTCUTS, display, tooltip
+from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
 
 FOB_DEFAULT = "default"
 PROMPT_CHOICES = ("FoB", "mask-ring baseline")
@@ -128,7 +128,7 @@ class Controls:
         # --- actions -------------------------------------------------------------------
         actions = QGroupBox("Actions")
         grid = QGridLayout(actions)
-        keys = {name: (label, key) for name, label, key, _ in SHORTCUTS}
+        keys = {name: (label, button_key(key, extra)) for name, label, key, extra in SHORTCUTS}
         self.buttons: dict[str, QPushButton] = {}
         names = [
             ("predict", None),

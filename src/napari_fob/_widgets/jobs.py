@@ -17,6 +17,16 @@ from napari_fob._widgets import workers
 PREFETCH_RADIUS = 2  # SAM embeddings precomputed for slices within this distance
 
 
+def cancelled_message(description: str, last: Any) -> str:
+    """What a cancelled job kept: the slices it finished before it stopped."""
+    done, total, message = workers.step_of(last) if last is not None else (None, None, "")
+    if last is None or message.startswith("Loading models"):
+        return f"{description} cancelled before it started: nothing changed."
+    if done is None or total is None or total <= 0:
+        return f"{description} cancelled: what it finished before stopping is kept."
+    return f"{description} cancelled: {done} of {total} slice(s) were done and are kept."
+
+
 class JobRunner:
     """Runs the session generators of one `AnnotatorWidget` (see the module docstring)."""
 
@@ -26,6 +36,8 @@ class JobRunner:
         self.prefetch: workers.Job | None = None
         self.queued: tuple[str, Callable, Callable | None] | None = None
         self.prefetch_center: int | None = None
+        self.description = ""
+        self.last_progress: Any = None
 
     @property
     def busy(self) -> bool:
@@ -60,6 +72,7 @@ class JobRunner:
             return (yield from make(session))
 
         w.set_busy(True)
+        self.description, self.last_progress = description, None
         self.job = workers.start(
             gen,
             description=description,
@@ -70,12 +83,15 @@ class JobRunner:
         )
 
     def _on_progress(self, item: Any) -> None:
+        self.last_progress = item
         self.w.say(str(getattr(item, "message", "") or (item[2] if len(item) > 2 else "")))
         self.w.show_backends()
         if self.w.dirty:
             self.w.refresh()
 
     def _on_end(self) -> None:
+        if self.job is not None and self.job.cancelled:
+            self.w.say(cancelled_message(self.description, self.last_progress))
         self.w.set_busy(False)
         self.w.show_backends()
         self.w.refresh()

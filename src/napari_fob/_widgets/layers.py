@@ -33,6 +33,8 @@ FEATURE_COLUMNS = ("structure", "slice", "origin", "score", "index")
 FG_COLOR = "#33dd33"
 BG_COLOR = "#ff3333"
 RING_COLOR = "#ffb000"
+OUTPUT_COLOR_SEED = 0.27  # not napari's default 0.5: committed labels must not look like truth
+RANGE_AROUND_SUPPORT = 10  # slices each side of the painted ones, until the user sets a range
 
 
 def empty_features() -> pd.DataFrame:
@@ -153,6 +155,8 @@ def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
     """
     shape = tuple(image.data.shape)
     geo = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
+    # the image's file geometry, so File > Save of the support or the labels keeps its affine
+    meta = {k: v for k, v in dict(image.metadata or {}).items() if k == "napari_fob"}
     size = max(2.0, min(shape[1:]) / 40.0)
 
     def labels(name: str, opacity: float) -> Any:
@@ -160,11 +164,17 @@ def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
         if layer is None or tuple(layer.data.shape) != shape:
             if layer is not None:  # left over from another image: replace it
                 viewer.layers.remove(layer)
-            layer = viewer.add_labels(np.zeros(shape, np.uint8), name=name, opacity=opacity, **geo)
+            layer = viewer.add_labels(
+                np.zeros(shape, np.uint8), name=name, opacity=opacity, metadata=dict(meta), **geo
+            )
         return layer
 
     support = labels(SUPPORT_LAYER, 0.6)
     output = labels(OUTPUT_LAYER, 0.45)
+    if getattr(output.colormap, "seed", None) != OUTPUT_COLOR_SEED:
+        from napari.utils.colormaps import label_colormap
+
+        output.colormap = label_colormap(49, seed=OUTPUT_COLOR_SEED)
     rings = _find(viewer, RING_LAYER)
     if rings is None:
         rings = viewer.add_shapes(
@@ -194,6 +204,44 @@ def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
             )
         points[kind] = layer
     return PromptLayers(points["fg"], points["bg"], rings, support, output)
+
+
+def show_overlays(layers: PromptLayers, ndisplay: int) -> None:
+    """Points and rings in 2D views only: in 3D they are a tangle over the committed labels."""
+    flat = ndisplay == 2
+    for layer in (layers.fg, layers.bg, layers.rings):
+        layer.visible = flat
+
+
+def painted_slices(support: np.ndarray, label: int) -> list[int]:
+    """Slices of the support volume holding `label`."""
+    return [int(z) for z in np.flatnonzero((np.asarray(support) == label).any(axis=(1, 2)))]
+
+
+def range_around(painted: list[int], n_slices: int, radius: int = RANGE_AROUND_SUPPORT):
+    """(from, to): `radius` slices beyond the outermost painted slices, inside the volume."""
+    return max(0, min(painted) - radius), min(n_slices - 1, max(painted) + radius)
+
+
+def sample_names(layers: Any) -> dict[int, str]:
+    """Structure names that readers and samples put into labels layers' ``metadata["names"]``."""
+    names: dict[int, str] = {}
+    for layer in layers:
+        found = dict(getattr(layer, "metadata", {}) or {}).get("names")
+        if isinstance(found, Mapping):
+            for key, value in found.items():
+                if str(key).isdigit() and str(value).strip():
+                    names.setdefault(int(key), str(value).strip())
+    return names
+
+
+def sample_support(layers: Any, shape: tuple[int, ...]) -> Any | None:
+    """A ready-made support layer (a sample's ``"support"`` role) of the image's shape, if any."""
+    for layer in layers:
+        meta = dict(getattr(layer, "metadata", {}) or {})
+        if meta.get("role") == "support" and tuple(np.shape(layer.data)) == tuple(shape):
+            return layer
+    return None
 
 
 def set_points(layer: Any, data: np.ndarray, features: pd.DataFrame) -> None:

@@ -34,6 +34,12 @@ def display(key: str) -> str:
     return key.replace("Control", "Ctrl").replace("-", "+")
 
 
+def button_key(key: str, extra: str | None) -> str:
+    """The key a button advertises: the primary one unless a napari layer type owns it (then
+    the extra key, which works whatever layer is selected)."""
+    return extra if extra is not None and layer_shadows(key) else key
+
+
 def _normal(key: str) -> str:
     from napari.utils.key_bindings import coerce_keybinding
 

@@ -27,7 +27,7 @@ def threads_disabled() -> bool:
     return os.environ.get(NOTHREADS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-def _step(item: Any) -> tuple[int | None, int | None, str]:
+def step_of(item: Any) -> tuple[int | None, int | None, str]:
     """(done, total, message) of a yielded item: a session `Progress`, a (done, total) pair or
     anything else (counted as one step)."""
     if hasattr(item, "done") and hasattr(item, "total"):
@@ -48,7 +48,7 @@ class _Bar:
         bar = self._bar  # a local: updating the bar may process events that close it
         if bar is None:
             return
-        done, total, message = _step(item)
+        done, total, message = step_of(item)
         if message:
             bar.set_description(message)
         if total is not None and total != bar.total:

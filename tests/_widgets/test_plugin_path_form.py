@@ -1,0 +1,154 @@
+"""What a user meets first when the annotator opens from the Plugins menu: the support layer and
+the sample's supports, names and range, the window, the buttons' keys, Cancel, 3D, colours, and
+File > Save of label layers. Real clicks and key presses; the widget from the plugin manager.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+from real_input import button, open_annotator, press, wait, wait_idle
+
+# torch before any OpenGL context (see _widgets/_mesa_guard.py)
+import napari_fob.segmenters.sam  # noqa: F401
+from napari_fob._widgets import layers as L
+
+pytestmark = pytest.mark.gui
+IMAGE = "abdomen CT phantom"
+
+
+@pytest.fixture
+def opened(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-fob", "abdomen-phantom")
+    widget = open_annotator(viewer)
+    wait(100)
+    yield viewer, widget
+    widget.close()
+
+
+def test_sample_supports_names_and_range_are_taken_on_open(opened):
+    viewer, widget = opened
+    sample = np.asarray(viewer.layers["support"].data)
+    ours = np.asarray(viewer.layers[L.SUPPORT_LAYER].data)
+    np.testing.assert_array_equal(ours, sample)
+    assert not viewer.layers["support"].visible  # one support layer in sight, the one used
+    assert widget._c.name.text() == "liver"
+    assert "Supports taken from layer 'support'" in widget._c.message.text()
+    (z,) = L.painted_slices(sample, 1)
+    r = L.RANGE_AROUND_SUPPORT
+    assert (widget._c.z_from.value(), widget._c.z_to.value()) == (z - r, z + r)
+    widget._c.label.setValue(2)
+    assert widget._c.name.text() == "spleen"
+    (z2,) = L.painted_slices(sample, 2)
+    assert (widget._c.z_from.value(), widget._c.z_to.value()) == (z2 - r, z2 + r)
+
+
+def test_a_range_typed_by_the_user_is_kept(opened, qtbot):
+    viewer, widget = opened
+    box = widget._c.z_to
+    box.selectAll()
+    qtbot.keyClicks(box.lineEdit(), "40")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    assert box.value() == 40
+    support = viewer.layers[L.SUPPORT_LAYER]
+    data = np.asarray(support.data).copy()
+    data[5, 60:70, 60:70] = 1
+    support.data = data
+    assert box.value() == 40
+
+
+def test_window_follows_the_layer_until_typed(opened, qtbot):
+    viewer, widget = opened
+    image = viewer.layers[IMAGE]
+    image.contrast_limits = (-100.0, 150.0)
+    wait(20)
+    assert (widget._c.low.value(), widget._c.high.value()) == (-100.0, 150.0)
+    low = widget._c.low
+    low.selectAll()
+    qtbot.keyClicks(low.lineEdit(), "-50")
+    qtbot.keyClick(low, Qt.Key.Key_Return)
+    assert not widget._c.window_from_layer.isChecked()
+    assert "no longer follows" in widget._c.message.text()
+    image.contrast_limits = (0.0, 80.0)
+    wait(20)
+    assert widget._c.low.value() == -50.0
+    qtbot.mouseClick(widget._c.window_from_layer, Qt.MouseButton.LeftButton)
+    assert widget._c.window_from_layer.isChecked()
+    assert (widget._c.low.value(), widget._c.high.value()) == (0.0, 80.0)
+
+
+def test_no_button_advertises_a_key_a_napari_layer_owns(opened):
+    _, widget = opened
+    assert button(widget, "commit slice").text() == "Commit slice (Ctrl+Enter)"
+    assert button(widget, "predict").text() == "Predict prompts (Ctrl+P)"
+
+
+def test_cancel_says_what_was_kept(opened, qtbot):
+    viewer, widget = opened
+    widget._c.z_from.setValue(0)
+    widget._c.z_to.setValue(63)
+    press(qtbot, widget, "predict")
+    qtbot.waitUntil(lambda: widget.jobs.last_progress is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.jobs.last_progress is not None
+                    and not str(getattr(widget.jobs.last_progress, "message", "Loading"))
+                    .startswith("Loading"), timeout=60_000)  # fmt: skip
+    press(qtbot, widget, "cancel")
+    wait_idle(qtbot, widget)
+    text = widget._c.message.text()
+    assert "cancelled" in text and ("are kept" in text or "nothing changed" in text), text
+
+
+def test_3d_view_hides_points_and_rings(opened, qtbot):
+    viewer, widget = opened
+    qt_viewer = viewer.window._qt_viewer
+    toggle = qt_viewer.viewerButtons.ndisplayButton
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    assert viewer.dims.ndisplay == 3
+    for name in (L.FG_LAYER, L.BG_LAYER, L.RING_LAYER):
+        assert not viewer.layers[name].visible
+    assert viewer.layers[L.OUTPUT_LAYER].visible
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton)
+    assert viewer.dims.ndisplay == 2
+    for name in (L.FG_LAYER, L.BG_LAYER, L.RING_LAYER):
+        assert viewer.layers[name].visible
+
+
+def test_committed_labels_do_not_take_the_truths_colours(opened):
+    viewer, _ = opened
+    truth, ours = viewer.layers["ground truth"], viewer.layers[L.OUTPUT_LAYER]
+    for value in (1, 2, 3, 4):
+        a = np.asarray(truth.colormap.map(np.array([value])))[0, :3]
+        b = np.asarray(ours.colormap.map(np.array([value])))[0, :3]
+        assert np.abs(a - b).max() > 0.15, value
+
+
+def test_file_save_of_our_labels_and_of_a_new_napari_labels_layer(opened, qtbot, tmp_path):
+    viewer, widget = opened
+    image = viewer.layers[IMAGE]
+    affine = np.asarray(image.metadata["napari_fob"]["affine"])
+    viewer.layers.selection.active = viewer.layers[L.OUTPUT_LAYER]
+    out = tmp_path / "ours.nii.gz"
+    viewer.layers.save(str(out), selected=True)  # what File > Save Selected Layers calls
+    assert np.allclose(nib.load(out).affine, affine)
+    # a Labels layer made with napari's own "new labels" button, on top of the image
+    viewer.layers.selection.active = image
+    qtbot.mouseClick(
+        viewer.window._qt_viewer.layerButtons.newLabelsButton, Qt.MouseButton.LeftButton
+    )
+    new = viewer.layers.selection.active
+    assert new.__class__.__name__ == "Labels" and not new.metadata
+    new.data[10, 20:30, 20:30] = 3
+    out2 = tmp_path / "drawn.nii.gz"
+    viewer.layers.save(str(out2), selected=True)
+    img = nib.load(out2)
+    assert np.allclose(img.affine, affine)
+    assert int(np.asarray(img.dataobj).max()) == 3
+    # and a label file opens as Labels on the same geometry
+    viewer.open(str(out2), plugin="napari-fob")
+    opened_layer = viewer.layers[-1]
+    assert opened_layer.__class__.__name__ == "Labels"
+    assert opened_layer.data.dtype == np.uint8 and int(opened_layer.data.max()) == 3
+    assert tuple(opened_layer.scale) == pytest.approx(tuple(image.scale))
