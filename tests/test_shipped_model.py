@@ -36,7 +36,7 @@ def test_shipped_file_is_small_and_loads_with_weights_only():
     assert SHIPPED.stat().st_size <= 25e6
     ckpt = torch.load(SHIPPED, map_location="cpu", weights_only=True)
     # only what inference needs, plus the model card: no optimiser or RNG state
-    assert set(ckpt) == {"format", "version", "config", "model", "step", "card"}
+    assert set(ckpt) == {"format", "version", "config", "model", "step", "card", "sha256"}
     assert ckpt["format"] == "napari-fob/fob" and ckpt["step"] > 0
     card = ckpt["card"]
     assert card["steps"] == ckpt["step"] == sum(stage["steps"] for stage in card["stages"])

@@ -3,17 +3,26 @@
 Imports torch. A checkpoint is a dict ``{"format": "napari-fob/fob", "version": 1, "config":
 FobConfig.to_dict(), "model": state_dict, "step": int, **extra}`` (extra may hold an optimizer
 state, the training config, metrics...).
+
+Every checkpoint written here also holds ``"sha256"``: the digest of its whole content (every
+tensor's dtype, shape and bytes, and every other value, walked in a fixed order; see
+`content_sha256`). `load_checkpoint` recomputes it and refuses a file whose content changed
+(bit rot, a damaged copy); a checkpoint without one (written before the digest existed) loads
+with a warning. Files are written through `napari_fob.atomic` (mode from the umask).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from napari_fob.atomic import atomic_open
 
 from .config import FobConfig
 from .fob import Fob
@@ -22,7 +31,48 @@ FORMAT = "napari-fob/fob"
 VERSION = 1
 DEFAULT_NAME = "default"
 DEFAULT_FILE = "fob-compact.pt"
-_RESERVED = ("format", "version", "config", "model", "step")
+_RESERVED = ("format", "version", "config", "model", "step", "sha256")
+
+
+def content_sha256(content: Any) -> str:
+    """sha256 of a checkpoint's content (its ``"sha256"`` entry left out), in a fixed order.
+
+    Tensors contribute dtype, shape and their bytes (on the CPU, contiguous); dicts their
+    items sorted by key; lists and tuples their items in order; other values their ``repr``.
+    """
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            keys = sorted((k for k in value if value is not content or k != "sha256"), key=repr)
+            digest.update(f"D{len(keys)}".encode())
+            for key in keys:
+                digest.update(f"K{key!r}".encode())
+                feed(value[key])
+        elif isinstance(value, list | tuple):
+            digest.update(f"L{type(value).__name__}{len(value)}".encode())
+            for item in value:
+                feed(item)
+        else:
+            digest.update(f"V{type(value).__name__}:{value!r}".encode())
+
+    feed(content)
+    return digest.hexdigest()
+
+
+def write_checkpoint(path: str | os.PathLike, content: dict[str, Any]) -> Path:
+    """``torch.save`` `content` plus its `content_sha256` to `path`, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {k: v for k, v in content.items() if k != "sha256"}
+    content["sha256"] = content_sha256(content)
+    with atomic_open(path, "wb") as fh:
+        torch.save(content, fh)
+    return path
 
 
 def save_checkpoint(
@@ -31,7 +81,8 @@ def save_checkpoint(
     """Write ``model`` (its config and state dict) to ``path`` atomically; returns the path.
 
     The file is written to a temporary file in the same folder and moved into place with
-    ``os.replace``, so a crash leaves either the old file or the new one, never half a file.
+    ``os.replace``, so a crash leaves either the old file or the new one, never half a file;
+    it holds the sha256 of its content (see the module docstring).
 
     Raises:
         ValueError: ``extra`` uses a reserved key.
@@ -40,8 +91,6 @@ def save_checkpoint(
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved ({_RESERVED})")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {
         "format": FORMAT,
         "version": VERSION,
@@ -50,17 +99,7 @@ def save_checkpoint(
         "step": int(step),
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(content, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_checkpoint(path, content)
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
@@ -68,7 +107,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a napari-fob FoB checkpoint of a known version.
+        ValueError: the file is not a napari-fob FoB checkpoint of a known version, or its
+            content does not match its sha256 (a damaged file).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -82,6 +122,18 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
     if ckpt.get("version") != VERSION:
         raise ValueError(
             f"FoB checkpoint {path}: version {ckpt.get('version')!r}, this code reads {VERSION}"
+        )
+    stored = ckpt.get("sha256")
+    if stored is None:
+        warnings.warn(
+            f"FoB checkpoint {path} carries no sha256 (written by an older napari-fob): its "
+            "integrity cannot be checked; save it again to add one",
+            stacklevel=2,
+        )
+    elif content_sha256(ckpt) != stored:
+        raise ValueError(
+            f"FoB checkpoint {path}: its content does not match the sha256 stored in it; the "
+            "file is damaged (copy it again, or use another checkpoint)"
         )
     return ckpt
 
