@@ -145,6 +145,10 @@ def test_a_previous_save_needs_overwrite_and_the_image_is_protected(tmp_path):
     s = make_session(read_nifti(tmp_path / "labels.nii.gz"))
     with pytest.raises(ValueError, match="holds the input"):
         s.save(tmp_path, overwrite=True)
+    # beside an image with another name is fine
+    (tmp_path / "sub").mkdir()
+    write_image(tmp_path / "sub" / "ct.nii.gz", image, Volume.from_array(image, affine=np.eye(4)))
+    make_session(read_nifti(tmp_path / "sub" / "ct.nii.gz")).save(tmp_path / "sub")
 
 
 def test_autosave_replaces_its_own_folder(tmp_path):

@@ -135,9 +135,13 @@ def file_sha256(path: Path) -> str:
 
 
 def inputs_of(session: AnnotationSession) -> list[Path]:
-    """The files a save must never replace: the image the session was opened on."""
+    """The files a save must never replace: the session's image, when named like a result file.
+
+    A session may be saved beside its image (``image.nii.gz`` is safe there), but never into the
+    folder of an image called e.g. ``labels.nii.gz``, which the save would overwrite.
+    """
     path = getattr(session.source, "path", None)
-    return [Path(path)] if path else []
+    return [Path(path)] if path and Path(path).name in RESULT_FILES else []
 
 
 def stage_session(session: AnnotationSession, unit: ResultFolder) -> dict[str, Path]:
