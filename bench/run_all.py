@@ -26,7 +26,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
 # script -> section whose first table it refreshes; None: the script writes its own section
-TABLE_SECTIONS = {"pipeline": "Pipeline", "fob_forward": "FoB forward"}
+TABLE_SECTIONS = {
+    "pipeline": "Pipeline",
+    "fob_forward": "FoB forward",
+    "gui_stall": "Main-thread stalls",
+}
 OWN_SECTIONS = {"segmenters": "Segmenters", "prompt_quality": "Prompt quality"}
 
 
