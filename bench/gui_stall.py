@@ -189,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import torch  # noqa: F401  (before any OpenGL context, see _widgets/_mesa_guard.py)
-    import napari  # noqa: F401
+    import torch  # noqa: F401, I001  (before any OpenGL context: _widgets/_mesa_guard.py)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Qt {_qt_api()}, {args.prompts}"
     with tempfile.TemporaryDirectory() as tmp:
-        results = {s: measure_sample(s, args.prompts, Path(tmp), args.profile) for s in args.samples}
+        results = {
+            s: measure_sample(s, args.prompts, Path(tmp), args.profile) for s in args.samples
+        }
     text = table(results, machine)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
