@@ -1,4 +1,8 @@
-"""Take the user guide's screenshots from the real annotator widget on the bundled phantom.
+"""Take the user guide's screenshots of the annotator opened as users open it.
+
+The sample comes from ``File > Open Sample``, the widget from napari's plugin manager
+(``Plugins > napari-fob > FoB annotator``), with the sample's support taken by the widget, and
+the worker threads on.
 
 Usage (needs a display; on a headless machine run it under Xvfb):
 
@@ -13,12 +17,10 @@ picks by itself on this machine (the status line in the pictures says which).
 from __future__ import annotations
 
 import argparse
-import os
+import time
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("NAPARI_FOB_NOTHREADS", "1")  # deterministic: no race with the grab
 
 
 def main() -> int:
@@ -44,32 +46,27 @@ def main() -> int:
     from napari._qt.dialogs.qt_notification import NapariQtNotification
     from qtpy.QtWidgets import QApplication
 
-    from napari_fob._widgets.annotator import AnnotatorWidget
-    from napari_fob.samples import load_sample
+    from napari_fob._widgets import layers as L
 
-    sample = load_sample(args.sample)
     label = args.label
-    zs = np.flatnonzero((sample.support == label).any(axis=(1, 2)))
-    z_support = int(zs[0])
     viewer = napari.Viewer(title="napari-fob", show=True)
     viewer.window._qt_window.resize(1500, 1000)
-    viewer.add_image(
-        sample.image.data,
-        name=args.sample,
-        metadata=sample.image.to_metadata(),
-        contrast_limits=(-160, 240) if sample.image.data.min() < -500 else None,
-    )
-    widget = AnnotatorWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="FoB annotator", area="right")
-    widget._c.name.setText(sample.names.get(label, ""))
+    # as a user does it: File > Open Sample, then Plugins > napari-fob > FoB annotator
+    viewer.open_sample("napari-fob", args.sample)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fob", "FoB annotator")
     widget._c.prompts.setCurrentIndex(1 if args.prompts == "mask-ring" else 0)
+    widget._c.label.setValue(label)
     layers = widget.ensure_layers()
-    support = np.zeros(sample.support.shape, np.uint8)
-    support[z_support][sample.support[z_support] == label] = label
-    layers.support.data = support
-    truth_z = np.flatnonzero((sample.labels == label).any(axis=(1, 2)))
-    widget._c.z_from.setValue(max(int(truth_z[0]), z_support - 12))
-    widget._c.z_to.setValue(min(int(truth_z[-1]), z_support + 12))
+    viewer.layers["ground truth"].visible = False  # the pictures show what the annotator made
+    support = np.asarray(layers.support.data)
+    z_support = L.painted_slices(support, label)[0]
+
+    def wait_idle() -> None:
+        for _ in range(20):
+            QApplication.processEvents()
+        while widget.busy:
+            QApplication.processEvents()
+            time.sleep(0.02)
 
     def shot(name: str) -> None:
         for _ in range(10):
@@ -88,6 +85,7 @@ def main() -> int:
     shot("annotator-support.png")
 
     widget.predict()
+    wait_idle()
     z_view = min(z_support + 6, widget._c.z_to.value())
     widget.jump_to(z_view)
     viewer.layers.selection.active = layers.bg
@@ -101,6 +99,7 @@ def main() -> int:
     viewer.reset_view()
 
     widget.commit_range()
+    wait_idle()
     viewer.layers.selection.active = layers.output
     shot("annotator-committed.png")
     widget.close()

@@ -91,6 +91,8 @@ def test_predict_gives_one_ring_per_slice_and_one_undo_removes_it(opened, qtbot,
     saved_bg = {r["slice"]: len(r["prompts"]["bg"]) for r in saved["slices"] if r["prompts"]}
     assert saved_bg == counts
     assert {r["status"] for r in saved["slices"]} == {"predicted"}
+    widget.save_session(tmp_path / "session")  # saving again into the same folder: the loop
+    assert "Session saved" in widget._c.message.text()
     session = widget.session
     press(qtbot, widget, "undo")  # one Undo takes the whole prediction back
     wait(100)

@@ -167,7 +167,9 @@ class SessionGlue:
     def save(self, path: Path) -> None:
         if self.session is None:
             raise ValueError("nothing to save yet: predict or commit first")
-        self.session.save(path)
+        # The user picked this folder to save into: saving again there is the normal loop, and
+        # the save replaces the previous session as one unit (inputs are still refused).
+        self.session.save(path, overwrite=True)
         self.w.say(f"Session saved to {path}")
 
     def load(self, path: Path) -> None:
