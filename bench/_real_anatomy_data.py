@@ -197,18 +197,19 @@ def resample_nearest(
 
 def _merge_groups(atlas: str, table: dict[int, str]) -> dict[int, tuple[str, list[int]]]:
     """new value -> (name, source values) for the merged structures of `atlas`."""
+
     def side(values_names, pred, s):
         return [v for v, n in values_names if pred(n) and n.endswith("_" + s)]
 
     items = sorted(table.items())
-    is_nucleus = (lambda n: n.startswith("Thal_"))  # noqa: E731  AAL3 and HCPEx spell it so
+    is_nucleus = lambda n: n.startswith("Thal_")  # noqa: E731  AAL3 and HCPEx spell it so
     if atlas == "aal3":
         return {
             81: ("Thalamus_L", side(items, is_nucleus, "L")),
             82: ("Thalamus_R", side(items, is_nucleus, "R")),
         }
     groups: dict[int, tuple[str, list[int]]] = {}
-    is_gp = (lambda n: n.startswith("Globus_pallidus_"))  # noqa: E731
+    is_gp = lambda n: n.startswith("Globus_pallidus_")  # noqa: E731
     for base, pred in (("Thalamus", is_nucleus), ("Pallidum", is_gp)):
         for s in "LR":
             values = side(items, pred, s)
@@ -252,7 +253,7 @@ def _tokens(name: str) -> list[str]:
 
 
 def split_of(name: str) -> str | None:
-    """"test" for a deep grey nucleus (or any part of one, e.g. a thalamic nucleus), "tune"
+    """ "test" for a deep grey nucleus (or any part of one, e.g. a thalamic nucleus), "tune"
     for a `TUNE_STRUCTURES` region of either atlas, None for everything else (unused)."""
     if _TEST_TOKENS.intersection(_tokens(name)):
         return "test"
@@ -294,7 +295,7 @@ def structures(atlas: str, split: str | None = None) -> list[str]:
 
 
 def plane_of_axis(affine: np.ndarray, axis: int) -> str:
-    """"sagittal" | "coronal" | "axial": the plane of the slices taken along voxel `axis`."""
+    """ "sagittal" | "coronal" | "axial": the plane of the slices taken along voxel `axis`."""
     return _PLANES[nib.aff2axcodes(affine)[axis]]
 
 
@@ -429,6 +430,7 @@ def fit_table(
 def preferred_atlas(rows: list[dict[str, object]], split: str = "test") -> str:
     """The atlas whose `split` structures fit the template best: highest mean `contrast`
     (grey matter inside, not just outside), ties to the higher mean `t1_grad`."""
+
     def mean(atlas, key):
         vals = [float(r[key]) for r in rows if r["atlas"] == atlas and r["split"] == split]
         return float(np.mean(vals)) if vals else float("-inf")
