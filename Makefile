@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e ".[gui,test,train]" $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e ".[gui,test,train,bench]" $(TORCH_PINS)
 	touch $(STAMP)
 
 venv: $(STAMP)
