@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_fob.generators import CopyGenerator, MaskRingGenerator, make_generator
-from napari_fob.intensity import Window, normalise, resolve_window
-from napari_fob.prompts import PromptSet
+from napari_fob.core.intensity import Window, normalise, resolve_window
+from napari_fob.core.prompts import PromptSet
+from napari_fob.prompting.generators import CopyGenerator, MaskRingGenerator, make_generator
 
 METHODS = (
     "fob",
@@ -98,8 +98,8 @@ def query_slices(zs: np.ndarray, zc: int, max_slices: int) -> np.ndarray:
 
 def make_methods(checkpoint: str, device: str = "cpu") -> dict[str, object]:
     """Method name -> generator; a ``-chain`` method sets a new support before every query."""
-    from napari_fob.generators import FobGenerator
-    from napari_fob.predictor import FobPredictor
+    from napari_fob.prompting.generators import FobGenerator
+    from napari_fob.prompting.predictor import FobPredictor
 
     fob = make_generator("fob", checkpoint=checkpoint, device=device)  # the product's settings
     network_alone = FobPredictor(

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_fob.generators import MaskRingGenerator
-from napari_fob.intensity import normalise, resolve_window
+from napari_fob.core.intensity import normalise, resolve_window
+from napari_fob.prompting.generators import MaskRingGenerator
 from napari_fob.samples.phantom import make_abdomen_phantom
 from napari_fob.session import AnnotationSession, run
 
@@ -53,7 +53,7 @@ def timed(fn, repeat: int = 1) -> float:
 
 def bench_fob(images01, masks, support_z, zs, batch_sizes) -> dict:
     from napari_fob.model.fob import build_fob
-    from napari_fob.predictor import FobPredictor
+    from napari_fob.prompting.predictor import FobPredictor
 
     torch.manual_seed(0)
     predictor = FobPredictor(build_fob("compact"), device="cpu")

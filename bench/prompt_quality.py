@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, sam: object | None = None) -> dict:
     import numpy as np
 
     from _pq_cases import query_slices
-    from napari_fob.metrics import dice, prompt_metrics
+    from napari_fob.core.metrics import dice, prompt_metrics
     from napari_fob.segmenters import get_segmenter
 
     t0 = time.perf_counter()

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_fob.cache import EmbeddingCache
+from napari_fob.core.intensity import Window
+from napari_fob.core.prompts import PromptSet
 from napari_fob.geometry import fg_points_from_mask, ring_points
-from napari_fob.intensity import Window
-from napari_fob.prompts import PromptSet
+from napari_fob.segmenters.cache import EmbeddingCache
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 
 ROOT = Path(__file__).resolve().parents[1]

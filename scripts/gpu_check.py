@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _pq_cases import Case, _ct  # noqa: E402
-from napari_fob.predictor import load_predictor  # noqa: E402
+from napari_fob.prompting.predictor import load_predictor  # noqa: E402
 from napari_fob.samples.phantom import make_abdomen_phantom  # noqa: E402
 
 DEVS = tuple(os.environ.get("DEVS", "cpu,cuda").split(","))

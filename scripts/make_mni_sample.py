@@ -35,7 +35,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_fob.io import Volume, write_image, write_labels
+from napari_fob.core.io import Volume, write_image, write_labels
 
 TEMPLATE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 NAMES = {1: "lateral ventricles", 2: "white matter", 3: "grey matter"}

@@ -32,14 +32,14 @@ def variants(
     cores: list[float],
 ) -> dict[str, object]:
     """Variant name -> prompt generator; the product's settings are the last FoB row."""
-    from napari_fob.generators import FobGenerator, MaskRingGenerator
-    from napari_fob.in_volume import (
+    from napari_fob.prompting.generators import FobGenerator, MaskRingGenerator
+    from napari_fob.prompting.in_volume import (
         DEFAULT_BAND_EXCLUSION,
         DEFAULT_FG_CORE,
         DEFAULT_INWARD_PRIOR,
         DEFAULT_LOCATION_PRIOR,
     )
-    from napari_fob.predictor import FobPredictor, load_predictor
+    from napari_fob.prompting.predictor import FobPredictor, load_predictor
 
     model = load_predictor(checkpoint, device="cpu").model
     off = {
@@ -85,7 +85,7 @@ def variants(
 def evaluate(generator: object, cases: list[Case], segmenter: object) -> dict[str, float]:
     import numpy as np
 
-    from napari_fob.metrics import dice, prompt_metrics
+    from napari_fob.core.metrics import dice, prompt_metrics
 
     rows = []
     for case in cases:

@@ -22,7 +22,7 @@ def _isolated_fob_home(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def without_shipped_model(tmp_path_factory, monkeypatch):
     """Hide the packaged default FoB model (for tests of the 'no shipped model' paths)."""
-    from napari_fob import paths
+    from napari_fob.core import paths
 
     empty = tmp_path_factory.mktemp("no_package_weights")
     monkeypatch.setattr(paths, "package_weights_dir", lambda: empty)

@@ -1,4 +1,4 @@
-"""napari_fob.atomic: single files and file sets replaced whole, modes from the umask."""
+"""napari_fob.core.atomic: single files and file sets replaced whole, modes from the umask."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_fob import atomic
+from napari_fob.core import atomic
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "napari_fob"
 

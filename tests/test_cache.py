@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_fob.cache import EmbeddingCache, array_signature, embedding_key
-from napari_fob.intensity import Window
+from napari_fob.core.intensity import Window
+from napari_fob.segmenters.cache import EmbeddingCache, array_signature, embedding_key
 
 
 def _value(seed: int) -> dict[str, np.ndarray]:

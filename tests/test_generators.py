@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_fob.generators import (
+from napari_fob.prompting.generators import (
     CopyGenerator,
     MaskRingGenerator,
     PromptGenerator,
@@ -124,7 +124,7 @@ def test_fob_default_checkpoint_missing_is_a_clear_error():
 
 
 def test_intensity_band_and_overlap_errors_name_the_inputs():
-    from napari_fob.intensity import band_overlap, intensity_band
+    from napari_fob.core.intensity import band_overlap, intensity_band
 
     img = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
     m = np.zeros((10, 10), bool)

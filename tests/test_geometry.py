@@ -334,7 +334,7 @@ def test_ring_box_is_xy_and_clipped():
 
 def test_geometry_and_metrics_import_nothing_heavy():
     code = (
-        "import sys, napari_fob.geometry, napari_fob.metrics; "
+        "import sys, napari_fob.geometry, napari_fob.core.metrics; "
         "print([m for m in ('torch', 'napari', 'qtpy', 'magicgui') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from napari_fob import geometry as g
-from napari_fob import metrics as mt
+from napari_fob.core import metrics as mt
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_fob.io import Volume, read_labels, read_nifti, write_image, write_labels
+from napari_fob.core.io import Volume, read_labels, read_nifti, write_image, write_labels
 
 
 def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
@@ -269,8 +269,8 @@ def test_modes_under_another_umask_in_a_child(tmp_path):
 
     code = (
         "import os, sys, numpy as np\n"
-        "from napari_fob.io import Volume, write_labels\n"
-        "from napari_fob import atomic\n"
+        "from napari_fob.core.io import Volume, write_labels\n"
+        "from napari_fob.core import atomic\n"
         "os.umask(int(sys.argv[1], 8))\n"
         "a = np.zeros((2, 3, 4), np.uint8)\n"
         "write_labels(sys.argv[2] + '/l.nii.gz', a, Volume.from_array(a, affine=np.eye(4)))\n"

@@ -1,4 +1,4 @@
-"""Hand-made cases for napari_fob.metrics: prompt metrics against ground truth, and Dice."""
+"""Hand-made cases for napari_fob.core.metrics: prompt metrics against ground truth, and Dice."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from napari_fob import geometry as g
-from napari_fob import metrics as mt
-from napari_fob.prompts import PromptSet
+from napari_fob.core import metrics as mt
+from napari_fob.core.prompts import PromptSet
 
 
 def disk(shape=(128, 128), center=(64, 64), radius=20) -> np.ndarray:

@@ -10,11 +10,15 @@ import pytest
 import torch
 
 from napari_fob import geometry
-from napari_fob.in_volume import DEFAULT_INWARD_PRIOR, DEFAULT_LOCATION_PRIOR, support_core
+from napari_fob.core.prompts import PromptSet
 from napari_fob.model.checkpoint import save_checkpoint
 from napari_fob.model.fob import build_fob
-from napari_fob.predictor import FobPredictor, load_predictor
-from napari_fob.prompts import PromptSet
+from napari_fob.prompting.in_volume import (
+    DEFAULT_INWARD_PRIOR,
+    DEFAULT_LOCATION_PRIOR,
+    support_core,
+)
+from napari_fob.prompting.predictor import FobPredictor, load_predictor
 
 
 def disk(shape, centre, radius) -> np.ndarray:
@@ -74,8 +78,8 @@ def test_points_are_the_model_grid_points_mapped_back(predictor):
 
 
 def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
-    from napari_fob.generators import MaskRingGenerator
-    from napari_fob.in_volume import fine_ring_points
+    from napari_fob.prompting.generators import MaskRingGenerator
+    from napari_fob.prompting.in_volume import fine_ring_points
 
     torch.manual_seed(0)
     fine = FobPredictor(build_fob("tiny"), device="cpu", fine_ring=True, band_exclusion=None)
@@ -201,7 +205,7 @@ def test_load_predictor(tmp_path):
 
 def test_importing_predictor_and_config_loads_neither_torch_nor_napari():
     code = (
-        "import sys, napari_fob.predictor, napari_fob.model\n"
+        "import sys, napari_fob.prompting.predictor, napari_fob.model\n"
         "napari_fob.model.get_config('tiny')\n"
         "bad = [m for m in ('torch', 'napari', 'qtpy') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -356,7 +360,7 @@ def test_committed_supports_take_the_painted_band_for_evidence(predictor):
 
 
 def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
-    from napari_fob.in_volume import inward_depth
+    from napari_fob.prompting.in_volume import inward_depth
 
     m = disk((64, 64), (32, 32), 10)
     depth = inward_depth(m, 6)
@@ -387,7 +391,7 @@ def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
 
 
 def test_structure_region_follows_the_band_from_the_mask_within_reach():
-    from napari_fob.intensity import structure_region
+    from napari_fob.core.intensity import structure_region
 
     img = np.full((64, 64), 0.2, np.float32)
     img[20:44, 10:40] = 0.6  # the structure, grown past the painted outline
@@ -439,7 +443,7 @@ def test_band_exclusion_moves_ring_points_off_a_structure_that_grew():
 
 def test_support_core_and_its_foreground_candidates():
     from napari_fob.geometry import mask_depth
-    from napari_fob.in_volume import FG_CORE_FLOOR, core_foreground_candidates
+    from napari_fob.prompting.in_volume import FG_CORE_FLOOR, core_foreground_candidates
 
     m = disk((64, 64), (32, 32), 20)
     depth = mask_depth(m)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_fob.generators import MaskRingGenerator
-from napari_fob.metrics import dice
-from napari_fob.prompts import PromptSet
+from napari_fob.core.metrics import dice
+from napari_fob.core.prompts import PromptSet
+from napari_fob.prompting.generators import MaskRingGenerator
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 from napari_fob.session import AnnotationSession, Progress, run
 

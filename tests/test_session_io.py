@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_fob.generators import MaskRingGenerator
-from napari_fob.io import Volume, read_nifti, write_image
+from napari_fob.core.io import Volume, read_nifti, write_image
+from napari_fob.prompting.generators import MaskRingGenerator
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 from napari_fob.session import AnnotationSession, run
-from napari_fob.session_io import rle_decode, rle_encode
+from napari_fob.session.sidecar import rle_decode, rle_encode
 from test_session import assert_same, phantom, snapshot
 
 OBLIQUE = np.array(
@@ -220,7 +220,7 @@ def test_kill_during_save_leaves_the_old_or_the_new_session(tmp_path):
     import os
     import signal
 
-    from napari_fob import atomic
+    from napari_fob.core import atomic
 
     image, _ = phantom()
     old, new = _state(image, "A", 1), _state(image, "B", 2)

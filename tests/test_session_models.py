@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_fob.generators import make_generator
+from napari_fob.prompting.generators import make_generator
 from napari_fob.session import AnnotationSession, run
 from test_session import assert_same, phantom, snapshot
 

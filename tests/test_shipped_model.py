@@ -9,12 +9,12 @@ import pytest
 import torch
 import yaml
 
-from napari_fob import paths
-from napari_fob.intensity import normalise, resolve_window
+from napari_fob.core import paths
+from napari_fob.core.intensity import normalise, resolve_window
+from napari_fob.core.prompts import PromptSet
 from napari_fob.model.checkpoint import DEFAULT_FILE, load_fob
 from napari_fob.model.config import get_config
-from napari_fob.predictor import load_predictor
-from napari_fob.prompts import PromptSet
+from napari_fob.prompting.predictor import load_predictor
 from napari_fob.samples import load_sample
 
 SHIPPED = paths.package_weights_dir() / DEFAULT_FILE

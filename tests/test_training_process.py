@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_fob.training_process import (
+from napari_fob.training.process import (
     LineSplitter,
     TrainingStatus,
     TrainRequest,

@@ -77,7 +77,7 @@ def test_export_interpolates_between_the_prior_card_and_the_checkpoint(tmp_path)
     done = run("export_default.py", *args, "--label", "stage 2", "--hardware", "a GPU")
     assert done.returncode == 0, done.stderr
     shipped = load_checkpoint(out)
-    assert set(shipped) == {"format", "version", "config", "model", "step", "card"}
+    assert set(shipped) == {"format", "version", "config", "model", "step", "card", "sha256"}
     for key, value in shipped["model"].items():
         a, b = base.state_dict()[key], tuned.state_dict()[key]
         expected = 0.75 * a + 0.25 * b if value.is_floating_point() else b

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import tune_inference  # noqa: E402
 
-from napari_fob.in_volume import (  # noqa: E402
+from napari_fob.prompting.in_volume import (  # noqa: E402
     DEFAULT_BAND_EXCLUSION,
     DEFAULT_FG_CORE,
     DEFAULT_INWARD_PRIOR,

@@ -138,7 +138,7 @@ def main() -> int:
     out = save_checkpoint(args.out, model, step=steps, extra={"card": card})
     size_mb = out.stat().st_size / 1e6
     reloaded = torch.load(out, weights_only=True)
-    assert set(reloaded) == {"format", "version", "config", "model", "step", "card"}
+    assert set(reloaded) == {"format", "version", "config", "model", "step", "card", "sha256"}
     print(f"wrote {out} ({size_mb:.1f} MB, {steps} steps)")
     return 0
 

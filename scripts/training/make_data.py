@@ -32,9 +32,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def write_phantom(seed: int, folder: Path, *, with_labels: bool) -> tuple[Path, Path | None]:
-    from napari_fob.io import write_image, write_labels
+    from napari_fob.core.io import write_image, write_labels
+    from napari_fob.core.volume import Volume
     from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
-    from napari_fob.volume import Volume
 
     data, labels, _ = make_abdomen_phantom(seed=seed, shape=TRAIN_SHAPE, spacing=TRAIN_SPACING)
     vol = Volume.from_array(data, affine=phantom_affine(data.shape, TRAIN_SPACING))

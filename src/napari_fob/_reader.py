@@ -8,7 +8,7 @@ thousands of values; a segmentation has a handful. Otherwise it opens as an Imag
 
 The layer's ``metadata["napari_fob"]`` holds `Volume.to_metadata()`, which the writer (and the
 annotator) use to save labels in the source file's orientation and affine. Imports only
-numpy/nibabel through `napari_fob.io`; napari itself is never imported here.
+numpy/nibabel through `napari_fob.core.io`; napari itself is never imported here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.io import is_nifti_path, read_nifti
+from napari_fob.core.io import is_nifti_path, read_nifti
 
 LayerData = tuple[Any, dict[str, Any], str]
 METADATA_KEY = "napari_fob"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.intensity import resolve_window
+from napari_fob.core.intensity import resolve_window
 from napari_fob.samples import Sample, load_sample
 
 LayerData = tuple[Any, dict[str, Any], str]

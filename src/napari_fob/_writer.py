@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.io import write_labels as write_labels_file
+from napari_fob.core.io import write_labels as write_labels_file
 
 METADATA_KEY = "napari_fob"
 
@@ -69,7 +69,7 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict[str, Any]) -> li
             f"(metadata['{METADATA_KEY}']) and no image of its shape {tuple(np.shape(data))} "
             "opened with napari-fob lies under it. Open the image with napari-fob first (its "
             "reader, sample data or annotator give labels the image's affine), or save from "
-            "Python with napari_fob.io.write_labels(path, labels, like=volume)."
+            "Python with napari_fob.core.io.write_labels(path, labels, like=volume)."
         )
     written = write_labels_file(path, np.asarray(data), geometry)
     return [str(written)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -31,3 +34,24 @@ def resolve_device(name: str = "auto"):
         if mps is None or not mps.is_available():
             raise ValueError(f"device {name!r} asked for, but MPS is not available here")
     return torch.device(name)
+
+
+@contextmanager
+def exact_inference() -> Iterator[None]:
+    """``torch.inference_mode()`` with cuDNN's TF32 convolutions off for its duration.
+
+    PyTorch lets cuDNN run float32 convolutions in TF32 by default; on the flat maps of a large
+    structure that moved ring points by up to 1.3 px against the CPU's and picked other
+    foreground pixels (docs/benchmarks.md, "On a GPU"). The compact model is small enough for
+    full float32 to cost nothing that matters, and the same prompts on every machine are worth
+    more. The previous setting is restored afterwards.
+    """
+    import torch
+
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous

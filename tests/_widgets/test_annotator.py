@@ -15,8 +15,8 @@ import pytest
 
 from napari_fob._widgets.annotator import AnnotatorWidget
 from napari_fob._widgets.shortcuts import layer_shadows
-from napari_fob.generators import make_generator
-from napari_fob.io import Volume
+from napari_fob.core.io import Volume
+from napari_fob.prompting.generators import make_generator
 from napari_fob.samples import load_sample
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 

@@ -9,7 +9,7 @@ import pytest
 from napari_fob._widgets import layers as L
 from napari_fob._widgets.backends import BackendChoice, build
 from napari_fob._widgets.review import SliceEntry, next_to_review
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
 
 
 def test_next_to_review_skips_committed_and_stops_at_the_ends():

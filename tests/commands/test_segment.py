@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from napari_fob.cli import main
-from napari_fob.io import Volume, read_labels, read_nifti, write_image, write_labels
-from napari_fob.metrics import dice
+from napari_fob.core.io import Volume, read_labels, read_nifti, write_image, write_labels
+from napari_fob.core.metrics import dice
 
 AFFINE = np.array([[-1.5, 0, 0, 60.0], [0, 1.5, 0, -50.0], [0, 0, 2.5, -40.0], [0, 0, 0, 1]])
 
@@ -177,8 +177,8 @@ def test_segment_job_with_tiny_fob_and_tiny_sam(tmp_path):
     import torch
 
     from napari_fob.commands.segment_job import segment_volume
-    from napari_fob.generators import make_generator
     from napari_fob.model.fob import build_fob
+    from napari_fob.prompting.generators import make_generator
     from napari_fob.segmenters.sam import SamSegmenter
     from napari_fob.segmenters.sam_models import build_tiny_sam
 

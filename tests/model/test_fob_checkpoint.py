@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from napari_fob import paths
+from napari_fob.core import paths
 from napari_fob.model import checkpoint as ck
 from napari_fob.model.fob import build_fob
 
@@ -149,8 +149,7 @@ def test_the_shipped_model_carries_its_digest():
     import warnings
 
     path = paths.package_weights_dir() / ck.DEFAULT_FILE
-    if not path.is_file():
-        pytest.skip("no shipped model in this checkout")
+    assert path.is_file(), f"the shipped model is missing: {path}"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "carries no sha256" warning
         raw = ck.load_checkpoint(path)

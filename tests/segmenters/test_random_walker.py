@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_fob.core.intensity import Window
+from napari_fob.core.metrics import dice
+from napari_fob.core.prompts import PromptSet
 from napari_fob.geometry import fg_points_from_mask, ring_points
-from napari_fob.intensity import Window
-from napari_fob.metrics import dice
-from napari_fob.prompts import PromptSet
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter, ring_polygon_mask
 
 WINDOW = Window(0.0, 400.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_fob.cache import EmbeddingCache
-from napari_fob.intensity import Window
-from napari_fob.prompts import PromptSet
+from napari_fob.core.intensity import Window
+from napari_fob.core.prompts import PromptSet
+from napari_fob.segmenters.cache import EmbeddingCache
 from napari_fob.segmenters.sam import SamSegmenter, build_tiny_sam
 
 WINDOW = Window(-100.0, 300.0, "test")

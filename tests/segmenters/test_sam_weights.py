@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from napari_fob import paths
+from napari_fob.core import paths
 from napari_fob.segmenters import weights
 from napari_fob.segmenters.weights import (
     DownloadError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_fob import paths
+from napari_fob.core import paths
 from napari_fob.segmenters import (
     SEGMENTERS,
     RandomWalkerSegmenter,
@@ -42,7 +42,7 @@ def test_layering_segmenters_import_no_torch_or_qt():
     import sys
 
     code = (
-        "import sys; import napari_fob.segmenters, napari_fob.cache, "
+        "import sys; import napari_fob.segmenters, napari_fob.segmenters.cache, "
         "napari_fob.commands.weights; "
         "bad = [m for m in ('torch', 'napari', 'qtpy', 'magicgui') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from napari_fob import paths
 from napari_fob.cli import main
+from napari_fob.core import paths
 
 
 def test_list_and_path(capsys):

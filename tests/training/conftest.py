@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_fob.io import Volume, write_image, write_labels
+from napari_fob.core.io import Volume, write_image, write_labels
 from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
 from napari_fob.training.manifest import TrainVolume, normalise_volume, volume_window
 

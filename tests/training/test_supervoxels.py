@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_fob.cli import main
-from napari_fob.io import read_labels, read_nifti
+from napari_fob.core.io import read_labels, read_nifti
 from napari_fob.samples.phantom import make_abdomen_phantom
 from napari_fob.training.supervoxels import body_mask, relabel_consecutive, supervoxels
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_fob.cli import main
-from napari_fob.generators import MaskRingGenerator
+from napari_fob.prompting.generators import MaskRingGenerator
 from napari_fob.segmenters import get_segmenter
 from napari_fob.training.evaluate import (
     annotation_protocol,

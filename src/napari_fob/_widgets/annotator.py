@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from napari_fob._widgets import files
@@ -22,6 +21,7 @@ from napari_fob._widgets import layers as L
 from napari_fob._widgets.backends import BackendChoice
 from napari_fob._widgets.controls import Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
+from napari_fob._widgets.form_sync import FormSync
 from napari_fob._widgets.jobs import JobRunner
 from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import SessionGlue
@@ -44,10 +44,9 @@ class AnnotatorWidget(QWidget):
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
         self._adding_layers = False
-        self._range_by_user = False
-        self._watched: dict[str, Any] = {}  # role -> unique_id of the layer we listen to
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
+        self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
         self._review = ReviewList(self.jump_to)
         layout.addWidget(self._review)
@@ -68,10 +67,6 @@ class AnnotatorWidget(QWidget):
             w.editingFinished.connect(self._on_backend_changed)
         c.image.currentIndexChanged.connect(self._on_image_changed)
         c.window_from_layer.toggled.connect(self._on_image_changed)
-        for box in (c.low, c.high):
-            box.editingFinished.connect(self._on_window_typed)
-        for box in (c.z_from, c.z_to):
-            box.editingFinished.connect(self._on_range_typed)
         self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         self.viewer.layers.events.inserted.connect(self._on_layers_changed)
         self.viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -138,11 +133,10 @@ class AnnotatorWidget(QWidget):
             return self.layers  # the same layers: keep the editor and its listeners
         first = self.layers is None
         self.layers = layers
-        self._watch("support", layers.support, self._on_support_edited)
+        self.form.watch_support(layers.support)
         if first:
-            self._adopt_sample_support(layers)
-            if not self._c.name.text().strip():
-                self._c.name.setText(L.sample_names(self.viewer.layers).get(self.label, ""))
+            self.form.adopt_sample_support(layers)
+            self.form.name_from_sample()
         L.show_overlays(layers, self.viewer.dims.ndisplay)
         if self.editor is not None:
             self.editor.close()
@@ -152,32 +146,6 @@ class AnnotatorWidget(QWidget):
         )  # fmt: skip
         self._set_click(modifier_click_adder(self.editor, self.image_layer))
         return layers
-
-    def _watch(self, role: str, layer: Any, handler: Any) -> None:
-        """Connect `handler` to the data and paint events of `layer`, once per layer."""
-        if self._watched.get(role) == layer.unique_id:
-            return
-        self._watched[role] = layer.unique_id
-        layer.events.data.connect(handler)
-        layer.events.paint.connect(handler)
-
-    def _adopt_sample_support(self, layers: L.PromptLayers) -> None:
-        """Start from a sample's ready-made supports (instead of leaving them unused)."""
-        source = L.sample_support(self.viewer.layers, tuple(layers.support.data.shape))
-        data = None if source is None else np.asarray(source.data)
-        if data is None or not data.any() or np.asarray(layers.support.data).any():
-            return
-        layers.support.data = data.astype(np.uint8, copy=True)
-        source.visible = False
-        names = L.sample_names(self.viewer.layers)
-        found = ", ".join(
-            f"{names.get(int(v), int(v))} (slice {', '.join(map(str, L.painted_slices(data, v)))})"
-            for v in np.unique(data) if v
-        )  # fmt: skip
-        self.say(
-            f"Supports taken from layer '{source.name}' into '{L.SUPPORT_LAYER}': {found}. "
-            "Paint on 'FoB support' to change them."
-        )
 
     def _set_click(self, callback: Any) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
@@ -298,50 +266,14 @@ class AnnotatorWidget(QWidget):
         self.glue.fill_image_choices(self._c.image)
         if self.layers is None and self.image_layer() is not None:
             self.ensure_layers()  # the support layer is there to paint on from the start
-        self._follow_image()
+        self.form.follow_image(self.image_layer())
 
     def _on_image_changed(self, *_: Any) -> None:
         self.glue.on_image_changed()
         image = self.image_layer()
         if image is not None:
             self.ensure_layers()  # the support layer is there to paint on
-        self._follow_image()
-
-    def _follow_image(self) -> None:
-        """Listen (once per layer) to the chosen image's contrast limits."""
-        image = self.image_layer()
-        if image is not None and self._watched.get("contrast") != image.unique_id:
-            self._watched["contrast"] = image.unique_id
-            image.events.contrast_limits.connect(self._on_contrast_changed)
-
-    def _on_contrast_changed(self, event: Any = None) -> None:
-        """The window follows the layer's contrast limits while "from layer" is ticked."""
-        if self._c.window_from_layer.isChecked():
-            self.glue.on_image_changed()
-
-    def _on_window_typed(self) -> None:
-        c = self._c
-        if c.window_from_layer.isChecked():
-            c.window_from_layer.blockSignals(True)
-            c.window_from_layer.setChecked(False)
-            c.window_from_layer.blockSignals(False)
-            self.say(
-                f"Window set by hand ({c.low.value():g} to {c.high.value():g}): it no longer "
-                "follows the layer's contrast limits (tick 'from layer' to follow them again)."
-            )
-
-    def _on_range_typed(self) -> None:
-        self._range_by_user = True
-
-    def _on_support_edited(self, event: Any = None) -> None:
-        """A support painted: the range goes around it until the user types one."""
-        if self._range_by_user or self.layers is None:
-            return
-        painted = L.painted_slices(self.layers.support.data, self.label)
-        if painted:
-            lo, hi = L.range_around(painted, int(self.layers.support.data.shape[0]))
-            self._c.z_from.setValue(lo)
-            self._c.z_to.setValue(hi)
+        self.form.follow_image(image)
 
     def _on_ndisplay(self, event: Any = None) -> None:
         if self.layers is not None:
@@ -349,9 +281,8 @@ class AnnotatorWidget(QWidget):
 
     def _on_structure_changed(self, value: int) -> None:
         self.glue.on_structure_changed(int(value))
-        if not self._c.name.text().strip():
-            self._c.name.setText(L.sample_names(self.viewer.layers).get(int(value), ""))
-        self._on_support_edited()
+        self.form.name_from_sample()
+        self.form.support_edited()
         self.refresh()
 
     def _on_name_changed(self) -> None:

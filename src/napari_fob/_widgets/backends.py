@@ -91,7 +91,7 @@ def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str, s
             for and no checkpoint was found.
         ValueError: an unknown name.
     """
-    from napari_fob.generators import make_generator
+    from napari_fob.prompting.generators import make_generator
     from napari_fob.segmenters import get_segmenter
 
     gen_notice = None

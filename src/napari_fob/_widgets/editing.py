@@ -24,7 +24,7 @@ import numpy as np
 from napari.layers.base._base_constants import ActionType
 
 from napari_fob._widgets import layers as L
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
 
 
 class PromptEditor:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from napari_fob import geometry
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
 
 FG_LAYER = "FoB foreground points"
 BG_LAYER = "FoB background points"

@@ -17,7 +17,7 @@ import numpy as np
 from napari_fob._widgets._mesa_guard import block_triton_under_mesa
 from napari_fob._widgets.backends import BackendChoice, build
 from napari_fob._widgets.review import SliceEntry
-from napari_fob.intensity import Window
+from napari_fob.core.intensity import Window
 
 
 def volume_metadata(layer: Any) -> dict[str, Any] | None:
@@ -65,7 +65,7 @@ class SessionGlue:
             yield (0, 1, "Loading models")
             block_triton_under_mesa()  # before torch is imported (see _mesa_guard)
             if self.cache is None:
-                from napari_fob.cache import EmbeddingCache
+                from napari_fob.segmenters.cache import EmbeddingCache
 
                 self.cache = EmbeddingCache(max_items=64)
             built = build(choice, cache=self.cache)
@@ -85,7 +85,7 @@ class SessionGlue:
         data = np.asarray(image.data)
         if meta is None:
             return data
-        from napari_fob.io import Volume
+        from napari_fob.core.io import Volume
 
         return Volume.from_metadata(data, meta)
 
@@ -185,7 +185,7 @@ class SessionGlue:
         self.w.say(f"Session loaded from {path}")
 
     def export(self, path: Path) -> Path:
-        from napari_fob.io import Volume, write_labels
+        from napari_fob.core.io import Volume, write_labels
 
         if self.session is None:
             raise ValueError("nothing to export yet: commit some slices first")

@@ -4,7 +4,7 @@ The training itself never runs inside napari: a :class:`QProcess` starts
 ``python -m napari_fob.cli train ...`` and its output is read without blocking the event loop.
 The widget shows a progress bar (step / total), the last loss and learning rate, a scrolling log,
 Start / Stop, and hands the resulting checkpoint to the annotator widget. Command building and
-line parsing live in :mod:`napari_fob.training_process` (Qt-free); this module is the Qt side.
+line parsing live in :mod:`napari_fob.training.process` (Qt-free); this module is the Qt side.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_fob._widgets.controls import hbox
-from napari_fob.training_process import (
+from napari_fob.training.process import (
     DEVICES,
     LineSplitter,
     TrainingStatus,

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shipped_fob() -> Path:
-    from napari_fob import paths
+    from napari_fob.core import paths
 
     return paths.package_weights_dir() / SHIPPED_MODEL
 
@@ -73,8 +73,8 @@ def prompt_quality(
     slice the chain never reached (no committed mask on that side) is drawn from the support.
     Returns {"all": {...}, "dz>=5": {...}} with the metric means and "n" (slices).
     """
-    from napari_fob.intensity import normalise
-    from napari_fob.metrics import prompt_metrics
+    from napari_fob.core.intensity import normalise
+    from napari_fob.core.metrics import prompt_metrics
 
     sup_z = [int(z) for z in np.flatnonzero((support == label).any(axis=(1, 2)))]
     zs = [int(z) for z in np.flatnonzero((truth == label).any(axis=(1, 2))) if z not in sup_z]
@@ -132,9 +132,9 @@ def run_sample(
     baselines', with the same segmenter.
     """
     from napari_fob.commands.segment_job import segment_volume
-    from napari_fob.intensity import Window
-    from napari_fob.io import read_labels, read_nifti
-    from napari_fob.metrics import dice
+    from napari_fob.core.intensity import Window
+    from napari_fob.core.io import read_labels, read_nifti
+    from napari_fob.core.metrics import dice
     from napari_fob.samples import write_sample
 
     files = write_sample(name, out / name / "input")
@@ -248,9 +248,9 @@ def print_target(title: str, comparison: dict[str, dict[str, float]] | None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_fob import atomic
     from napari_fob.cli import UsageError
-    from napari_fob.generators import make_generator
+    from napari_fob.core import atomic
+    from napari_fob.prompting.generators import make_generator
     from napari_fob.segmenters import get_segmenter
 
     out = Path(args.out)

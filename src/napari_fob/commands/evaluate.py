@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from napari_fob.cli import UsageError
-    from napari_fob.generators import make_generator
+    from napari_fob.prompting.generators import make_generator
     from napari_fob.training.evaluate import annotation_protocol, paper_protocol
     from napari_fob.training.report import markdown_table, write_report
 

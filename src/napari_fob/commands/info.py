@@ -37,7 +37,7 @@ def _version(name: str) -> str:
 
 def weight_locations() -> list[tuple[str, str, bool]]:
     """(what, path, found) for every place weights are looked for."""
-    from napari_fob import paths
+    from napari_fob.core import paths
 
     rows: list[tuple[str, str, bool]] = []
     try:

@@ -65,7 +65,7 @@ def pseudolabel_one(
     window: str,
 ) -> tuple[str, int]:
     """Read one volume, cluster it, write its labels; returns (output path, number of labels)."""
-    from napari_fob.io import read_nifti, write_labels
+    from napari_fob.core.io import read_nifti, write_labels
     from napari_fob.training.supervoxels import body_mask, supervoxels
 
     vol = read_nifti(volume)

@@ -169,7 +169,7 @@ def my_share(jobs: list[Job]) -> list[Job]:
 
 def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     """(generator, segmenter, notices); missing weights become a UsageError."""
-    from napari_fob.generators import make_generator
+    from napari_fob.prompting.generators import make_generator
     from napari_fob.segmenters import get_segmenter
 
     try:

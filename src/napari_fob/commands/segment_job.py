@@ -3,7 +3,7 @@
 `segment_volume` is the whole headless pipeline for one volume, shared by ``fob segment`` and
 ``fob demo``: read and check the inputs, predict prompts (FoB or a baseline) per structure,
 commit them with the segmenter, then write ``labels.nii.gz``, ``prompts.json``, ``report.json``
-and ``overview.png``. The four files are one unit (`napari_fob.atomic.ResultFolder`): the folder
+and ``overview.png``. The four files are one unit (`core.atomic.ResultFolder`): the folder
 is checked before any work (not holding the inputs; no previous result unless ``overwrite``),
 and a failure or a kill at any point leaves the previous result whole. Bad input raises
 `napari_fob.cli.UsageError` with one paragraph.
@@ -44,7 +44,7 @@ def parse_slices(text: str, n_slices: int) -> str | list[int]:
 
 def read_inputs(image_path: Path, support_path: Path) -> tuple[Any, np.ndarray]:
     """The image Volume and the (Z, Y, X) support labels on its grid (UsageError otherwise)."""
-    from napari_fob.io import read_labels, read_nifti
+    from napari_fob.core.io import read_labels, read_nifti
 
     try:
         image = read_nifti(image_path)
@@ -130,9 +130,9 @@ def segment_volume(
         UsageError: bad input, or `out_dir` holds the inputs / a previous result (without
             `overwrite`); both checked before any computation.
     """
-    from napari_fob.overview import write_overview
+    from napari_fob.commands.overview import write_overview
     from napari_fob.session import AnnotationSession
-    from napari_fob.session_io import stage_session
+    from napari_fob.session.sidecar import stage_session
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -203,8 +203,8 @@ def segment_volume(
 
 def result_folder(out_dir: Path, inputs: Sequence[Path], *, overwrite: bool) -> Any:
     """The `ResultFolder` of one job, checked now (UsageError naming the folder otherwise)."""
-    from napari_fob.atomic import ResultFolder, check_folder
-    from napari_fob.session_io import RESULT_FILES
+    from napari_fob.core.atomic import ResultFolder, check_folder
+    from napari_fob.session.sidecar import RESULT_FILES
 
     try:
         check_folder(out_dir, RESULT_FILES, overwrite=overwrite, protect=inputs, what="--out")

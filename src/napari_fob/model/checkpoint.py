@@ -8,7 +8,7 @@ Every checkpoint written here also holds ``"sha256"``: the digest of its whole c
 tensor's dtype, shape and bytes, and every other value, walked in a fixed order; see
 `content_sha256`). `load_checkpoint` recomputes it and refuses a file whose content changed
 (bit rot, a damaged copy); a checkpoint without one (written before the digest existed) loads
-with a warning. Files are written through `napari_fob.atomic` (mode from the umask).
+with a warning. Files are written through `napari_fob.core.atomic` (mode from the umask).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from napari_fob.atomic import atomic_open
+from napari_fob.core.atomic import atomic_open
 
 from .config import FobConfig
 from .fob import Fob
@@ -144,7 +144,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     Raises:
         FileNotFoundError: saying what is missing, where it was looked for and how to get it.
     """
-    from napari_fob.paths import package_weights_dir
+    from napari_fob.core.paths import package_weights_dir
 
     if str(path_or_name) == DEFAULT_NAME:
         path = package_weights_dir() / DEFAULT_FILE

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_fob import atomic
-from napari_fob.io import Volume, write_image, write_labels
+from napari_fob.core import atomic
+from napari_fob.core.io import Volume, write_image, write_labels
 
 SAMPLE_NAMES = ("mni-brain", "abdomen-phantom")
 SAMPLE_FILES = {

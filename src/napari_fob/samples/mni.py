@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_fob.io import Volume, read_labels, read_nifti
+from napari_fob.core.io import Volume, read_labels, read_nifti
 
 DATA_DIR = Path(__file__).parent / "data"
 IMAGE_FILE = DATA_DIR / "mni_t1.nii.gz"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from napari_fob.segmenters.base import SEGMENTERS, Segmenter, get_segmenter
+from napari_fob.segmenters.base import Segmenter
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
+from napari_fob.segmenters.registry import SEGMENTERS, get_segmenter
 
 __all__ = [
     "SEGMENTERS",

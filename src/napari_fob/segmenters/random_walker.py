@@ -20,8 +20,8 @@ from scipy import ndimage as ndi
 from skimage.draw import disk, polygon
 from skimage.segmentation import random_walker
 
-from napari_fob.intensity import Window, normalise
-from napari_fob.prompts import PromptSet
+from napari_fob.core.intensity import Window, normalise
+from napari_fob.core.prompts import PromptSet
 from napari_fob.segmenters.base import check_inputs, segment_each
 
 FG, BG = 1, 2

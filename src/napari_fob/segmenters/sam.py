@@ -25,11 +25,11 @@ import torch
 from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
-from napari_fob.cache import EmbeddingCache, array_signature, embedding_key
+from napari_fob.core.intensity import Window, to_uint8_rgb
+from napari_fob.core.prompts import PromptSet
 from napari_fob.geometry import ring_box, to_sam_xy
-from napari_fob.intensity import Window, to_uint8_rgb
-from napari_fob.prompts import PromptSet
 from napari_fob.segmenters.base import check_inputs, segment_each
+from napari_fob.segmenters.cache import EmbeddingCache, array_signature, embedding_key
 from napari_fob.segmenters.sam_inputs import (
     MASK_LOGIT,
     SamOutput,

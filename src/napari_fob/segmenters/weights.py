@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_fob import atomic, paths
+from napari_fob.core import atomic, paths
 
 ENV_VAR = "FOB_SAM_CHECKPOINT"
 CONFIG_KEY = "sam_checkpoint"

@@ -268,7 +268,7 @@ def val_settings(config: dict) -> ValSettings:
 
 def save_run_config(config: dict, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically: temp file + rename)."""
-    from napari_fob import atomic
+    from napari_fob.core import atomic
 
     return atomic.write_text(Path(path), yaml.safe_dump(config, sort_keys=False))
 

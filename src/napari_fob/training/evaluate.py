@@ -59,7 +59,7 @@ def _predict_and_score(
 
     `in_volume`: the support lies in the same volume, so slice indices pick the nearest
     support; across volumes they mean nothing and the single support set is used."""
-    from napari_fob.metrics import prompt_metrics
+    from napari_fob.core.metrics import prompt_metrics
 
     images = [vol.image01[z] for z in zs]
     indices = [int(z) for z in zs] if in_volume else None
@@ -81,7 +81,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _dice3d(masks: list[np.ndarray], truth: np.ndarray) -> float:
-    from napari_fob.metrics import dice
+    from napari_fob.core.metrics import dice
 
     return dice(np.stack(masks), truth)
 
@@ -165,7 +165,7 @@ def annotation_protocol(
             entry = per_label[label]
             for i, row in enumerate(rows):
                 if segmenter is not None:
-                    from napari_fob.metrics import dice
+                    from napari_fob.core.metrics import dice
 
                     row["dice"] = dice(masks[i], vol.labels[row["z"]] == label)
                 b = by_dz[dz_bin(abs(row["z"] - zc))]
@@ -208,7 +208,7 @@ def validate(model: Any, volumes: Sequence[TrainVolume], *, settings: Any, devic
     """
     import torch
 
-    from napari_fob.generators import make_generator
+    from napari_fob.prompting.generators import make_generator
 
     was_training = model.training
     segmenter = None

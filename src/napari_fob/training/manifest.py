@@ -5,11 +5,11 @@ A manifest is YAML (``volumes:`` list of mappings) or CSV (a header row) with, p
 - ``image`` (required): NIfTI path, relative paths resolved from the manifest's folder;
 - ``labels`` (optional): ground-truth label NIfTI on the same grid;
 - ``pseudo`` (optional): pseudo-labels (``fob pseudolabel`` output) on the same grid;
-- ``intensity`` (optional, default ``auto``): an `napari_fob.intensity` preset name, ``low,high``,
+- ``intensity`` (optional, default ``auto``): a `core.intensity` preset name, ``low,high``,
   or ``zscore`` (mean +- 3 std of the voxels above the volume's minimum -> [0, 1]);
 - ``split`` (optional, default ``train``): ``train``, ``val`` or ``test``.
 
-Pure numpy + nibabel (through `napari_fob.io`); must not import torch.
+Pure numpy + nibabel (through `napari_fob.core.io`); must not import torch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob import atomic
+from napari_fob.core import atomic
 
 SPLITS = ("train", "val", "test")
 ZSCORE_CLIP = 3.0
@@ -59,7 +59,7 @@ class TrainVolume:
     labels: np.ndarray | None = None
     pseudo: np.ndarray | None = None
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    window: Any = None  # the napari_fob.intensity.Window that made image01
+    window: Any = None  # the napari_fob.core.intensity.Window that made image01
     meta: dict = field(default_factory=dict)
 
 
@@ -137,7 +137,7 @@ def volume_window(image: np.ndarray, rule: str = "auto"):
     """The intensity `Window` of a raw (Z, Y, X) volume for a rule: a preset name, ``low,high``,
     or ``zscore`` (mean +- 3 std over the voxels above the volume's minimum, so air/padding does
     not dominate)."""
-    from napari_fob.intensity import Window, resolve_window
+    from napari_fob.core.intensity import Window, resolve_window
 
     image = np.asarray(image, dtype=np.float32)
     if rule == "zscore":
@@ -153,15 +153,15 @@ def volume_window(image: np.ndarray, rule: str = "auto"):
 
 def normalise_volume(image: np.ndarray, rule: str = "auto") -> np.ndarray:
     """Raw (Z, Y, X) -> float32 [0, 1] by an intensity rule (see `volume_window`)."""
-    from napari_fob.intensity import normalise
+    from napari_fob.core.intensity import normalise
 
     return normalise(image, volume_window(image, rule))
 
 
 def load_volume(entry: ManifestEntry) -> TrainVolume:
     """Read the image and its label files (checked to be on the image's grid)."""
-    from napari_fob.intensity import normalise
-    from napari_fob.io import read_labels, read_nifti
+    from napari_fob.core.intensity import normalise
+    from napari_fob.core.io import read_labels, read_nifti
 
     vol = read_nifti(entry.image)
     window = volume_window(vol.data, entry.intensity)

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from napari_fob import atomic
+from napari_fob.core import atomic
 
 COLUMNS = ("dice", "bg_inside", "fg_outside", "ring_error", "ring_coverage", "n_slices")
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_fob.intensity import looks_like_ct, normalise, resolve_window
+from napari_fob.core.intensity import looks_like_ct, normalise, resolve_window
 
 # ~ a 3 cm cube: close to ADNet's min size of 5000 voxels at abdominal CT resolution.
 DEFAULT_SIZE_MM3 = 25_000.0

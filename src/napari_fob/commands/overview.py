@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.atomic import atomic_path
-from napari_fob.intensity import Window, normalise
-from napari_fob.prompts import PromptSet
+from napari_fob.core.atomic import atomic_path
+from napari_fob.core.intensity import Window, normalise
+from napari_fob.core.prompts import PromptSet
 
 # One colour per structure for contours (tab10 without red/green, kept for bg/fg points).
 CONTOUR_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#bcbd22", "#8c564b")

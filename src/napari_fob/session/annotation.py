@@ -6,9 +6,9 @@ Long operations (`predict`, `commit`) are generators that yield `Progress` and r
 result, so the same code runs headless (`run`) or inside a napari worker.
 
 Qt-free: this module must not import napari, qtpy, magicgui or torch (a generator or segmenter
-passed in may use torch itself). Saving and loading live in `session_io.py`, undo records in
-`history.py`, prompt walks in `session_predict.py`, prompt edits in `session_edits.py`,
-progress and events in `session_events.py`.
+passed in may use torch itself). Saving and loading live in `sidecar.py`, undo records in
+`history.py`, prompt walks in `walks.py`, prompt edits in `edits.py`,
+progress and events in `events.py`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from typing import Any
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.generators import PromptGenerator
-from napari_fob.history import (
+from napari_fob.core.intensity import Window, normalise, resolve_window
+from napari_fob.core.prompts import PromptSet
+from napari_fob.prompting.generators import PromptGenerator
+from napari_fob.session.edits import PromptEditsMixin
+from napari_fob.session.events import Progress, SessionEvents, run
+from napari_fob.session.history import (
     Entry,
     History,
     PromptChange,
@@ -30,10 +34,6 @@ from napari_fob.history import (
     apply_label_change,
     label_change,
 )
-from napari_fob.intensity import Window, normalise, resolve_window
-from napari_fob.prompts import PromptSet
-from napari_fob.session_edits import PromptEditsMixin
-from napari_fob.session_events import Progress, SessionEvents, run
 
 __all__ = ["AnnotationSession", "Progress", "SessionEvents", "run"]
 
@@ -42,7 +42,7 @@ class AnnotationSession(PromptEditsMixin):
     """One volume, its supports, prompts and committed labels.
 
     Args:
-        volume: a `napari_fob.io.Volume` (its affine is kept for saving) or a (Z, Y, X) array of
+        volume: a `core.io.Volume` (its affine is kept for saving) or a (Z, Y, X) array of
             raw intensities; axis 0 is the slice axis.
         generator: a `PromptGenerator` ("fob", "mask-ring", "copy").
         segmenter: a segmenter with ``segment(image (H, W), promptset, *, window) -> (H, W) bool``
@@ -195,7 +195,7 @@ class AnnotationSession(PromptEditsMixin):
         self._change_support(entry, label, z, None)
         self._finish(entry)
 
-    # ---- prediction and commit (the walks live in session_predict.py) ---------------------
+    # ---- prediction and commit (the walks live in walks.py) ---------------------
     def predict(
         self,
         label: int,
@@ -211,9 +211,9 @@ class AnnotationSession(PromptEditsMixin):
         supports, each slice prompted from the nearest committed/support mask and committed as
         the walk goes. Yields `Progress`; returns the slices that received prompts. One undo step.
         """
-        from napari_fob import session_predict
+        from napari_fob.session import walks
 
-        return session_predict.predict(
+        return walks.predict(
             self, label, slices, mode=mode, threshold=threshold, batch_size=batch_size
         )
 
@@ -287,23 +287,23 @@ class AnnotationSession(PromptEditsMixin):
 
     # ---- save / load --------------------------------------------------------------------
     def save(self, out_dir: Path | str, *, overwrite: bool = False) -> dict[str, Path]:
-        """Write labels.nii.gz + prompts.json into `out_dir` as one unit; see session_io.
+        """Write labels.nii.gz + prompts.json into `out_dir` as one unit; see sidecar.
 
         A folder already holding a saved result is refused unless `overwrite` is True (the
         autosave passes it for its own folder).
         """
-        from napari_fob import session_io
+        from napari_fob.session import sidecar
 
-        return session_io.save_session(self, Path(out_dir), overwrite=overwrite)
+        return sidecar.save_session(self, Path(out_dir), overwrite=overwrite)
 
     @classmethod
     def load(
         cls, out_dir: Path | str, volume: Any, *, generator: PromptGenerator, segmenter: Any
     ) -> AnnotationSession:
         """Restore a session saved with `save` for the same `volume`."""
-        from napari_fob import session_io
+        from napari_fob.session import sidecar
 
-        return session_io.load_session(
+        return sidecar.load_session(
             cls, Path(out_dir), volume, generator=generator, segmenter=segmenter
         )
 
@@ -311,7 +311,7 @@ class AnnotationSession(PromptEditsMixin):
         if self.autosave_dir is not None:
             self.save(self.autosave_dir, overwrite=True)
 
-    # ---- internals (also used by session_predict / session_io) --------------------------
+    # ---- internals (also used by walks / sidecar) --------------------------
     def _check_label(self, label: int) -> int:
         if int(label) != label or int(label) <= 0:
             raise ValueError(f"label {label!r}: expected a positive integer")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
 
 STATUSES = ("none", "predicted", "edited", "committed")
 

@@ -13,7 +13,7 @@ process umask is never read or changed (``os.umask`` is process-wide and not thr
 first written under a temporary name; then a commit record (``.fob-commit.json``, itself written
 atomically) lists the renames; then the renames run and the record is deleted. A crash before
 the record leaves the old files untouched; a crash after it is rolled forward by `recover`
-(which every save and `session_io.load_session` run first), so the folder always holds the old
+(which every save and `session.sidecar.load_session` run first), so the folder always holds the old
 set or the new set, never a mix. Files in the folder that are not part of the set are never
 touched, so a set may live in a folder the user shares with other data.
 
@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -228,6 +229,13 @@ def check_folder(
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(f"{what} {folder}: {probe} is not a writable folder")
+    # os.access says yes to root everywhere; a read-only mount or /proc says no only when tried
+    try:
+        fd, name = tempfile.mkstemp(prefix=".fob-probe-", dir=probe)
+    except OSError as exc:
+        raise PermissionError(f"{what} {folder}: cannot write into {probe} ({exc})") from exc
+    os.close(fd)
+    os.unlink(name)
     return folder
 
 

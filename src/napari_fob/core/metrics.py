@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_fob import geometry
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
 
 
 def _mask2d(mask: np.ndarray, name: str = "true_mask") -> np.ndarray:

@@ -9,7 +9,7 @@ another model) is refused with a `ValueError` naming both, as micro-sam refuses 
 cache.
 
 On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
-metadata of every entry). Every write goes through `napari_fob.atomic` (a temporary file moved
+metadata of every entry). Every write goes through `napari_fob.core.atomic` (a temporary file moved
 into place, mode from the umask), so a crash never leaves a half-written entry. An entry that
 cannot be read (lost, truncated, bit-flipped, empty, holding another key) is dropped with a
 warning and recomputed by the caller: damage costs time, never a crash.
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob import atomic
+from napari_fob.core import atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "napari-fob-embeddings"

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.history import Entry, SliceState
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
+from napari_fob.session.history import Entry, SliceState
 
 
 class PromptEditsMixin:

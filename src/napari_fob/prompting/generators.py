@@ -3,7 +3,7 @@
 A generator turns support masks (painted or committed slices) into a `PromptSet` for each query
 slice. Three are provided:
 
-- ``fob``: the FoB model through `napari_fob.predictor.FobPredictor`.
+- ``fob``: the FoB model through `napari_fob.prompting.predictor.FobPredictor`.
 - ``mask-ring``: the baseline of DESIGN.md §5 (micro-sam's prompt projection): the ring and the
   foreground points are re-drawn with `geometry.py` from the **nearest** support mask; the ring is
   computed at the model grid (like FoB's rings) and mapped back to slice pixels.
@@ -29,8 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.intensity import band_overlap, intensity_band, reference_band
-from napari_fob.prompts import PromptSet
+from napari_fob.core.intensity import band_overlap, intensity_band, reference_band
+from napari_fob.core.prompts import PromptSet
 
 GENERATORS = ("fob", "mask-ring", "copy")
 
@@ -304,7 +304,7 @@ def make_generator(
     if name == "copy":
         return CopyGenerator()
     if name == "fob":
-        from napari_fob.predictor import FobPredictor, load_predictor
+        from napari_fob.prompting.predictor import FobPredictor, load_predictor
 
         options = {}
         if paper_inference:

@@ -14,15 +14,23 @@ docs/method.md, "Inference in one volume".
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.in_volume import (
+from napari_fob.core.intensity import (
+    band_overlap,
+    check_unit_slice,
+    intensity_band,
+    reference_band,
+    reference_support,
+)
+from napari_fob.core.prompts import PromptSet
+from napari_fob.devices import exact_inference
+from napari_fob.prompting.in_volume import (
     DEFAULT_BAND_EXCLUSION,
     DEFAULT_FG_CORE,
     DEFAULT_FG_RELATIVE,
@@ -35,8 +43,6 @@ from napari_fob.in_volume import (
     inward_depth,
     support_core,
 )
-from napari_fob.intensity import band_overlap, intensity_band, reference_band, reference_support
-from napari_fob.prompts import PromptSet
 
 if TYPE_CHECKING:
     from napari_fob.model.fob import Fob, FobOutput, SupportState
@@ -56,48 +62,13 @@ class _Support:
     committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
-def _check_image(image: Any, name: str) -> np.ndarray:
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise ValueError(f"{name}: expected an (H, W) slice, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: holds NaN or inf values")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(
-            f"{name}: expected intensities in [0, 1] (see intensity.normalise), got [{lo}, {hi}]"
-        )
-    return np.clip(arr, 0.0, 1.0)
-
-
-@contextmanager
-def _inference() -> Iterator[None]:
-    """``torch.inference_mode()`` with cuDNN's TF32 convolutions off for its duration.
-
-    PyTorch lets cuDNN run float32 convolutions in TF32 by default; on the flat maps of a large
-    structure that moved ring points by up to 1.3 px against the CPU's and picked other
-    foreground pixels (docs/benchmarks.md, "On a GPU"). The compact model is small enough for
-    full float32 to cost nothing that matters, and the same prompts on every machine are worth
-    more. The previous setting is restored afterwards.
-    """
-    import torch
-
-    previous = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = previous
-
-
 class FobPredictor:
     """FoB prompts for query slices, given one or more support slices of the same structure.
 
     ``set_support`` encodes a support (image + mask) once and caches its features and
     prototypes; ``predict`` runs the rest of the model on batches of query slices, each against
     the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``,
-    in full float32 on CUDA too (`_inference`).
+    in full float32 on CUDA too (`devices.exact_inference`).
     """
 
     def __init__(
@@ -227,7 +198,7 @@ class FobPredictor:
         """
         import torch
 
-        img = _check_image(image, "support image")
+        img = check_unit_slice(image, "support image")
         m = np.asarray(mask)
         if m.shape != img.shape:
             raise ValueError(f"support mask: shape {m.shape} differs from the image's {img.shape}")
@@ -249,7 +220,7 @@ class FobPredictor:
         img_t = torch.from_numpy(img_g)[None, None].to(dev)
         mask_t = torch.from_numpy(mask_g.astype(np.float32))[None].to(dev)
         ring_t = torch.from_numpy(ring.astype(np.float32))[None].to(dev)
-        with _inference():
+        with exact_inference():
             state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
         idx = None if slice_index is None else int(slice_index)
         self._supports = [sup for sup in self._supports if sup.slice_index != idx]
@@ -318,7 +289,7 @@ class FobPredictor:
             raise RuntimeError("FobPredictor.predict: no support set; call set_support() first")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        imgs = [_check_image(im, f"query image {i}") for i, im in enumerate(images)]
+        imgs = [check_unit_slice(im, f"query image {i}") for i, im in enumerate(images)]
         if slice_indices is not None and len(slice_indices) != len(imgs):
             raise ValueError(
                 f"slice_indices: {len(slice_indices)} given for {len(imgs)} query images"
@@ -330,7 +301,7 @@ class FobPredictor:
         results: list[PromptSet | None] = [None] * len(imgs)
         by_id = {id(s): s for s in self._supports}
         s = self.grid_size
-        with _inference():
+        with exact_inference():
             for sid, members in groups.items():
                 sup = by_id[sid]
                 band = reference_band(self._supports, sup)

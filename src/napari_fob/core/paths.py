@@ -39,4 +39,4 @@ def user_config_file() -> Path:
 
 def package_weights_dir() -> Path:
     """Weights shipped inside the package (the default FoB model)."""
-    return Path(__file__).parent / "weights"
+    return Path(__file__).resolve().parents[1] / "weights"  # napari_fob/weights

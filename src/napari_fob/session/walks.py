@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from napari_fob.history import Entry, SliceState
-from napari_fob.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet
+from napari_fob.session.events import Progress
+from napari_fob.session.history import Entry, SliceState
 
 if TYPE_CHECKING:
-    from napari_fob.session import AnnotationSession, Progress
+    from napari_fob.session.annotation import AnnotationSession
 
 MODES = ("fixed", "chain")
 
@@ -110,8 +111,6 @@ def _evidence(p: PromptSet, z: int) -> float:
 
 
 def _fixed(session, entry, label, targets, threshold, batch_size):
-    from napari_fob.session import Progress
-
     supports = session.supports[label]
     if targets is not None:
         targets = [z for z in targets if z not in supports]
@@ -151,8 +150,6 @@ def _fixed(session, entry, label, targets, threshold, batch_size):
 
 
 def _chain(session, entry, label, targets, threshold):
-    from napari_fob.session import Progress
-
     supports = session.supports[label]
     for z, mask in sorted(supports.items()):
         # The painted slices are part of the result: a chain that commits its neighbours

@@ -13,7 +13,7 @@ the mapping is exact and reversible:
 
 ``Volume.axes[a]`` is the file voxel axis shown as array axis ``a``.
 
-Reading and writing files lives in `napari_fob.io`; this module only describes the grid.
+Reading and writing files lives in `napari_fob.core.io`; this module only describes the grid.
 It imports only numpy and nibabel: never napari, Qt, magicgui or torch.
 """
 

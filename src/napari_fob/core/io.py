@@ -1,9 +1,9 @@
 """NIfTI volumes in and out (nibabel), with the file's geometry kept for an exact write-back.
 
-`read_nifti` gives a `Volume` (``napari_fob.volume``; re-exported here) whose array is the
+`read_nifti` gives a `Volume` (``napari_fob.core.volume``; re-exported here) whose array is the
 file's voxel array transposed so the slicing axis comes first; `write_labels` and
 `write_image` transpose back and copy the source's sform/qform (with their codes) verbatim.
-Writes are atomic (`napari_fob.atomic`): a temporary file in the same folder, then
+Writes are atomic (`napari_fob.core.atomic`): a temporary file in the same folder, then
 ``os.replace``; the file mode follows the user's umask. Reading a ``.nii.gz`` checks the whole
 gzip stream (its CRC and length) first: nibabel alone stops at the last voxel and would use a
 damaged file silently.
@@ -22,8 +22,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from napari_fob.atomic import atomic_path
-from napari_fob.volume import (
+from napari_fob.core.atomic import atomic_path
+from napari_fob.core.volume import (
     AFFINE_ATOL_MM,
     GEOMETRY_FIELDS,
     Volume,

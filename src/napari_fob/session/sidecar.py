@@ -14,7 +14,7 @@ the session was opened on; an identity affine for a plain array). ``prompts.json
 - ``files``: the sha256 of the ``labels.nii.gz`` written with it, checked by `load_session`
   (a labels file from another save is refused; older sidecars without it load unchecked).
 
-The two files are one unit (`napari_fob.atomic.ResultFolder`): a save replaces both or neither,
+The two files are one unit (`napari_fob.core.atomic.ResultFolder`): a save replaces both or neither,
 even when killed half-way, and also removes a previous ``report.json`` / ``overview.png`` of
 ``fob segment`` that would no longer describe the labels. A folder already holding a result is
 refused unless ``overwrite=True``. Undo history is not saved. Imports numpy, nibabel (through
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_fob.atomic import ResultFolder, recover
-from napari_fob.history import SliceState
-from napari_fob.intensity import Window
-from napari_fob.prompts import PromptSet
+from napari_fob.core.atomic import ResultFolder, recover
+from napari_fob.core.intensity import Window
+from napari_fob.core.prompts import PromptSet
+from napari_fob.session.history import SliceState
 
 if TYPE_CHECKING:
-    from napari_fob.session import AnnotationSession
+    from napari_fob.session.annotation import AnnotationSession
 
 FORMAT = "napari-fob/prompts"
 VERSION = 1
@@ -63,7 +63,7 @@ def rle_decode(runs: list[list[int]], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _geometry(session: AnnotationSession) -> Any:
-    from napari_fob.io import Volume
+    from napari_fob.core.io import Volume
 
     if session.source is not None:
         return session.source
@@ -146,7 +146,7 @@ def inputs_of(session: AnnotationSession) -> list[Path]:
 
 def stage_session(session: AnnotationSession, unit: ResultFolder) -> dict[str, Path]:
     """Write labels and sidecar into the open `unit`; returns their final paths."""
-    from napari_fob.io import write_labels
+    from napari_fob.core.io import write_labels
 
     sidecar = to_sidecar(session)  # built first: a describe() failure writes nothing
     staged = write_labels(unit.path(LABELS_FILE), session.labels, like=_geometry(session))
@@ -191,7 +191,7 @@ def load_session(
     cls: type[AnnotationSession], out_dir: Path, volume: Any, *, generator: Any, segmenter: Any
 ) -> AnnotationSession:
     """Rebuild a session saved by `save_session` for the same `volume` (Volume or array)."""
-    from napari_fob.io import Volume, read_labels
+    from napari_fob.core.io import Volume, read_labels
 
     recover(out_dir)  # finish a save that was interrupted, so the pair read is one unit
     data = read_sidecar(out_dir / PROMPTS_FILE)

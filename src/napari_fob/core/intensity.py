@@ -136,7 +136,7 @@ def band_overlap(image01: np.ndarray, mask: np.ndarray, band: tuple[float, float
 
     The evidence that a structure found under `mask` on a reference slice is still present on
     this slice: ~1 while the structure fills the reference footprint, falling towards 0 where
-    other tissue takes its place (used by automatic extent; see generators.py).
+    other tissue takes its place (used by automatic extent; see prompting.generators).
     """
     image01, mask = np.asarray(image01), np.asarray(mask, dtype=bool)
     if image01.shape != mask.shape:
@@ -195,3 +195,22 @@ def structure_region(
     labels, _ = ndi.label(candidate)
     touching = np.unique(labels[mask & candidate])
     return np.isin(labels, touching[touching > 0])
+
+
+def check_unit_slice(image: Any, name: str) -> np.ndarray:
+    """`image` as an (H, W) float32 slice in [0, 1], or a ValueError naming `name`.
+
+    Models take normalised slices (`normalise`); a NaN or an unnormalised slice would give
+    silent garbage, so it is refused with what was found.
+    """
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim != 2 or min(arr.shape) < 1:
+        raise ValueError(f"{name}: expected an (H, W) slice, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: holds NaN or inf values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"{name}: expected intensities in [0, 1] (see intensity.normalise), got [{lo}, {hi}]"
+        )
+    return np.clip(arr, 0.0, 1.0)

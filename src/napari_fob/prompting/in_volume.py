@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.intensity import structure_region
+from napari_fob.core.intensity import structure_region
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
 """(a, b) of the location prior at inference, pixels of a 256 grid. Independent of the prior a
