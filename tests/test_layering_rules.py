@@ -184,6 +184,35 @@ def test_no_private_names_taken_from_another_module():
     assert not bad, "\n".join(bad)
 
 
+def test_no_module_reads_another_objects_private_attributes():
+    """``x._name`` only on ``self``/``cls``, or for a name the module itself defines (its own
+    classes' helpers, argparse defaults it set): the session's records, the form and other
+    objects' internals are reached through their public API."""
+    bad = []
+    for module, path in sorted(MODULES.items()):
+        tree = ast.parse(path.read_text())
+        defined = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.keyword) and node.arg:
+                defined.add(node.arg)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                and node.attr not in defined
+            ):
+                bad.append(f"{module}:{node.lineno} reads {ast.unparse(node)}")
+    assert not bad, "\n".join(bad)
+
+
 def test_the_package_root_is_short():
     root = [p.stem for p in PACKAGE.glob("*.py")]
     others = [m for m in root if m not in GLUE | {"cli", "__init__", "__main__"}]

@@ -28,8 +28,10 @@ def snapshot(s: AnnotationSession) -> dict:
     return {
         "labels": s.labels.copy(),
         "prompts": {k: p.to_dict() for k, p in s.prompts.items()},
-        "status": dict(s._status),
-        "confidence": dict(s._confidence),
+        "status": {k: s.slice_status(*k) for k in s.slices.keys() if s.slice_status(*k) != "none"},
+        "confidence": {
+            k: s.confidence(*k) for k in s.slices.keys() if s.confidence(*k) is not None
+        },
         "supports": {(lab, z): m.copy() for lab, d in s.supports.items() for z, m in d.items()},
     }
 
@@ -270,3 +272,39 @@ def test_chain_marks_committed_masks_so_they_cannot_vouch_for_themselves(session
     painted = set(session.supports[1])
     assert calls and all(committed == (z not in painted) for z, committed in calls)
     assert any(committed for _, committed in calls)
+
+
+def test_the_slice_table_keeps_prompts_status_and_confidence_together(session):
+    run(session.predict(1, [14, 15], mode="fixed"))
+    key = (1, 15)
+    state = session.slices.state(key)
+    assert state.status == "predicted" and state.prompts is not None
+    assert state.confidence == session.confidence(*key)
+    with pytest.raises(TypeError):
+        session.prompts[key] = state.prompts  # read-only: edits go through the session
+    session.clear_prompts(*key)
+    assert key not in session.prompts and session.slice_status(*key) == "none"
+    assert session.confidence(*key) == state.confidence  # the confidence stays with the slice
+    assert session.undo() and session.slices.state(key).prompts is not None
+
+
+def test_commit_writes_labels_only_through_its_consumer(session):
+    run(session.predict(1, [14, 15], mode="fixed"))
+    items = list(session.commit(1, [14, 15]))  # driven, but the writes not applied
+    assert not session.labels.any()
+    writes = [item.apply for item in items if item.apply is not None]
+    assert len(writes) == 3  # two slices, then the undo step
+    for write in writes:
+        write()
+    assert (session.labels[14] == 1).any() and (session.labels[15] == 1).any()
+    assert session.undo() and not session.labels.any()
+
+
+def test_a_commit_closed_early_keeps_what_was_applied_as_one_undo_step(session):
+    run(session.predict(1, [14, 15, 17], mode="fixed"))
+    gen = session.commit(1, [14, 15, 17])
+    first = next(gen)
+    first.apply()
+    gen.close()  # Cancel: the widget closes the generator on the main thread
+    assert (session.labels[14] == 1).any() and not (session.labels[15] == 1).any()
+    assert session.undo() and not session.labels.any()

@@ -180,3 +180,32 @@ def test_ctrl_click_adds_fg_and_ctrl_shift_click_adds_bg(opened, qtbot):
     assert len(viewer.layers[L.FG_LAYER].data) == sum(
         len(p.fg) for k, p in widget.session.prompts.items() if k[0] == LIVER
     )
+
+
+def test_a_stroke_painted_during_a_running_commit_is_kept(opened, qtbot):
+    viewer, widget, truth = opened
+    widget._c.prompts.setCurrentIndex(1)
+    widget._c.segmenter.setCurrentText("random-walker")
+    z = paint_support(viewer, widget, truth, LIVER, half_range=8)
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    target = z + 6
+    viewer.dims.set_current_step(0, target)
+    output = viewer.layers[L.OUTPUT_LAYER]
+    viewer.layers.selection.active = output
+    output.mode = "paint"
+    output.brush_size = 6
+    output.selected_label = 7
+    wait(100)
+    far = np.array([target, 12.0, 12.0])  # a corner outside the body
+    assert truth[target, 12, 12] == 0
+    press(qtbot, widget, "commit range")
+    busy_during_stroke = widget.busy
+    drag(viewer, data_to_canvas(viewer, output, far),
+         data_to_canvas(viewer, output, far + np.array([0.0, 0.0, 10.0])))  # fmt: skip
+    wait_idle(qtbot, widget)
+    assert busy_during_stroke  # the stroke really went in while the commit ran
+    data = np.asarray(output.data)
+    assert (data[target] == 7).sum() > 20  # the stroke is still there
+    assert (data == LIVER).any(axis=(1, 2)).sum() >= 10  # and the commit wrote its slices
+    assert data is widget.session.labels  # one buffer, written on the main thread only

@@ -38,7 +38,6 @@ class AnnotatorWidget(QWidget):
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.glue = SessionGlue(self)
         self.jobs = JobRunner(self)
         self.dirty = False
         self.layers: L.PromptLayers | None = None
@@ -46,6 +45,7 @@ class AnnotatorWidget(QWidget):
         self._adding_layers = False
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
+        self.glue = SessionGlue(self, self._c)
         self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
         self._review = ReviewList(self.jump_to)

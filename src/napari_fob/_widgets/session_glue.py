@@ -33,8 +33,9 @@ def volume_metadata(layer: Any) -> dict[str, Any] | None:
 class SessionGlue:
     """The session side of `AnnotatorWidget` (see the module docstring)."""
 
-    def __init__(self, widget: Any) -> None:
+    def __init__(self, widget: Any, controls: Any) -> None:
         self.w = widget
+        self.c = controls  # the form (`Controls`), handed over rather than read off the widget
         self.session: Any = None
         self.generator: Any = None
         self.segmenter: Any = None
@@ -50,7 +51,7 @@ class SessionGlue:
         from napari_fob._widgets.backends import status_text
 
         self.backend_text = text or status_text(generator, segmenter, self.w.choice())
-        self.w._c.status.setText(self.backend_text)
+        self.c.status.setText(self.backend_text)
         if self.session is not None:
             self.session.generator, self.session.segmenter = generator, segmenter
 
@@ -76,7 +77,7 @@ class SessionGlue:
 
     # ---- session ---------------------------------------------------------------------------
     def window(self) -> Window:
-        c = self.w._c
+        c = self.c
         source = "contrast-limits" if c.window_from_layer.isChecked() else "user"
         return Window(float(c.low.value()), float(c.high.value()), source)
 
@@ -97,7 +98,7 @@ class SessionGlue:
             self.attach(self.new_session(image))
         session = self.session
         session.set_window(self.window())
-        name = self.w._c.name.text().strip()
+        name = self.c.name.text().strip()
         if name:
             session.names[label] = name
         support = np.asarray(layers.support.data)
@@ -217,7 +218,7 @@ class SessionGlue:
         self.on_image_changed()
 
     def on_image_changed(self) -> None:
-        image, c = self.w.image_layer(), self.w._c
+        image, c = self.w.image_layer(), self.c
         if image is None:
             return
         nz = int(image.data.shape[0])
@@ -231,7 +232,7 @@ class SessionGlue:
             c.high.setValue(hi if hi > lo else lo + 1.0)
 
     def on_structure_changed(self, label: int) -> None:
-        c = self.w._c
+        c = self.c
         name = self.session.names.get(label, "") if self.session is not None else ""
         c.name.setText(name)
         if self.w.layers is not None:

@@ -13,6 +13,7 @@ Imports napari's Qt threading helpers; used only by the dock widgets.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -130,6 +131,8 @@ def start(
                     if on_done is not None:
                         on_done(stop.value)
                     break
+                if getattr(item, "apply", None) is not None:
+                    item.apply()  # a label write: on this (the main) thread, in order
                 progress_cb(item)
         except Exception as exc:  # reported like the threaded path does
             if on_error is None:
@@ -144,12 +147,30 @@ def start(
     # Result and error are handed over through `finished`, the worker's last signal: Qt does
     # not keep the order of signals that reach different receivers, so a "returned" handler
     # could run before the last "yielded" one.
+    # Label writes (`Progress.apply`) are queued by the worker and applied here, on the main
+    # thread, in order: before each progress report and, for those still queued, when the
+    # worker ends (before a cancelled generator is closed, so its undo step holds them).
     outcome: dict[str, Any] = {}
+    writes: deque[Callable[[], None]] = deque()
+
+    def queued(gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if getattr(item, "apply", None) is not None:
+                writes.append(item.apply)
+            yield item
+
+    def apply_writes() -> None:
+        while writes:
+            writes.popleft()()
 
     def drive() -> Generator[Any, Any, Any]:
         try:
             outcome["gen"] = gen = make_generator()
-            outcome["result"] = yield from gen
+            outcome["result"] = yield from queued(gen)
         except Exception as exc:  # reported on the main thread by `finished`
             outcome["error"] = exc
 
@@ -158,11 +179,16 @@ def start(
 
     def progress_if_running(item: Any) -> None:
         if not job.finished:
+            apply_writes()
             progress_cb(item)
 
     def finished() -> None:
         job.finished = True
         bar.close()
+        try:
+            apply_writes()
+        except Exception as exc:  # a write that failed is reported like the job's errors
+            outcome.setdefault("error", exc)
         if job.cancelled and "gen" in outcome:
             # Run the generator's cleanup now (e.g. a commit records what it already wrote
             # for undo) instead of whenever the abandoned generator is collected.

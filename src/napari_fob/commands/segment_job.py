@@ -214,7 +214,7 @@ def result_folder(out_dir: Path, inputs: Sequence[Path], *, overwrite: bool) -> 
 
 
 def _label_report(session: Any, label: int, predicted: list[int]) -> dict[str, Any]:
-    keys = sorted(z for (lab, z) in session._confidence if lab == label)
+    keys = [z for (_, z) in session.slices.keys(label) if session.confidence(label, z) is not None]
     committed = [int(z) for z in np.flatnonzero((session.labels == label).any(axis=(1, 2)))]
     return {
         "name": session.names.get(label),

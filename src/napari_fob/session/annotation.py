@@ -23,7 +23,7 @@ from napari_fob import geometry
 from napari_fob.core.intensity import Window, normalise, resolve_window
 from napari_fob.core.prompts import PromptSet
 from napari_fob.prompting.generators import PromptGenerator
-from napari_fob.session.edits import PromptEditsMixin
+from napari_fob.session import edits
 from napari_fob.session.events import Progress, SessionEvents, run
 from napari_fob.session.history import (
     Entry,
@@ -34,11 +34,12 @@ from napari_fob.session.history import (
     apply_label_change,
     label_change,
 )
+from napari_fob.session.slices import PromptsView, SliceTable
 
 __all__ = ["AnnotationSession", "Progress", "SessionEvents", "run"]
 
 
-class AnnotationSession(PromptEditsMixin):
+class AnnotationSession:
     """One volume, its supports, prompts and committed labels.
 
     Args:
@@ -85,17 +86,20 @@ class AnnotationSession(PromptEditsMixin):
                 )
             self.labels = np.array(labels, dtype=np.int32, order="C")
         self.supports: dict[int, dict[int, np.ndarray]] = {}
-        self.prompts: dict[tuple[int, int], PromptSet] = {}
+        self.slices = SliceTable()  # prompts, status and confidence of every (label, z)
         self.thresholds: dict[int, float] = {}
         self.batch_size = 16
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
         self.events = SessionEvents()
         self.history = History()
-        self._status: dict[tuple[int, int], str] = {}
-        self._confidence: dict[tuple[int, int], float] = {}
         self._images01: dict[int, np.ndarray] = {}
 
     # ---- reading state -------------------------------------------------------------------
+    @property
+    def prompts(self) -> PromptsView:
+        """The prompts of every (label, z) that has some (read-only; edit through the session)."""
+        return self.slices.prompts
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.volume.shape)  # type: ignore[return-value]
@@ -115,18 +119,18 @@ class AnnotationSession(PromptEditsMixin):
 
     def image01(self, z: int) -> np.ndarray:
         """Slice `z` windowed to float32 [0, 1], (Y, X); cached."""
-        z = self._check_z(z)
+        z = self.check_z(z)
         if z not in self._images01:
             self._images01[z] = normalise(self.volume[z], self.window)
         return self._images01[z]
 
     def slice_status(self, label: int, z: int) -> str:
         """ "none", "predicted", "edited" (prompts changed by the user) or "committed"."""
-        return self._status.get((int(label), int(z)), "none")
+        return self.slices.status((label, z))
 
     def confidence(self, label: int, z: int) -> float | None:
         """The generator's evidence for (label, z) when it was predicted (None if never)."""
-        return self._confidence.get((int(label), int(z)))
+        return self.slices.confidence((label, z))
 
     def low_confidence(self, label: int, z: int) -> bool:
         """True when the stored confidence is below the threshold last used for `label`."""
@@ -150,7 +154,7 @@ class AnnotationSession(PromptEditsMixin):
     # ---- supports -----------------------------------------------------------------------
     def set_support(self, label: int, z: int, mask2d: np.ndarray, name: str | None = None) -> None:
         """Use the (Y, X) bool `mask2d` as a support of structure `label` on slice `z`."""
-        label, z = self._check_label(label), self._check_z(z)
+        label, z = self.check_label(label), self.check_z(z)
         mask = np.asarray(mask2d).astype(bool)
         if mask.shape != self.shape[1:]:
             raise ValueError(
@@ -162,8 +166,8 @@ class AnnotationSession(PromptEditsMixin):
         if name is not None:
             self.names[label] = str(name)
         entry = Entry(f"set support {label}@{z}", label)
-        self._change_support(entry, label, z, mask.copy())
-        self._finish(entry)
+        self.record_support(entry, label, z, mask.copy())
+        self.finish(entry)
 
     def set_supports_from_volume(self, support_volume: np.ndarray) -> dict[int, list[int]]:
         """Every label/slice with voxels in a (Z, Y, X) integer volume becomes a support.
@@ -182,8 +186,8 @@ class AnnotationSession(PromptEditsMixin):
             found[label] = [int(z) for z in zs]
             entry = Entry(f"supports of {label}", label)
             for z in found[label]:
-                self._change_support(entry, label, z, support_volume[z] == label)
-            self._finish(entry)
+                self.record_support(entry, label, z, support_volume[z] == label)
+            self.finish(entry)
         return found
 
     def remove_support(self, label: int, z: int) -> None:
@@ -192,8 +196,8 @@ class AnnotationSession(PromptEditsMixin):
         if z not in self.supports.get(label, {}):
             raise ValueError(f"label {label} has no support on slice {z}")
         entry = Entry(f"remove support {label}@{z}", label)
-        self._change_support(entry, label, z, None)
-        self._finish(entry)
+        self.record_support(entry, label, z, None)
+        self.finish(entry)
 
     # ---- prediction and commit (the walks live in walks.py) ---------------------
     def predict(
@@ -233,23 +237,11 @@ class AnnotationSession(PromptEditsMixin):
         content of `label` is replaced. With `other_structures_as_bg`, a few points inside each
         other committed structure on the slice are added as background points.
         """
-        label = self._check_label(label)
-        zs = [self._check_z(z) for z in slices]
-        entry = Entry(f"commit {label}", label)
-        done: list[int] = []
-        try:
-            for i, z in enumerate(zs):
-                mask = self.segment_slice(label, z, other_structures_as_bg=other_structures_as_bg)
-                if mask is None:
-                    yield Progress(i + 1, len(zs), f"slice {z}: no prompts, skipped")
-                    continue
-                self._write_mask(entry, label, z, mask, overwrite=overwrite)
-                done.append(z)
-                yield Progress(i + 1, len(zs), f"committed slice {z}")
-        finally:  # a cancelled commit (generator closed) keeps what it wrote, undoable
-            self._finish(entry)
-        self.autosave()
-        return done
+        from napari_fob.session import walks
+
+        return walks.commit(
+            self, label, slices, overwrite=overwrite, other_structures_as_bg=other_structures_as_bg
+        )
 
     def segment_slice(
         self, label: int, z: int, *, other_structures_as_bg: bool = False
@@ -275,6 +267,27 @@ class AnnotationSession(PromptEditsMixin):
                 f"{self.shape[1:]}"
             )
         return mask.astype(bool)
+
+    # ---- prompt edits (edits.py), each one undo step ---------------------------------------
+    def set_prompts(self, label: int, z: int, promptset: PromptSet) -> None:
+        """Replace the prompts of (label, z) with the user's `promptset` (origin "user")."""
+        edits.set_prompts(self, label, z, promptset)
+
+    def move_point(self, label: int, z: int, kind: str, index: int, new_rc: Any) -> None:
+        """Move point `index` of `kind` ("fg" | "bg") to (row, col) `new_rc`."""
+        edits.move_point(self, label, z, kind, index, new_rc)
+
+    def add_point(self, label: int, z: int, kind: str, rc: Any) -> None:
+        """Add a point at (row, col) `rc`; a bg point joins the ring where it adds least."""
+        edits.add_point(self, label, z, kind, rc)
+
+    def remove_point(self, label: int, z: int, kind: str, index: int) -> None:
+        """Delete point `index` of `kind` ("fg" | "bg")."""
+        edits.remove_point(self, label, z, kind, index)
+
+    def clear_prompts(self, label: int, z: int) -> None:
+        """Drop the prompts of (label, z); status becomes "committed" if labels hold it."""
+        edits.clear_prompts(self, label, z)
 
     # ---- undo / redo --------------------------------------------------------------------
     def undo(self) -> bool:
@@ -311,47 +324,32 @@ class AnnotationSession(PromptEditsMixin):
         if self.autosave_dir is not None:
             self.save(self.autosave_dir, overwrite=True)
 
-    # ---- internals (also used by walks / sidecar) --------------------------
-    def _check_label(self, label: int) -> int:
+    # ---- records (the walks, edits and sidecar change the session through these) ---------
+    def check_label(self, label: int) -> int:
+        """`label` as an int, or a ValueError: structures are positive integers."""
         if int(label) != label or int(label) <= 0:
             raise ValueError(f"label {label!r}: expected a positive integer")
         return int(label)
 
-    def _check_z(self, z: int) -> int:
+    def check_z(self, z: int) -> int:
+        """`z` as an int, or a ValueError when it is not a slice of the volume."""
         if not 0 <= int(z) < self.shape[0]:
             raise ValueError(f"slice {z}: expected an index in [0, {self.shape[0]})")
         return int(z)
 
-    def _state(self, key: tuple[int, int]) -> SliceState:
-        p = self.prompts.get(key)
-        return SliceState(
-            None if p is None else p.copy(), self.slice_status(*key), self._confidence.get(key)
-        )
+    def record(self, entry: Entry, key: tuple[int, int], after: SliceState) -> None:
+        """Change the record of `key` to `after`, noted in `entry` for undo."""
+        entry.changes.append(PromptChange(key, self.slices.state(key), after))
+        self.slices.put(key, after)
 
-    def _set_state(self, key: tuple[int, int], state: SliceState) -> None:
-        if state.prompts is None:
-            self.prompts.pop(key, None)
-        else:
-            self.prompts[key] = state.prompts.copy()
-        if state.status == "none":
-            self._status.pop(key, None)
-        else:
-            self._status[key] = state.status
-        if state.confidence is None:
-            self._confidence.pop(key, None)
-        else:
-            self._confidence[key] = float(state.confidence)
-
-    def _change_prompts(self, entry: Entry, key: tuple[int, int], after: SliceState) -> None:
-        entry.changes.append(PromptChange(key, self._state(key), after))
-        self._set_state(key, after)
-
-    def _change_support(self, entry: Entry, label: int, z: int, mask: np.ndarray | None) -> None:
+    def record_support(self, entry: Entry, label: int, z: int, mask: np.ndarray | None) -> None:
+        """Set (or, with None, remove) a support mask, noted in `entry` for undo."""
         before = self.supports.get(label, {}).get(z)
         entry.changes.append(SupportChange(label, z, before, mask))
-        self._put_support(label, z, mask)
+        self.restore_support(label, z, mask)
 
-    def _put_support(self, label: int, z: int, mask: np.ndarray | None) -> None:
+    def restore_support(self, label: int, z: int, mask: np.ndarray | None) -> None:
+        """Set or remove a support mask without an undo record (loading, replaying)."""
         if mask is None:
             self.supports.get(label, {}).pop(z, None)
             if label in self.supports and not self.supports[label]:
@@ -359,9 +357,10 @@ class AnnotationSession(PromptEditsMixin):
         else:
             self.supports.setdefault(label, {})[z] = mask
 
-    def _write_mask(
+    def write_mask(
         self, entry: Entry, label: int, z: int, mask: np.ndarray, *, overwrite: bool
     ) -> None:
+        """Commit `mask` as `label` on slice `z` (other structures kept unless `overwrite`)."""
         old = self.labels[z]
         new = old.copy()
         new[old == label] = 0  # the slice's previous content of label is replaced
@@ -371,11 +370,11 @@ class AnnotationSession(PromptEditsMixin):
         entry.changes.append(change)
         apply_label_change(self.labels, change, forward=True)
         key = (label, z)
-        self._change_prompts(
-            entry, key, SliceState(self.prompts.get(key), "committed", self._confidence.get(key))
-        )
+        state = self.slices.state(key)
+        self.record(entry, key, SliceState(state.prompts, "committed", state.confidence))
 
-    def _finish(self, entry: Entry) -> None:
+    def finish(self, entry: Entry) -> None:
+        """Push `entry` as one undo step and tell the listeners what changed."""
         self.history.push(entry)
         for kind in entry.kinds():
             self.events.emit(kind, entry.label, entry.slices())
@@ -386,9 +385,9 @@ class AnnotationSession(PromptEditsMixin):
         changes = entry.changes if forward else reversed(entry.changes)
         for c in changes:
             if isinstance(c, PromptChange):
-                self._set_state(c.key, c.after if forward else c.before)
+                self.slices.put(c.key, c.after if forward else c.before)
             elif isinstance(c, SupportChange):
-                self._put_support(c.label, c.z, c.after if forward else c.before)
+                self.restore_support(c.label, c.z, c.after if forward else c.before)
             else:
                 apply_label_change(self.labels, c, forward=forward)
         for kind in entry.kinds():

@@ -92,7 +92,7 @@ def _prompts_from_record(record: dict[str, Any], label: int, z: int) -> PromptSe
 
 def to_sidecar(session: AnnotationSession) -> dict[str, Any]:
     """The JSON-ready sidecar dict of `session` (see the module docstring)."""
-    keys = sorted(set(session.prompts) | set(session._status) | set(session._confidence))
+    keys = session.slices.keys()
     slices = []
     for label, z in keys:
         p = session.prompts.get((label, z))
@@ -222,10 +222,10 @@ def load_session(
     session.thresholds = {int(k): float(v) for k, v in data.get("thresholds", {}).items()}
     for rec in data.get("supports", []):
         mask = rle_decode(rec["rle"], session.shape[1:])
-        session._put_support(int(rec["label"]), int(rec["slice"]), mask)
+        session.restore_support(int(rec["label"]), int(rec["slice"]), mask)
     for rec in data.get("slices", []):
         label, z = int(rec["label"]), int(rec["slice"])
         p = rec.get("prompts")
         prompts = None if p is None else _prompts_from_record(p, label, z)
-        session._set_state((label, z), SliceState(prompts, rec["status"], rec.get("confidence")))
+        session.slices.put((label, z), SliceState(prompts, rec["status"], rec.get("confidence")))
     return session

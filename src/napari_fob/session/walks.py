@@ -37,7 +37,7 @@ def predict(
     batch_size: int | None,
 ) -> Generator[Progress, None, list[int]]:
     """See `AnnotationSession.predict`."""
-    label = session._check_label(label)
+    label = session.check_label(label)
     if mode not in MODES:
         raise ValueError(f"predict mode {mode!r}: expected one of {MODES}")
     if not session.supports.get(label):
@@ -45,7 +45,7 @@ def predict(
     auto = isinstance(slices, str)
     if auto and slices != "auto":
         raise ValueError(f"predict slices {slices!r}: expected 'auto' or slice indices")
-    targets = None if auto else sorted({session._check_z(z) for z in slices})
+    targets = None if auto else sorted({session.check_z(z) for z in slices})
     session.thresholds[label] = float(threshold)
     return _run(session, label, targets, mode, float(threshold), batch_size or session.batch_size)
 
@@ -55,12 +55,49 @@ def _run(session, label, targets, mode, threshold, batch_size):
     _load_generator(session, label, committed=mode == "chain")
     if mode == "fixed":
         done = yield from _fixed(session, entry, label, targets, threshold, batch_size)
-    else:
-        done = yield from _chain(session, entry, label, targets, threshold)
-    session._finish(entry)
-    if mode == "chain":
-        session.autosave()
-    return done
+        session.finish(entry)
+        return done
+    writes = Writes(session, entry)
+    return (yield from writes.around(_chain(session, writes, label, targets, threshold)))
+
+
+class Writes:
+    """The label writes of one walk, handed to its consumer as ``Progress.apply`` callables.
+
+    The walk computes masks (in a worker, for the widget); `mask` returns the write for the
+    consumer to apply on the thread that owns the labels (see `events`). `around` drives a
+    walk and ends it with the write that records the undo step and autosaves; when the walk is
+    closed early (Cancel) that happens at once, on the closing thread (the consumer's).
+    """
+
+    def __init__(self, session: AnnotationSession, entry: Entry) -> None:
+        self.session, self.entry = session, entry
+        self.finished = False
+
+    def mask(self, label: int, z: int, mask, *, overwrite: bool):
+        return lambda: self.session.write_mask(self.entry, label, z, mask, overwrite=overwrite)
+
+    def finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.session.finish(self.entry)
+            self.session.autosave()
+
+    def around(self, walk):
+        handed_over = False
+        try:
+            try:
+                done = yield from walk
+            except Exception:
+                handed_over = True
+                yield Progress(0, 0, "stopped by an error; what was done is kept", self.finish)
+                raise
+            handed_over = True
+            yield Progress(1, 1, "written", self.finish)
+            return done
+        finally:
+            if not handed_over:  # closed early: the closing thread is the consumer's
+                self.finish()
 
 
 def _load_generator(session: AnnotationSession, label: int, *, committed: bool) -> None:
@@ -70,8 +107,8 @@ def _load_generator(session: AnnotationSession, label: int, *, committed: bool) 
     for z, mask in sorted(supports.items()):
         gen.set_support(session.image01(z), mask, slice_index=z)
     if committed:
-        for (lab, z), status in sorted(session._status.items()):
-            if lab == label and status == "committed" and z not in supports:
+        for _, z in session.slices.keys(label):
+            if session.slice_status(label, z) == "committed" and z not in supports:
                 mask = session.labels[z] == label
                 if mask.any():
                     gen.set_support(session.image01(z), mask, slice_index=z, committed=True)
@@ -86,14 +123,14 @@ def _directions(session: AnnotationSession, label: int) -> tuple[list[int], Iter
 
 def _store(session, entry, label: int, z: int, p: PromptSet) -> None:
     conf = None if p.evidence is None else float(p.evidence)
-    session._change_prompts(entry, (label, z), SliceState(p.copy(), "predicted", conf))
+    session.record(entry, (label, z), SliceState(p.copy(), "predicted", conf))
 
 
 def _reject(session, entry, label: int, z: int, evidence: float) -> None:
     """Keep the confidence of the slice where the walk stopped, without prompts."""
     key = (label, z)
-    state = session._state(key)
-    session._change_prompts(entry, key, SliceState(state.prompts, state.status, evidence))
+    state = session.slices.state(key)
+    session.record(entry, key, SliceState(state.prompts, state.status, evidence))
 
 
 def _query(session, label: int, zs: list[int], batch_size: int) -> list[PromptSet]:
@@ -149,12 +186,12 @@ def _fixed(session, entry, label, targets, threshold, batch_size):
     return sorted(done)
 
 
-def _chain(session, entry, label, targets, threshold):
+def _chain(session, writes, label, targets, threshold):
     supports = session.supports[label]
-    for z, mask in sorted(supports.items()):
-        # The painted slices are part of the result: a chain that commits its neighbours
-        # must not leave the slice it started from empty until "Commit range".
-        session._write_mask(entry, label, z, mask, overwrite=False)
+    # The painted slices are part of the result: a chain that commits its neighbours must not
+    # leave the slice it started from empty until "Commit range".
+    painted = [writes.mask(label, z, m, overwrite=False) for z, m in sorted(supports.items())]
+    yield Progress(0, 1, "chain: the painted supports", lambda: [w() for w in painted])
     done: list[int] = []
     if targets is not None:
         order = sorted(
@@ -162,40 +199,72 @@ def _chain(session, entry, label, targets, threshold):
             key=lambda z: (min(abs(z - s) for s in supports), z),
         )
         for i, z in enumerate(order):
-            _chain_step(session, entry, label, z, threshold=None)
+            _, write = _chain_step(session, writes, label, z, threshold=None)
             done.append(z)
-            yield Progress(i + 1, len(order), f"chain: slice {z}")
+            yield Progress(i + 1, len(order), f"chain: slice {z}", write)
         return done
     inner, down, up = _directions(session, label)
     inner.sort(key=lambda z: (min(abs(z - s) for s in supports), z))
     total = session.shape[0] - len(supports)
     for z in inner:
-        _chain_step(session, entry, label, z, threshold=None)
+        _, write = _chain_step(session, writes, label, z, threshold=None)
         done.append(z)
-        yield Progress(len(done), total, f"chain: slice {z}")
+        yield Progress(len(done), total, f"chain: slice {z}", write)
     for walk in (down, up):
         for z in walk:
-            if not _chain_step(session, entry, label, z, threshold=threshold):
+            go_on, write = _chain_step(session, writes, label, z, threshold=threshold)
+            if write is not None:
+                yield Progress(len(done), total, f"chain: slice {z}", write)
+            if not go_on:
                 break
             done.append(z)
-            yield Progress(len(done), total, f"chain: slice {z}")
     return sorted(done)
 
 
-def _chain_step(session, entry, label: int, z: int, *, threshold: float | None) -> bool:
-    """Prompt slice z from the nearest committed/support mask and commit it.
+def _chain_step(session, writes, label: int, z: int, *, threshold: float | None):
+    """Prompt slice z from the nearest committed/support mask and segment it.
 
-    Returns False (nothing stored but the confidence) when the evidence is below `threshold`,
-    or when the committed mask is empty so the walk cannot go on.
+    Returns (go on, the mask's write or None). The walk stops, with nothing stored but the
+    confidence, when the evidence is below `threshold`, or when the mask is empty.
     """
+    entry = writes.entry
     p = _query(session, label, [z], 1)[0]
     if threshold is not None and _evidence(p, z) < threshold:
         _reject(session, entry, label, z, float(p.evidence))
-        return False
+        return False, None
     _store(session, entry, label, z, p)
     mask = session.segment_slice(label, z)
-    session._write_mask(entry, label, z, mask, overwrite=False)
+    write = writes.mask(label, z, mask, overwrite=False)
     if not mask.any():
-        return threshold is None
+        return threshold is None, write
     session.generator.set_support(session.image01(z), mask, slice_index=z, committed=True)
-    return True
+    return True, write
+
+
+def commit(
+    session: AnnotationSession,
+    label: int,
+    slices: Iterable[int],
+    *,
+    overwrite: bool,
+    other_structures_as_bg: bool,
+) -> Generator[Progress, None, list[int]]:
+    """See `AnnotationSession.commit`."""
+    label = session.check_label(label)
+    zs = [session.check_z(z) for z in slices]
+    writes = Writes(session, Entry(f"commit {label}", label))
+    walk = _commit(session, writes, label, zs, overwrite, other_structures_as_bg)
+    return (yield from writes.around(walk))
+
+
+def _commit(session, writes, label, zs, overwrite, other_structures_as_bg):
+    done: list[int] = []
+    for i, z in enumerate(zs):
+        mask = session.segment_slice(label, z, other_structures_as_bg=other_structures_as_bg)
+        if mask is None:
+            yield Progress(i + 1, len(zs), f"slice {z}: no prompts, skipped")
+            continue
+        done.append(z)
+        write = writes.mask(label, z, mask, overwrite=overwrite)
+        yield Progress(i + 1, len(zs), f"committed slice {z}", write)
+    return done
