@@ -95,13 +95,27 @@ class PromptEditor:
         with self.muted():
             for kind, layer in (("fg", self.layers.fg), ("bg", self.layers.bg)):
                 data, features = L.points_table(prompts, label, kind)
+                if self._showing(kind, layer, data, features):
+                    continue  # e.g. a commit changed statuses only: napari's update costs ms
                 L.set_points(layer, data, features)
                 self._known[kind] = layer.data.copy()
                 self._features[kind] = features
             paths, slices = L.ring_paths(prompts, label)
-            self._rings = dict(zip(slices, paths))
-            L.set_rings(self.layers.rings, paths)
+            rings = dict(zip(slices, paths))
+            if not _same_rings(rings, self._rings) or len(self.layers.rings.data) != len(rings):
+                self._rings = rings
+                L.set_rings(self.layers.rings, paths)
         self._pending.clear()
+
+    def _showing(self, kind: str, layer: Any, data: np.ndarray, features: Any) -> bool:
+        """True when `layer` already shows exactly these points and features."""
+        known = self._known[kind]
+        return (
+            known.shape == data.shape
+            and np.array_equal(known, data)
+            and np.array_equal(np.asarray(layer.data), data)
+            and self._features[kind].equals(features)
+        )
 
     def ring_of(self, z: int) -> np.ndarray | None:
         """The ring path (Np + 1, 3) currently drawn on slice `z`, or None."""
@@ -198,6 +212,10 @@ class PromptEditor:
             self._on_error(str(exc))
             session = self._session()
             self.show(session.prompts, self._label())
+
+
+def _same_rings(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[z], b[z]) for z in a)
 
 
 def modifier_names(modifiers: Any) -> set[str]:
