@@ -152,3 +152,19 @@ def test_file_save_of_our_labels_and_of_a_new_napari_labels_layer(opened, qtbot,
     assert opened_layer.__class__.__name__ == "Labels"
     assert opened_layer.data.dtype == np.uint8 and int(opened_layer.data.max()) == 3
     assert tuple(opened_layer.scale) == pytest.approx(tuple(image.scale))
+
+
+def test_chain_mode_commits_the_painted_slice(opened, qtbot):
+    viewer, widget = opened
+    widget._c.prompts.setCurrentIndex(1)  # mask-ring: fast
+    widget._c.segmenter.setCurrentText("random-walker")
+    support = np.asarray(viewer.layers[L.SUPPORT_LAYER].data)
+    (z,) = L.painted_slices(support, 1)
+    widget._c.mode.setCurrentText("chain")
+    widget._c.z_from.setValue(z - 2)
+    widget._c.z_to.setValue(z + 2)
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    out = np.asarray(viewer.layers[L.OUTPUT_LAYER].data)
+    np.testing.assert_array_equal(out[z] == 1, support[z] == 1)  # as painted, before Commit
+    assert all((out[s] == 1).any() for s in (z - 2, z - 1, z + 1, z + 2))
