@@ -168,3 +168,20 @@ def test_chain_mode_commits_the_painted_slice(opened, qtbot):
     out = np.asarray(viewer.layers[L.OUTPUT_LAYER].data)
     np.testing.assert_array_equal(out[z] == 1, support[z] == 1)  # as painted, before Commit
     assert all((out[s] == 1).any() for s in (z - 2, z - 1, z + 1, z + 2))
+
+
+def test_errors_of_an_action_are_reported_not_raised(opened, qtbot):
+    viewer, widget = opened
+    press(qtbot, widget, "commit slice")  # nothing predicted yet: a refusal, in the message
+    assert widget._c.message.text()
+    widget._c.prompts.setCurrentIndex(1)
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    widget.reported(lambda: widget.save_session("/proc/napari-fob/session"))  # OSError
+    assert "/proc/napari-fob" in widget._c.message.text()
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    widget.reported(broken)
+    assert "Unexpected error (RuntimeError: boom)" in widget._c.message.text()

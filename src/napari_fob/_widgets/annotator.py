@@ -10,6 +10,7 @@ Imports napari and qtpy (widget side only).
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ from napari_fob._widgets.jobs import JobRunner
 from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
+
+log = logging.getLogger(__name__)
+
+
+def notify(message: str) -> None:
+    """A napari warning notification (shown in the viewer's corner, kept in its history)."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
 
 
 class AnnotatorWidget(QWidget):
@@ -113,11 +123,23 @@ class AnnotatorWidget(QWidget):
         self._c.message.setText(text)
 
     def reported(self, action: Any) -> None:
-        """Run a button/key action; a refusal (bad input, missing file) is shown, not raised."""
+        """Run a button/key action: no traceback reaches the user (the widget's error boundary).
+
+        A refusal (bad input, missing file) is shown in the message line; an environment error
+        (permissions, a full disk) also as a napari notification; anything unexpected says what
+        failed, with the traceback in the log. The session is left as it was before the action.
+        """
         try:
             action()
         except (ValueError, FileNotFoundError) as exc:
             self.say(str(exc))
+        except OSError as exc:
+            self.say(str(exc))
+            notify(f"napari-fob: {exc}")
+        except Exception as exc:  # the boundary: report, never crash the viewer
+            log.exception("annotator action failed")
+            self.say(f"Unexpected error ({type(exc).__name__}: {exc}); details in the log.")
+            notify(f"napari-fob: unexpected {type(exc).__name__}: {exc}")
 
     def ensure_layers(self) -> L.PromptLayers:
         """Create (once) the annotator's layers over the chosen image; idempotent."""
