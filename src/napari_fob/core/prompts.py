@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-ORIGINS = ("fob", "user", "mask-ring", "copy")
+ORIGINS = ("fob", "user", "mask-ring", "copy", "registration")
 
 
 def _as_points(name: str, value: Any) -> np.ndarray:
@@ -50,7 +50,8 @@ class PromptSet:
         origin: where the points came from: "fob", "user", "mask-ring" or "copy".
         fg_scores: optional (Nf,) confidence per foreground point.
         bg_scores: optional (Np,) confidence per background point.
-        evidence: optional foreground evidence of the whole slice (e.g. max of FoB's map C),
+        evidence: optional evidence that the structure is on the slice (e.g. the intensity-band
+            overlap with the support's footprint, which FoB and the baselines report),
             used to decide where a structure ends.
     """
 

@@ -214,11 +214,6 @@ class EmbeddingCache:
                 "on_disk": len(self._entries),
             }
 
-    def clear_memory(self) -> None:
-        """Drop the in-memory copies (the disk store stays)."""
-        with self._lock:
-            self._memory.clear()
-
     # ---- internals -----------------------------------------------------------------------
     def _remember(self, key: str, value: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self._memory[key] = (value, meta)
