@@ -67,6 +67,22 @@ def test_segment_writes_the_four_files_on_the_image_grid(tmp_path):
     assert (out / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_fob_segment_with_registration_prompts(tmp_path):
+    case = make_case(tmp_path / "case", shift=0)
+    out = tmp_path / "out"
+    argv = ["--support", case["support"], "--out", out, "--prompts", "registration"]
+    assert segment(case["image"], *argv) == 0  # the last --prompts wins
+    report = json.loads((out / "report.json").read_text())
+    assert report["prompts"]["kind"] == "registration"
+    image = read_nifti(case["image"])
+    labels = read_labels(out / "labels.nii.gz", like=image)
+    truth = read_labels(case["truth"], like=image)
+    for lab in (1, 2):
+        assert dice(labels == lab, truth == lab) > 0.75
+    sidecar = json.loads((out / "prompts.json").read_text())
+    assert "registration" in json.dumps(sidecar)
+
+
 def test_labels_slices_and_chain_options(tmp_path):
     case = make_case(tmp_path / "case")
     out = tmp_path / "out"

@@ -24,7 +24,10 @@ from typing import Any
 
 from napari_fob.cli import UsageError
 
-HELP = "Segment volumes from a painted support: prompts (FoB or mask-ring) + SAM, headless."
+HELP = (
+    "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
+    "headless."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
     parser.add_argument("--mode", choices=("fixed", "chain"), default="fixed")
     parser.add_argument("--threshold", type=float, default=0.5, help="auto extent: evidence cut")
-    parser.add_argument("--prompts", choices=("fob", "mask-ring"), default="fob")
+    parser.add_argument(
+        "--prompts",
+        choices=("fob", "mask-ring", "registration"),
+        default="fob",
+        help="fob: the model; mask-ring: the support's ring re-drawn; registration: the support "
+        "mask carried slice to slice by optical flow, its ring re-drawn (docs/method.md)",
+    )
     parser.add_argument(
         "--fob-checkpoint", default="default", metavar="PATH|NAME", help="FoB weights"
     )

@@ -1,0 +1,156 @@
+"""The shared machinery of the mask-based prompt generators (mask-ring, copy, registration):
+supports, the ring and foreground points drawn from a mask at the model grid, the nearest
+support, and the image-similarity evidence (`napari_fob.prompting.generators` explains it).
+
+Pure numpy (via `napari_fob.geometry` and `napari_fob.core`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from napari_fob import geometry
+from napari_fob.core.intensity import band_overlap, intensity_band, reference_band
+from napari_fob.core.prompts import PromptSet
+
+
+@dataclass
+class Support:
+    """One support of a mask-based generator, with what is drawn from it."""
+
+    image01: np.ndarray  # (H, W) float32 in [0, 1]
+    mask: np.ndarray  # (H, W) bool
+    slice_index: int | None
+    fg: np.ndarray  # (Nf, 2) (row, col)
+    bg: np.ndarray  # (Np, 2) (row, col), ring order
+    band: tuple[float, float]  # intensity band of the structure on this slice
+    committed: bool = False  # a committed (chain) mask: its evidence uses a painted band
+
+
+class GeometricGenerator:
+    """Shared machinery of the mask-based baselines: supports, nearest choice, evidence."""
+
+    name = "geometric"
+    origin = "mask-ring"
+
+    def __init__(
+        self,
+        *,
+        n_bg: int = 10,
+        n_fg: int = 10,
+        r: float = 15,
+        eps: float = 2,
+        grid_size: int = 256,
+        tolerance: float = 0.05,
+    ) -> None:
+        self.n_bg, self.n_fg, self.r, self.eps = int(n_bg), int(n_fg), float(r), float(eps)
+        self.grid_size, self.tolerance = int(grid_size), float(tolerance)
+        self._supports: list[Support] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.name,
+            "n_bg": self.n_bg,
+            "n_fg": self.n_fg,
+            "r": self.r,
+            "eps": self.eps,
+            "grid_size": self.grid_size,
+            "evidence": "intensity-band overlap with the nearest support (see generators.py)",
+        }
+
+    def clear_supports(self) -> None:
+        self._supports.clear()
+
+    def set_support(
+        self,
+        image01: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
+    ) -> None:
+        """Add a support: (H, W) float image in [0, 1] and its (H, W) bool mask (non-empty);
+        ``committed`` as in `PromptGenerator.set_support`."""
+        image01 = np.asarray(image01, dtype=np.float32)
+        mask = np.asarray(mask, dtype=bool)
+        if image01.ndim != 2 or mask.shape != image01.shape:
+            raise ValueError(
+                f"{self.name} support: expected a 2D image and a mask of the same shape, got "
+                f"{image01.shape} and {mask.shape}"
+            )
+        if not mask.any():
+            raise ValueError(
+                f"{self.name} support on slice {slice_index}: mask is empty: a support mask "
+                "needs at least one foreground pixel"
+            )
+        bg = self.ring(mask)
+        fg = np.asarray(geometry.fg_points_from_mask(mask, self.n_fg), dtype=np.float64)
+        band = intensity_band(image01, mask, self.tolerance)
+        # Replace a support given again for the same slice (chain mode re-commits slices).
+        self._supports = [s for s in self._supports if s.slice_index != slice_index]
+        self._supports.append(Support(image01, mask, slice_index, fg, bg, band, committed))
+
+    def ring(self, mask: np.ndarray) -> np.ndarray:
+        """The (Np, 2) ordered ring of `mask` (H, W), drawn at the model grid, in slice pixels."""
+        grid_mask = geometry.resize_mask_to_grid(mask, self.grid_size)
+        if not grid_mask.any():  # a structure thinner than one grid pixel
+            grid_mask = geometry.resize_to_grid(mask.astype(np.float32), self.grid_size) > 0
+        pts = geometry.ring_points(grid_mask, self.n_bg, r=self.r, eps=self.eps)
+        return np.asarray(geometry.grid_to_slice(pts, mask.shape, self.grid_size), np.float64)
+
+    def nearest(self, slice_index: int | None) -> Support:
+        """The support nearest to `slice_index` (ties: the lower slice); the only one if None."""
+        if not self._supports:
+            raise ValueError(f"{self.name}: predict() called before set_support()")
+        if slice_index is None:
+            if len(self._supports) > 1:
+                raise ValueError(
+                    f"{self.name}: several supports are set; pass slice_indices to predict()"
+                )
+            return self._supports[0]
+        known = [s for s in self._supports if s.slice_index is not None] or self._supports
+        return min(known, key=lambda s: (abs(s.slice_index - slice_index), s.slice_index))
+
+    def evidence(self, support: Support, image01: np.ndarray) -> float:
+        """Fraction of the support footprint whose query intensity is in the structure's band."""
+        if image01.shape != support.mask.shape:
+            raise ValueError(
+                f"{self.name}: query slice shape {image01.shape} differs from the support's "
+                f"{support.mask.shape}"
+            )
+        return band_overlap(image01, support.mask, reference_band(self._supports, support))
+
+    def predict(
+        self,
+        images01: Sequence[np.ndarray],
+        *,
+        slice_indices: Sequence[int] | None = None,
+        label: int = 1,
+        batch_size: int = 16,
+    ) -> list[PromptSet]:
+        """One PromptSet per (H, W) float32 [0, 1] query (batch_size is accepted for the API)."""
+        if slice_indices is not None and len(slice_indices) != len(images01):
+            raise ValueError(
+                f"{self.name}.predict: {len(images01)} images but {len(slice_indices)} indices"
+            )
+        out = []
+        for i, image in enumerate(images01):
+            z = None if slice_indices is None else int(slice_indices[i])
+            support = self.nearest(z)
+            image = np.asarray(image, dtype=np.float32)
+            out.append(
+                PromptSet(
+                    fg=support.fg.copy(),
+                    bg=support.bg.copy(),
+                    label=label,
+                    slice_index=z,
+                    origin=self.origin,
+                    evidence=self.evidence(support, image),
+                    meta={"support_slice": support.slice_index},
+                )
+            )
+        return out

@@ -1,0 +1,208 @@
+"""The registration baseline: the support mask carried through the volume by image registration.
+
+``--prompts registration`` is the classical propagation a user gets for free in ITK-SNAP- or
+Slicer-style tools. Per query slice, the nearest support (painted or, in chain mode, committed)
+is walked outward one slice at a time: between neighbouring slices a dense optical flow of the
+normalised [0, 1] slices (scikit-image's iterative Lucas-Kanade, `optical_flow_ilk`) is
+estimated, and the mask of the slice before is warped onto the next with it
+(`skimage.transform.warp`, linear, thresholded at 0.5). The ring and the foreground points are
+then re-drawn from the warped mask exactly as mask-ring draws them from the support (the ring at
+the model grid, `GeometricGenerator.ring`; `geometry.fg_points_from_mask`). Evidence: as
+mask-ring's (the intensity band of the structure on the support), measured on the warped
+footprint.
+
+The walk uses every slice the generator has been shown since its supports were (re)set: the
+supports, and the query images of this and earlier `predict` calls. A gap between known slices
+is crossed in one registration step. The flow is computed on a crop around the mask (its
+bounding box grown by ``crop_margin`` pixels), which is where it matters and keeps a step to a
+few milliseconds. Warped masks are cached per (support slice, slice) until the supports change.
+
+numpy / scipy / scikit-image only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_fob import geometry
+from napari_fob.core.intensity import band_overlap, reference_band
+from napari_fob.core.prompts import PromptSet
+from napari_fob.prompting.geometric import GeometricGenerator, Support
+
+
+def register_step(
+    moving01: np.ndarray,
+    fixed01: np.ndarray,
+    mask: np.ndarray,
+    *,
+    radius: int = 7,
+    crop_margin: int = 24,
+) -> np.ndarray:
+    """`mask` (H, W) bool on the `moving01` slice, warped onto the `fixed01` slice.
+
+    The optical flow (`optical_flow_ilk` with `radius`) from the fixed to the moving slice is
+    estimated on the mask's bounding box grown by `crop_margin`; outside that crop the mask is
+    empty. Returns an (H, W) bool mask (possibly empty).
+    """
+    from skimage.registration import optical_flow_ilk
+    from skimage.transform import warp
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    rows, cols = np.nonzero(mask)
+    h, w = mask.shape
+    r0, r1 = max(rows.min() - crop_margin, 0), min(rows.max() + crop_margin + 1, h)
+    c0, c1 = max(cols.min() - crop_margin, 0), min(cols.max() + crop_margin + 1, w)
+    fixed = np.asarray(fixed01, dtype=np.float32)[r0:r1, c0:c1]
+    moving = np.asarray(moving01, dtype=np.float32)[r0:r1, c0:c1]
+    v, u = optical_flow_ilk(fixed, moving, radius=radius)
+    rr, cc = np.meshgrid(np.arange(r1 - r0), np.arange(c1 - c0), indexing="ij")
+    crop = mask[r0:r1, c0:c1].astype(np.float32)
+    warped = warp(crop, np.array([rr + v, cc + u]), order=1, mode="constant", cval=0.0)
+    out = np.zeros_like(mask)
+    out[r0:r1, c0:c1] = warped > 0.5
+    return out
+
+
+class RegistrationGenerator(GeometricGenerator):
+    """Baseline: the nearest support's mask registered slice to slice, its ring re-drawn.
+
+    Args (keyword-only): those of `MaskRingGenerator` (n_bg, n_fg, r, eps, grid_size,
+    tolerance), plus ``flow_radius`` (the Lucas-Kanade window radius, slice pixels) and
+    ``crop_margin`` (pixels around the mask where the flow is estimated).
+    """
+
+    name = "registration"
+    origin = "registration"
+
+    def __init__(self, *, flow_radius: int = 7, crop_margin: int = 24, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flow_radius, self.crop_margin = int(flow_radius), int(crop_margin)
+        self._images: dict[int, np.ndarray] = {}
+        self._warped: dict[tuple[int, int], np.ndarray] = {}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(
+            registration="optical_flow_ilk between neighbouring slices, mask warped (linear, >0.5)",
+            flow_radius=self.flow_radius,
+            crop_margin=self.crop_margin,
+        )
+        return out
+
+    def clear_supports(self) -> None:
+        super().clear_supports()
+        self._images.clear()
+        self._warped.clear()
+
+    def set_support(
+        self,
+        image01: np.ndarray,
+        mask: np.ndarray,
+        *,
+        slice_index: int | None = None,
+        committed: bool = False,
+    ) -> None:
+        super().set_support(image01, mask, slice_index=slice_index, committed=committed)
+        self._warped.clear()  # the nearest support of a slice may have changed
+        if slice_index is not None:
+            self._remember(int(slice_index), np.asarray(image01, dtype=np.float32))
+
+    def _remember(self, z: int, image01: np.ndarray) -> None:
+        old = self._images.get(z)
+        if old is not None and not np.array_equal(old, image01):
+            self._warped.clear()  # a slice changed (another window): walks through it are stale
+        self._images[z] = image01
+
+    def warped_mask(self, support: Support, z: int) -> np.ndarray:
+        """The support's mask carried to slice `z` through the known slices in between."""
+        zs = int(support.slice_index)
+        if z == zs:
+            return support.mask
+        step = 1 if z > zs else -1
+        if (zs, z) in self._warped:
+            return self._warped[(zs, z)]
+        done = [k for (s, k) in self._warped if s == zs and 0 < (k - zs) * step < (z - zs) * step]
+        start = max(done, key=lambda k: abs(k - zs), default=zs)
+        path = sorted(
+            (k for k in self._images if (k - start) * step > 0 and (z - k) * step > 0),
+            key=lambda k: abs(k - start),
+        ) + [z]
+        prev_z = start
+        prev = support.mask if start == zs else self._warped[(zs, start)]
+        for k in path:
+            mask = register_step(
+                self._images[prev_z], self._images[k], prev,
+                radius=self.flow_radius, crop_margin=self.crop_margin,
+            )  # fmt: skip
+            if not mask.any():  # the flow lost it: keep the last non-empty mask
+                mask = prev
+            self._warped[(zs, k)] = mask
+            prev_z, prev = k, mask
+        return prev
+
+    def predict(
+        self,
+        images01: Sequence[np.ndarray],
+        *,
+        slice_indices: Sequence[int] | None = None,
+        label: int = 1,
+        batch_size: int = 16,
+    ) -> list[PromptSet]:
+        """One PromptSet per (H, W) float32 [0, 1] query, from the nearest support's mask
+        registered to it; without slice indices (one support), the query is registered to the
+        support directly."""
+        if slice_indices is not None and len(slice_indices) != len(images01):
+            raise ValueError(
+                f"{self.name}.predict: {len(images01)} images but {len(slice_indices)} indices"
+            )
+        images = [np.asarray(im, dtype=np.float32) for im in images01]
+        zs = [None] * len(images) if slice_indices is None else [int(z) for z in slice_indices]
+        for z, image in zip(zs, images):
+            if image.ndim != 2 or image.shape != self.nearest(z).mask.shape:
+                raise ValueError(
+                    f"{self.name}: query slice shape {image.shape} differs from the support's "
+                    f"{self.nearest(z).mask.shape}"
+                )
+            if z is not None:
+                self._remember(z, image)
+
+        def distance(i: int) -> int:
+            support = self.nearest(zs[i])
+            if zs[i] is None or support.slice_index is None:
+                return 0
+            return abs(zs[i] - support.slice_index)
+
+        out: list[PromptSet | None] = [None] * len(images)
+        order = sorted(range(len(images)), key=distance)  # nearest first: walks extend walks
+        for i in order:
+            z, image = zs[i], images[i]
+            support = self.nearest(z)
+            if z is None or support.slice_index is None:
+                mask = register_step(
+                    support.image01, image, support.mask,
+                    radius=self.flow_radius, crop_margin=self.crop_margin,
+                )  # fmt: skip
+                mask = mask if mask.any() else support.mask
+            else:
+                mask = self.warped_mask(support, z)
+            if mask is support.mask:
+                fg, bg = support.fg.copy(), support.bg.copy()
+            else:
+                bg = self.ring(mask)
+                fg = np.asarray(geometry.fg_points_from_mask(mask, self.n_fg), dtype=np.float64)
+            evidence = band_overlap(image, mask, reference_band(self._supports, support))
+            out[i] = PromptSet(
+                fg=fg,
+                bg=bg,
+                label=label,
+                slice_index=z,
+                origin=self.origin,
+                evidence=evidence,
+                meta={"support_slice": support.slice_index},
+            )
+        return [p for p in out if p is not None]
