@@ -42,6 +42,18 @@ def test_status_line_names_the_fallbacks_and_details_say_why():
     assert text == "Prompts: mask-ring baseline · Segmenter: random walker" and details == ""
 
 
+def test_the_registration_baseline_is_offered_and_built():
+    from napari_fob._widgets.controls import PROMPT_CHOICES, PROMPT_NAMES
+
+    assert len(PROMPT_CHOICES) == len(PROMPT_NAMES)
+    assert PROMPT_NAMES[PROMPT_CHOICES.index("registration baseline")] == "registration"
+    choice = BackendChoice(prompts="registration", segmenter="random-walker")
+    assert choice.describe().startswith("Prompts: registration baseline · ")
+    gen, _, text, details = build(choice)
+    assert gen.name == "registration" and details == ""
+    assert text == "Prompts: registration baseline · Segmenter: random walker"
+
+
 def test_missing_explicit_checkpoints_are_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         build(BackendChoice(prompts="fob", fob_checkpoint=str(tmp_path / "nope.pt")))

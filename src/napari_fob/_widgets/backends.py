@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 FOB_DEFAULT = "default"
+#: The baselines the form offers besides FoB (built by name, no weights).
+BASELINES = ("mask-ring", "registration")
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class BackendChoice:
     """The models asked for in the form.
 
     Attributes:
-        prompts: "fob" or "mask-ring".
+        prompts: "fob", "mask-ring" or "registration".
         fob_checkpoint: "default" (the shipped model) or a checkpoint path.
         segmenter: "auto", "sam" or "random-walker".
         sam_model: "vit_b", "vit_l" or "vit_h".
@@ -38,9 +40,8 @@ class BackendChoice:
 
     def describe(self) -> str:
         """What was asked for (before anything is loaded)."""
-        prompts = (
-            "mask-ring baseline" if self.prompts == "mask-ring" else (f"FoB {self.fob_checkpoint}")
-        )
+        prompts = f"{self.prompts} baseline" if self.prompts in BASELINES else None
+        prompts = prompts or f"FoB {self.fob_checkpoint}"
         seg = (
             "random walker"
             if self.segmenter == "random-walker"
@@ -96,8 +97,8 @@ def build(choice: BackendChoice, *, cache: Any = None) -> tuple[Any, Any, str, s
 
     gen_notice = None
     details: list[str] = []
-    if choice.prompts == "mask-ring":
-        generator = make_generator("mask-ring")
+    if choice.prompts in BASELINES:
+        generator = make_generator(choice.prompts)
     else:
         try:
             generator = make_generator(

@@ -26,7 +26,9 @@ from qtpy.QtWidgets import (
 from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
 
 FOB_DEFAULT = "default"
-PROMPT_CHOICES = ("FoB", "mask-ring baseline")
+PROMPT_CHOICES = ("FoB", "mask-ring baseline", "registration baseline")
+#: The generator name of each PROMPT_CHOICES entry (combo index -> `make_generator` name).
+PROMPT_NAMES = ("fob", "mask-ring", "registration")
 SEGMENTER_CHOICES = ("auto", "sam", "random-walker")
 SAM_MODELS = ("vit_b", "vit_l", "vit_h")
 
