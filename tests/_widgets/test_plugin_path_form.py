@@ -185,3 +185,18 @@ def test_errors_of_an_action_are_reported_not_raised(opened, qtbot):
 
     widget.reported(broken)
     assert "Unexpected error (RuntimeError: boom)" in widget._c.message.text()
+
+
+def test_the_registration_baseline_is_offered_and_predicts(opened, qtbot):
+    viewer, widget = opened
+    widget._c.prompts.setCurrentText("registration baseline")
+    assert widget.choice().prompts == "registration"
+    support = np.asarray(viewer.layers[L.SUPPORT_LAYER].data)
+    (z,) = L.painted_slices(support, 1)
+    widget._c.z_from.setValue(z - 2)
+    widget._c.z_to.setValue(z + 2)
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    origins = set(viewer.layers[L.BG_LAYER].features["origin"])
+    assert len(origins) == 1 and origins != {"mask-ring"}, origins
+    assert "registration" in widget._c.status.text()

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from napari_fob._widgets import files
 from napari_fob._widgets import layers as L
 from napari_fob._widgets.backends import BackendChoice
-from napari_fob._widgets.controls import Controls
+from napari_fob._widgets.controls import PROMPT_NAMES, Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
 from napari_fob._widgets.jobs import JobRunner
@@ -106,7 +106,7 @@ class AnnotatorWidget(QWidget):
     def choice(self) -> BackendChoice:
         c = self._c
         return BackendChoice(
-            prompts="mask-ring" if c.prompts.currentIndex() == 1 else "fob",
+            prompts=PROMPT_NAMES[max(0, c.prompts.currentIndex())],
             fob_checkpoint=c.fob_checkpoint.text().strip() or "default",
             segmenter=c.segmenter.currentText(),
             sam_model=c.sam_model.currentText(),
