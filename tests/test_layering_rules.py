@@ -29,7 +29,7 @@ TORCH = {"torch", "torchvision", "segment_anything"}
 RULES: dict[str, tuple[set[str], set[str]]] = {
     "root": (set(), set()),
     "geometry": (set(), SCIENCE),
-    "core": ({"root", "geometry"}, SCIENCE),
+    "core": ({"root", "geometry"}, SCIENCE | {"pydicom", "SimpleITK"}),  # the format readers
     "devices": (set(), {"torch"}),
     "model": ({"core", "devices"}, TORCH),
     "prompting": ({"root", "core", "geometry", "model", "devices"}, SCIENCE | {"torch"}),

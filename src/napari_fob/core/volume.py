@@ -74,6 +74,9 @@ class Volume:
         path: the file read, or None for a volume built in memory.
         header: raw NIfTI geometry fields (sform/qform and their codes, units) as JSON-able
             values, written back verbatim by the writers.
+        source: where the voxels came from when not a NIfTI file (JSON-able): ``format``
+            ("dicom", "nrrd", "metaimage", "mgh") and, for DICOM, the series/study UIDs and
+            the slice files in stack order; empty for NIfTI and in-memory volumes.
     """
 
     data: np.ndarray
@@ -83,6 +86,7 @@ class Volume:
     file_shape: tuple[int, int, int]
     path: Path | None = None
     header: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_array(
@@ -135,6 +139,7 @@ class Volume:
             "spacing": [float(s) for s in self.spacing],
             "path": None if self.path is None else str(self.path),
             "header": dict(self.header),
+            "source": dict(self.source),
         }
 
     @classmethod
@@ -181,6 +186,7 @@ def geometry_from_metadata(meta: dict[str, Any]) -> Volume:
         file_shape=file_shape,  # type: ignore[arg-type]
         path=None if path is None else Path(path),
         header=dict(meta.get("header") or {}),
+        source=dict(meta.get("source") or {}),
     )
 
 
