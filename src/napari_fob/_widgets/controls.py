@@ -23,14 +23,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_fob._widgets.backends import FOB_DEFAULT
 from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
+from napari_fob.segmenters.registry import SEGMENTERS
+from napari_fob.segmenters.weights import SAM_MODEL_TYPES
+from napari_fob.session.walks import MODES
 
-FOB_DEFAULT = "default"
 PROMPT_CHOICES = ("FoB", "mask-ring baseline", "registration baseline")
 #: The generator name of each PROMPT_CHOICES entry (combo index -> `make_generator` name).
 PROMPT_NAMES = ("fob", "mask-ring", "registration")
-SEGMENTER_CHOICES = ("auto", "sam", "random-walker")
-SAM_MODELS = ("vit_b", "vit_l", "vit_h")
+SEGMENTER_CHOICES = SEGMENTERS  # the registry's names, in its order
+SAM_MODELS = SAM_MODEL_TYPES
 
 
 def hbox(*widgets: QWidget) -> QWidget:
@@ -83,7 +86,7 @@ class Controls:
         )
         form.addRow("From / to", hbox(self.z_from, self.z_to, self.auto_extent))
         self.mode = QComboBox()
-        self.mode.addItems(["fixed", "chain"])
+        self.mode.addItems(list(MODES))
         self.mode.setToolTip(
             "fixed: every slice prompted from the painted support(s); chain: outward slice by "
             "slice, each from the nearest committed mask (commits as it goes)"
