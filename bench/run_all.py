@@ -4,8 +4,9 @@
 one after the other in their own process (each measures its own memory and timings; running them
 in parallel on a small CPU would distort the times). Two kinds of script:
 
-- those that rewrite their own section (``segmenters.py`` -> "## Segmenters",
-  ``prompt_quality.py`` -> "## Prompt quality"): left to do it;
+- those that rewrite their own section (``real_anatomy.py`` -> "## Real anatomy", the
+  file's first section; ``segmenters.py`` -> "## Segmenters", ``prompt_quality.py`` ->
+  "## Prompt quality"): left to do it;
 - those that print a Markdown table (``pipeline.py`` -> "## Pipeline", ``fob_forward.py`` ->
   "## FoB forward"): the first table of their section is replaced by the last table the
   script printed; the prose around it (the reading of the numbers) is kept.
@@ -31,7 +32,11 @@ TABLE_SECTIONS = {
     "fob_forward": "FoB forward",
     "gui_stall": "Main-thread stalls",
 }
-OWN_SECTIONS = {"segmenters": "Segmenters", "prompt_quality": "Prompt quality"}
+OWN_SECTIONS = {
+    "real_anatomy": "Real anatomy",
+    "segmenters": "Segmenters",
+    "prompt_quality": "Prompt quality",
+}
 
 
 def scripts() -> list[Path]:
