@@ -89,7 +89,7 @@ def test_labels_written_for_a_series_have_its_world_coordinates(tmp_path):
 def test_several_series_the_largest_or_the_one_named(tmp_path, caplog):
     big = write_series(tmp_path / "mixed", ct_values(n=4), description="abdomen")
     small = write_series(tmp_path / "mixed", ct_values(n=3), description="scout", prefix="S")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="napari_fob.core.dicom"):
         volume = read_volume(tmp_path / "mixed")
     assert volume.data.shape[0] == 4 and volume.source["series_uid"] == big["uid"]
     assert small["uid"] in caplog.text and "scout" in caplog.text and "--series" in caplog.text

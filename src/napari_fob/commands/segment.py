@@ -31,7 +31,18 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="*", metavar="IMAGE", help="3D NIfTI image(s)")
+    parser.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="3D image(s): NIfTI, a DICOM series folder, NRRD, MHA/MHD or MGZ",
+    )
+    parser.add_argument(
+        "--series",
+        metavar="UID",
+        help="the DICOM series to read (SeriesInstanceUID) when the IMAGE folder holds several "
+        "(default: the one with the most slices, with a warning naming the others)",
+    )
     parser.add_argument(
         "--support",
         action="append",
@@ -215,7 +226,14 @@ def check_outputs(jobs: list[Job], *, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    jobs = my_share(build_jobs(args))
+    every = build_jobs(args)
+    series = getattr(args, "series", None)
+    if series is not None and len(every) > 1:
+        raise UsageError(
+            f"--series {series}: chooses the series of one DICOM IMAGE; with several "
+            "volumes, give each series its own folder"
+        )
+    jobs = my_share(every)
     labels = parse_labels(args.labels)
     window = parse_window(args.window)
     check_outputs(jobs, overwrite=args.overwrite)
@@ -270,6 +288,7 @@ def _segment_one(
         threshold=args.threshold,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        series=getattr(args, "series", None),
     )
     n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
     print(

@@ -42,23 +42,36 @@ def parse_slices(text: str, n_slices: int) -> str | list[int]:
     return zs
 
 
-def read_inputs(image_path: Path, support_path: Path) -> tuple[Any, np.ndarray]:
-    """The image Volume and the (Z, Y, X) support labels on its grid (UsageError otherwise)."""
-    from napari_fob.core.io import read_labels, read_nifti
+def read_inputs(
+    image_path: Path, support_path: Path, *, series: str | None = None
+) -> tuple[Any, np.ndarray]:
+    """The image Volume and the (Z, Y, X) support labels on its grid (UsageError otherwise).
+
+    The image is any `napari_fob.core.formats.read_volume` format (NIfTI, a DICOM series
+    folder, NRRD, MetaImage, MGH); `series` picks a DICOM series by its SeriesInstanceUID.
+    """
+    from napari_fob.core.formats import FORMATS, read_support, read_volume
 
     try:
-        image = read_nifti(image_path)
+        image = read_volume(image_path, series=series)
     except ValueError as err:
         raise UsageError(
-            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D NIfTI volume "
-            "(a 2D image has no slices to propagate prompts along)."
+            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D volume (a 2D "
+            f"image has no slices to propagate prompts along): {FORMATS}."
         ) from None
     try:
-        support = read_labels(support_path, like=image)
+        support = read_support(support_path, like=image)
     except ValueError as err:
+        others = image.source.get("other_series")
+        hint = (
+            f" IMAGE holds other DICOM series too ({'; '.join(others)}): choose the support's "
+            "with --series UID."
+            if others
+            else ""
+        )
         raise UsageError(
             f"SUPPORT {support_path} is not on the grid of IMAGE {image_path}: {err}. Paint the "
-            "support on the image itself (same shape and affine)."
+            f"support on the image itself (same shape and affine).{hint}"
         ) from None
     return image, support
 
@@ -123,8 +136,11 @@ def segment_volume(
     threshold: float = 0.5,
     progress: bool = True,
     overwrite: bool = False,
+    series: str | None = None,
 ) -> dict[str, Any]:
     """Segment one volume and write its four output files as one unit; returns the report.
+
+    `series` chooses the DICOM series (SeriesInstanceUID) when `image_path` is a DICOM folder.
 
     Raises:
         UsageError: bad input, or `out_dir` holds the inputs / a previous result (without
@@ -138,7 +154,7 @@ def segment_volume(
     out_dir = Path(out_dir)
     unit = result_folder(out_dir, [Path(image_path), Path(support_path)], overwrite=overwrite)
     timings: dict[str, float] = {}
-    image, support = read_inputs(Path(image_path), Path(support_path))
+    image, support = read_inputs(Path(image_path), Path(support_path), series=series)
     chosen = choose_labels(support, labels, Path(support_path))
     zs = parse_slices(slices, image.data.shape[0])
     session = AnnotationSession(

@@ -135,6 +135,7 @@ def read_dicom_series(folder: str | os.PathLike, *, series: str | None = None) -
         "modality": str(first.get("Modality", "")),
         "files": [str(s.path) for s in slices],
         "sop_instance_uids": [str(s.ds.get("SOPInstanceUID", "")) for s in slices],
+        "other_series": [describe(u, s) for u, s in sorted(found.items()) if u != uid],
     }
     return volume
 
