@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from napari_fob.core.prompts import nearest_slice
+from napari_fob.segmenters.registry import SEGMENTERS
+
 HELP = "Run the pipeline on the two bundled samples and print Dice, prompt metrics and timings."
 SHIPPED_MODEL = "fob-compact.pt"
 METRICS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage")
@@ -27,7 +30,7 @@ METRICS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="fob-demo", metavar="DIR", help="output folder")
-    parser.add_argument("--segmenter", choices=("auto", "sam", "random-walker"), default="auto")
+    parser.add_argument("--segmenter", choices=SEGMENTERS, default="auto")
     parser.add_argument("--sam-checkpoint", metavar="PATH")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -41,7 +44,7 @@ def shipped_fob() -> Path:
 
 def nearest_support(z: int, sup_z: list[int]) -> int:
     """The support slice nearest to z (on a tie the lower one, as the generators choose)."""
-    return min(sup_z, key=lambda v: (abs(v - z), v))
+    return nearest_slice(sup_z, z)
 
 
 def chain_source(z: int, sup_z: list[int], committed: np.ndarray) -> int | None:

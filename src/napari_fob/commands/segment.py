@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from napari_fob.cli import UsageError
+from napari_fob.segmenters.registry import SEGMENTERS
+from napari_fob.session.walks import MODES
 
 HELP = (
     "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--labels", help="structures to segment, e.g. 1,3 (default: all)")
     parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
-    parser.add_argument("--mode", choices=("fixed", "chain"), default="fixed")
+    parser.add_argument("--mode", choices=MODES, default="fixed")
     parser.add_argument("--threshold", type=float, default=0.5, help="auto extent: evidence cut")
     parser.add_argument(
         "--prompts",
@@ -77,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="FoB prompts as the paper predicts them: no location prior, inward penalty, band "
         "exclusion, fine ring or support core; fixed foreground threshold (docs/method.md)",
     )
-    parser.add_argument("--segmenter", choices=("auto", "sam", "random-walker"), default="auto")
+    parser.add_argument("--segmenter", choices=SEGMENTERS, default="auto")
     parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
     parser.add_argument("--sam-checkpoint", metavar="PATH")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_fob.core.prompts import nearest_slice
+
 # CT presets as (centre, width) in Hounsfield units.
 CT_PRESETS: dict[str, tuple[float, float]] = {
     "ct-soft-tissue": (40.0, 400.0),
@@ -163,7 +165,7 @@ def reference_support(supports: Sequence[Any], support: Any) -> Any:
     z = support.slice_index
     if z is None or any(s.slice_index is None for s in painted):
         return painted[0]
-    return min(painted, key=lambda s: (abs(s.slice_index - z), s.slice_index))
+    return nearest_slice(painted, z, key=lambda s: s.slice_index)
 
 
 def reference_band(supports: Sequence[Any], support: Any) -> tuple[float, float]:

@@ -6,12 +6,14 @@ units of the original slice (see `geometry.py` for every conversion to other fra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 ORIGINS = ("fob", "user", "mask-ring", "copy", "registration")
+T = TypeVar("T")
 
 
 def _as_points(name: str, value: Any) -> np.ndarray:
@@ -34,6 +36,9 @@ def _as_scores(name: str, value: Any, n: int) -> np.ndarray | None:
     if arr.shape[0] != n:
         raise ValueError(f"PromptSet.{name}: expected {n} scores, got {arr.shape[0]}")
     return arr
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -133,3 +138,13 @@ class PromptSet:
             evidence=data.get("evidence"),
             meta=dict(data.get("meta", {})),
         )
+
+
+def nearest_slice(candidates: Iterable[T], z: int, key: Callable[[T], int] = int) -> T:
+    """The candidate nearest to slice `z` by |dz|; on a tie the lower slice wins.
+
+    The one rule for "the nearest support" everywhere (generators, the predictor, the walks'
+    order, the benchmarks): a fixed tie-break, so the same support prompts a slice whichever
+    code path asks. `key` gives a candidate's slice index (the candidate itself by default).
+    """
+    return min(candidates, key=lambda c: (abs(key(c) - z), key(c)))

@@ -28,7 +28,7 @@ from napari_fob.core.intensity import (
     reference_band,
     reference_support,
 )
-from napari_fob.core.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet, nearest_slice
 from napari_fob.devices import exact_inference
 from napari_fob.prompting.in_volume import (
     DEFAULT_BAND_EXCLUSION,
@@ -254,8 +254,7 @@ class FobPredictor:
             )
         if any(s.slice_index is None for s in self._supports):
             raise ValueError("several supports are set but some have no slice_index")
-        # nearest by |dz|; on a tie the lower slice index wins (a fixed, documented rule)
-        return min(self._supports, key=lambda s: (abs(s.slice_index - slice_index), s.slice_index))
+        return nearest_slice(self._supports, slice_index, key=lambda s: s.slice_index)
 
     def predict(
         self,

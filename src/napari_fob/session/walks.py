@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from napari_fob.core.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet, nearest_slice
 from napari_fob.session.events import Progress
 from napari_fob.session.history import Entry, SliceState
 
@@ -196,7 +196,7 @@ def _chain(session, writes, label, targets, threshold):
     if targets is not None:
         order = sorted(
             (z for z in targets if z not in supports),
-            key=lambda z: (min(abs(z - s) for s in supports), z),
+            key=lambda z: (abs(nearest_slice(supports, z) - z), z),
         )
         for i, z in enumerate(order):
             _, write = _chain_step(session, writes, label, z, threshold=None)
@@ -204,7 +204,7 @@ def _chain(session, writes, label, targets, threshold):
             yield Progress(i + 1, len(order), f"chain: slice {z}", write)
         return done
     inner, down, up = _directions(session, label)
-    inner.sort(key=lambda z: (min(abs(z - s) for s in supports), z))
+    inner.sort(key=lambda z: (abs(nearest_slice(supports, z) - z), z))
     total = session.shape[0] - len(supports)
     for z in inner:
         _, write = _chain_step(session, writes, label, z, threshold=None)
