@@ -49,7 +49,10 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Support:
+class EncodedSupport:
+    """One support as the network sees it: its encoded state, ring and masks at the grid (the
+    geometric baselines' `geometric.Support` holds the mask at slice resolution instead)."""
+
     slice_index: int | None
     state: SupportState
     ring: np.ndarray  # (Np, 2) grid (row, col)
@@ -119,7 +122,7 @@ class FobPredictor:
         self.fg_core = None if fg_core is None else float(fg_core)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
-        self._supports: list[_Support] = []
+        self._supports: list[EncodedSupport] = []
 
     def prior_sigma(self, support_index: int | None, query_index: int | None) -> float:
         """Width in grid pixels of the location prior for one query (inf: no prior)."""
@@ -142,7 +145,7 @@ class FobPredictor:
         """Slice indices of the supports set, in the order they were set."""
         return [s.slice_index for s in self._supports]
 
-    def excluded_region(self, support: _Support, query: np.ndarray) -> np.ndarray:
+    def excluded_region(self, support: EncodedSupport, query: np.ndarray) -> np.ndarray:
         """(S, S) bool: where the band exclusion penalises ring points on one query slice at
         the model grid (`intensity.structure_region` of `support`, grown by the margin)."""
         band = reference_support(self._supports, support).core_band
@@ -150,7 +153,7 @@ class FobPredictor:
 
     def point_log_prior(
         self,
-        support: _Support,
+        support: EncodedSupport,
         query_indices: Sequence[int | None],
         regions: np.ndarray | None = None,
     ) -> Any:
@@ -225,7 +228,7 @@ class FobPredictor:
         idx = None if slice_index is None else int(slice_index)
         self._supports = [sup for sup in self._supports if sup.slice_index != idx]
         self._supports.append(
-            _Support(
+            EncodedSupport(
                 slice_index=idx,
                 state=state,
                 ring=ring,
@@ -244,7 +247,7 @@ class FobPredictor:
         """Forget every support."""
         self._supports = []
 
-    def _support_for(self, slice_index: int | None) -> _Support:
+    def _support_for(self, slice_index: int | None) -> EncodedSupport:
         if len(self._supports) == 1:
             return self._supports[0]
         if slice_index is None:
@@ -330,7 +333,7 @@ class FobPredictor:
         shape: tuple[int, ...],
         slice_index: int | None,
         label: int,
-        support: _Support,
+        support: EncodedSupport,
         evidence: float,
         region: np.ndarray | None = None,
     ) -> PromptSet:
