@@ -24,10 +24,8 @@ in one volume").
   support's ring point k drawn as the paper draws it, moved by how far the model moved its
   point k from its own support ring point (a point this shift puts into the band-excluded
   region keeps the model's position): next to the support this is the support's exact ring,
-  far from it the model's displacement. On the tuning phantoms, chained on committed slices
-  (one slice away) it takes the ring error from 2.98 to 1.93 px with no point inside; from a
-  painted support (queries far away) it takes 0.8 px off but leaves one more point inside,
-  hence the default (docs/method.md).
+  far from it the model's displacement. It helps most next to a committed slice (chain mode)
+  and least far from a painted support, hence the default (numbers: docs/method.md).
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
@@ -57,38 +55,31 @@ from napari_fob import geometry
 from napari_fob.core.intensity import structure_region
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
-"""(a, b) of the location prior at inference, pixels of a 256 grid. Independent of the prior a
-model was trained with (``FobConfig.location_prior``, which seeds SPR in training; the shipped
-model's is (1, 0.5); ``FobPredictor(location_prior="model")`` uses it): first chosen as (1, 0.5)
-on phantoms 200-203 among b in {0.1, 0.25, 0.5}, the edge of that grid; widened with the inward
-penalty below on phantoms 200-219 (neither training nor benchmark volumes) once the band
-exclusion existed, among b in {0.5, 0.75, 1, 1.25, 1.5} and k in {0.5, 0.75, 1, 2}, by the rule
-fewest background points inside, then ring error, at |dz| >= 5: (1, 0.75) with k = 1 left 1 of
-18 510 points inside at 7.27 px, against 2 at 7.91 px for (1, 0.5) with k = 2 (docs/method.md)."""
+"""(a, b) of the location prior at inference, pixels of a 256 grid: wide enough for a structure
+that shrinks or drifts between slices, narrow enough to keep ring points near the support's.
+Independent of the prior a model was trained with (``FobConfig.location_prior``;
+``FobPredictor(location_prior="model")`` uses that). Chosen on tuning phantoms by the rule
+fewest background points inside, then ring error (grid and numbers: docs/method.md)."""
 
 DEFAULT_INWARD_PRIOR = 1.0
-"""Width factor k of the inward penalty (see the module docstring), chosen with the location
-prior above. With the prior (1, 0.5) and the band exclusion, on phantoms 200-219 at |dz| >= 5:
-k = 1 left 2 of 18 510 points inside at 8.55 px, k = 2 the same 2 at 8.19 px; with (1, 0.75):
-k = 2 left 3 at 7.16 px, k = 1 one at 7.27 px, k = 0.75 one at 7.42 px."""
+"""Width factor k of the inward penalty (see the module docstring): a point inside the support's
+ring cuts the mask, one a little outside costs little. Chosen with the location prior above,
+by the same rule (docs/method.md)."""
 
 DEFAULT_FG_RELATIVE = 0.7
-"""Foreground points where C > min(T, 0.7 max C): chosen on phantoms with seeds 200-203 among
-0.5, 0.7 and 0.9 (random-walker Dice 0.69 against 0.32 with the fixed T alone)."""
+"""Foreground points where C > min(T, 0.7 max C): the shipped model's C rarely reaches the paper's
+T = 0.9, which left one point per slice. Chosen on tuning phantoms (docs/method.md)."""
 
 
 DEFAULT_FG_CORE = 0.75
 """Foreground points from the support's core (see `core_foreground_candidates`): the fraction
-of the support mask's maximal depth a pixel must lie at. Chosen on phantoms 200-219 at
-|dz| >= 5 (random-walker Dice; `docs/method.md`): 0.75 raised the Dice from 0.626 to 0.668 and
-lowered the foreground points outside the structure from 0.234 to 0.199 (0.25: Dice 0.632,
-0.5: 0.651, 0.9: 0.603); confirmed on phantoms 240-259 (Dice 0.628 -> 0.672). With the depth
-bound of `support_core` (the prior's width), as the predictor runs it: 0.667 and 0.198."""
+of the support mask's maximal depth a pixel must lie at — deep enough that the structure is
+still there a few slices away, shallow enough to spread the points over a large organ. Chosen
+on tuning phantoms by random-walker Dice, confirmed on fresh ones (docs/method.md)."""
 
 FG_CORE_FLOOR = 0.5
 """Core candidates must also have C >= 0.5 max C, so the model's foreground map still says where
-(floors 0, 0.3, 0.5 and 0.7 gave Dice 0.675, 0.673, 0.668, 0.644 with 0.205, 0.203, 0.199,
-0.193 of the points outside: 0.5 keeps the map in charge for 0.007 of Dice)."""
+the structure is (it costs little Dice on the tuning phantoms: docs/method.md)."""
 
 FG_CORE_MIN_PIXELS = 3
 """Fewer core candidates than this (the structure left the footprint, a thin support) and the
@@ -118,11 +109,9 @@ def core_foreground_candidates(
 
 DEFAULT_BAND_EXCLUSION = 20.0
 """Penalty (log units) on ring points in the query's structure region (see the module
-docstring). With the margin and reach below, chosen on phantoms with seeds 200-219 (neither
-training nor benchmark volumes; `scripts/tune_inference.py`): at |dz| >= 5 the background points
-inside the structure fell from 88 to 2 of 18 510 (the mask-ring baseline: 73) for 0.1 px of
-ring error. A penalty of 5 left the points where a large structure (a liver's dome) had grown
-far past the support's ring: leaving it cost more than 5 under the location prior."""
+docstring): large enough to move a point off a structure that grew far past the support's ring
+(a smaller one is outweighed by the location prior), chosen on tuning phantoms with
+`scripts/tune_inference.py` (docs/method.md)."""
 
 BAND_EXCLUSION_MARGIN = 0.375
 """Ring radii (``ring_r``) the structure region is grown by before it is penalised: the
@@ -131,8 +120,8 @@ it (3 px at the shipped model's 128 grid)."""
 
 BAND_EXCLUSION_REACH = 3.0
 """Ring radii beyond the support's footprint the structure region may reach: a bound on its
-leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; on
-the tuning phantoms 2 and 100 gave the same points, 1.25 left a liver's dome out)."""
+leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; a
+smaller reach left a liver's dome out on the tuning phantoms)."""
 
 
 FINE_RING_GRID, FINE_RING_R, FINE_RING_EPS = 256, 15.0, 2.0
