@@ -30,6 +30,7 @@ from napari_fob.core.io import check_gzip, is_nifti_path, read_labels, read_nift
 from napari_fob.core.volume import AFFINE_ATOL_MM, Volume, array_axes
 
 ITK_SUFFIXES = {".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage", ".mhd": "metaimage"}
+_ITK_IO = {"nrrd": "NrrdImageIO", "metaimage": "MetaImageIO"}  # named: ITK's guess is case-bound
 MGH_SUFFIXES = (".mgz", ".mgh")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", *ITK_SUFFIXES, *MGH_SUFFIXES, ".dcm")
 FORMATS = (
@@ -125,13 +126,12 @@ def _read_dicom_file(path: Path, series: str | None) -> Volume:
 def _read_itk(path: Path) -> Volume:
     import SimpleITK as sitk
 
+    kind = ITK_SUFFIXES[path.suffix.lower()]
     try:
-        img = sitk.ReadImage(str(path))
+        img = sitk.ReadImage(str(path), imageIO=_ITK_IO[kind])
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
-        raise ValueError(
-            f"{path}: cannot be read as {ITK_SUFFIXES[path.suffix.lower()]} ({first})"
-        ) from err
+        raise ValueError(f"{path}: cannot be read as {kind} ({first})") from err
     size = img.GetSize()
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(
@@ -148,7 +148,7 @@ def _read_itk(path: Path) -> Volume:
     lps[:3, 3] = img.GetOrigin()
     data = sitk.GetArrayFromImage(img).astype(np.float32)  # (k, j, i)
     volume = Volume.from_array(data, affine=LPS_TO_RAS @ lps, axes=(2, 1, 0), path=path)
-    volume.source = {"format": ITK_SUFFIXES[path.suffix.lower()]}
+    volume.source = {"format": kind}
     return volume
 
 
