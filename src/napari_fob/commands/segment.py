@@ -24,7 +24,7 @@ from typing import Any
 
 from napari_fob.cli import UsageError
 from napari_fob.segmenters.registry import SEGMENTERS
-from napari_fob.session.walks import MODES
+from napari_fob.session.walks import MODES, check_threshold
 
 HELP = (
     "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = my_share(every)
     labels = parse_labels(args.labels)
     window = parse_window(args.window)
+    check_threshold(args.threshold, "--threshold")  # before any model is loaded
     check_outputs(jobs, overwrite=args.overwrite)
     generator, segmenter, notices = build_models(args)
     for notice in notices:

@@ -12,6 +12,7 @@ and a failure or a kill at any point leaves the previous result whole. Bad input
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from napari_fob.cli import UsageError
 
+log = logging.getLogger(__name__)
 REPORT_FILE = "report.json"
 OVERVIEW_FILE = "overview.png"
 
@@ -96,6 +98,48 @@ def choose_labels(support: np.ndarray, wanted: Sequence[int] | None, where: Path
     return list(wanted)
 
 
+def check_supports_in_range(
+    support: np.ndarray, chosen: Sequence[int], zs: str | list[int], text: str, where: Path
+) -> None:
+    """Refuse support slices outside the ``--slices`` range: they would be committed as
+    painted, beside a range the user said holds the structure (UsageError naming them)."""
+    if isinstance(zs, str):
+        return
+    inside = set(zs)
+    outside = {}
+    for label in chosen:
+        painted = np.flatnonzero((support == label).any(axis=(1, 2)))
+        off = [int(z) for z in painted if int(z) not in inside]
+        if off:
+            outside[label] = off
+    if outside:
+        listed = "; ".join(
+            f"label {lab} on slice(s) {', '.join(map(str, off))}" for lab, off in outside.items()
+        )
+        raise UsageError(
+            f"SUPPORT {where} has support slices outside --slices {text} (slices {zs[0]} to "
+            f"{zs[-1]}): {listed}. Widen --slices to include them, or choose the structures "
+            "with --labels."
+        )
+
+
+def warn_nonfinite(data: np.ndarray, where: Path) -> int:
+    """Warn once when the image holds NaN / inf voxels; returns their count (in the report)."""
+    from napari_fob.core.intensity import count_nonfinite
+
+    n = count_nonfinite(data)
+    if n:
+        log.warning(
+            "IMAGE %s: %d of its %d voxels are NaN or inf; they are ignored when the intensity "
+            "window is computed and given to the models as the window's low end (NaN, -inf) or "
+            "high end (+inf). A support covering one is refused.",
+            where,
+            n,
+            int(np.size(data)),
+        )
+    return n
+
+
 def read_names(support_path: Path) -> dict[int, str]:
     """Structure names from a ``labels.json`` ({"1": "liver", ...}) beside the support, if any."""
     path = support_path.parent / "labels.json"
@@ -157,6 +201,8 @@ def segment_volume(
     image, support = read_inputs(Path(image_path), Path(support_path), series=series)
     chosen = choose_labels(support, labels, Path(support_path))
     zs = parse_slices(slices, image.data.shape[0])
+    check_supports_in_range(support, chosen, zs, slices, Path(support_path))
+    nonfinite = warn_nonfinite(image.data, Path(image_path))
     session = AnnotationSession(
         image,
         generator=generator,
@@ -206,6 +252,7 @@ def segment_volume(
             "mode": mode,
             "slices": slices,
             "threshold": threshold,
+            "nonfinite_voxels": nonfinite,
             "window": session.window.to_dict(),
             "prompts": generator.describe(),
             "segmenter": segmenter.describe(),

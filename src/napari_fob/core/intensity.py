@@ -3,6 +3,12 @@
 Pure numpy (scipy inside `structure_region` only). A `Window` is always resolved to absolute
 bounds (``low``, ``high``) before use, so the parameters recorded next to a result reproduce it
 exactly, whatever preset produced them.
+
+Non-finite voxels (NaN, +inf, -inf; `count_nonfinite` counts them) are handled explicitly:
+windows (presets, percentiles, ``auto``'s CT test) are computed from the finite voxels only,
+and `normalise` maps NaN to 0 (the window's low end, as if it were background), +inf to 1 and
+-inf to 0, so the models never see a NaN. A volume without any finite voxel has no window
+(ValueError). A support must not cover any (`session`); ``fob segment`` warns with the count.
 """
 
 from __future__ import annotations
@@ -61,9 +67,34 @@ class Window:
         return cls(float(data["low"]), float(data["high"]), str(data.get("source", "user")))
 
 
+def count_nonfinite(values: Any) -> int:
+    """How many NaN / +inf / -inf values `values` holds (0 for integer arrays)."""
+    arr = np.asarray(values)
+    if not np.issubdtype(arr.dtype, np.inexact):
+        return 0
+    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+
+def finite_values(volume: Any) -> np.ndarray:
+    """The finite values of `volume`, flattened (the array itself, raveled, when all are).
+
+    Raises:
+        ValueError: no value of `volume` is finite (or it is empty).
+    """
+    arr = np.asarray(volume)
+    if count_nonfinite(arr):
+        arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        raise ValueError(
+            f"intensity window: the volume of shape {np.shape(volume)} holds no finite voxel "
+            "(all NaN or inf)"
+        )
+    return arr.ravel()
+
+
 def looks_like_ct(volume: np.ndarray) -> bool:
-    """Heuristic: CT in HU has air around -1000 and a wide range."""
-    lo, hi = np.percentile(volume, [0.5, 99.5])
+    """Heuristic: CT in HU has air around -1000 and a wide range (finite voxels only)."""
+    lo, hi = np.percentile(finite_values(volume), [0.5, 99.5])
     return bool(lo < -500 and hi > 0)
 
 
@@ -75,8 +106,12 @@ def resolve_window(
     Args:
         volume: the raw array (any shape) the window will apply to; used by percentile presets
             and by ``auto`` (CT soft tissue when the volume looks like HU, MR percentiles
-            otherwise).
+            otherwise). NaN and inf voxels are ignored.
         preset: a name from `PRESETS`, a (low, high) tuple in raw units, or a Window.
+
+    Raises:
+        ValueError: an unknown preset, bounds that are not finite with low < high, or a
+            percentile preset / ``auto`` on a volume without any finite voxel.
     """
     if isinstance(preset, Window):
         return preset
@@ -90,9 +125,9 @@ def resolve_window(
         return Window(centre - width / 2, centre + width / 2, preset)
     if preset in PERCENTILE_PRESETS:
         p_lo, p_hi = PERCENTILE_PRESETS[preset]
-        values = np.asarray(volume)
+        values = finite_values(volume)
         nz = values[values != 0]
-        values = nz if nz.size > 0.05 * values.size else values.ravel()
+        values = nz if nz.size > 0.05 * values.size else values
         low, high = np.percentile(values, [p_lo, p_hi])
         if high <= low:
             high = low + 1.0
@@ -101,9 +136,16 @@ def resolve_window(
 
 
 def normalise(image: np.ndarray, window: Window) -> np.ndarray:
-    """Map raw values to float32 in [0, 1] with the window (any shape in, same shape out)."""
+    """Map raw values to float32 in [0, 1] with the window (any shape in, same shape out).
+
+    Non-finite voxels are replaced, never passed on: NaN -> 0 (the window's low end), +inf -> 1,
+    -inf -> 0.
+    """
     out = (np.asarray(image, dtype=np.float32) - window.low) / (window.high - window.low)
-    return np.clip(out, 0.0, 1.0, out=out)
+    np.clip(out, 0.0, 1.0, out=out)  # +inf -> 1, -inf -> 0; NaN stays NaN
+    if count_nonfinite(out):
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out
 
 
 def to_uint8_rgb(image: np.ndarray, window: Window) -> np.ndarray:

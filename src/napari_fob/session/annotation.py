@@ -35,6 +35,7 @@ from napari_fob.session.history import (
     label_change,
 )
 from napari_fob.session.slices import PromptsView, SliceTable
+from napari_fob.session.supports import check_support
 
 __all__ = ["AnnotationSession", "Progress", "SessionEvents", "run"]
 
@@ -155,24 +156,19 @@ class AnnotationSession:
     def set_support(self, label: int, z: int, mask2d: np.ndarray, name: str | None = None) -> None:
         """Use the (Y, X) bool `mask2d` as a support of structure `label` on slice `z`."""
         label, z = self.check_label(label), self.check_z(z)
-        mask = np.asarray(mask2d).astype(bool)
-        if mask.shape != self.shape[1:]:
-            raise ValueError(
-                f"support of label {label} on slice {z}: expected a (Y, X) mask of shape "
-                f"{self.shape[1:]}, got {mask.shape}"
-            )
-        if not mask.any():
-            raise ValueError(f"support of label {label} on slice {z}: the mask is empty")
+        mask = check_support(self, label, z, mask2d)  # shape, not empty, no NaN/inf under it
         if name is not None:
             self.names[label] = str(name)
         entry = Entry(f"set support {label}@{z}", label)
-        self.record_support(entry, label, z, mask.copy())
+        self.record_support(entry, label, z, mask)
         self.finish(entry)
 
     def set_supports_from_volume(self, support_volume: np.ndarray) -> dict[int, list[int]]:
         """Every label/slice with voxels in a (Z, Y, X) integer volume becomes a support.
 
-        Returns {label: [slice indices]}. One undo step.
+        Returns {label: [slice indices]}. One undo step per label. Every support is checked
+        first (`supports.check_support`: no NaN/inf voxel under it), so a refused volume
+        changes nothing.
         """
         support_volume = np.asarray(support_volume)
         if support_volume.shape != self.shape:
@@ -180,15 +176,18 @@ class AnnotationSession:
                 f"support volume: expected shape {self.shape} (the image's), "
                 f"got {support_volume.shape}"
             )
-        found: dict[int, list[int]] = {}
+        masks: dict[int, dict[int, np.ndarray]] = {}
         for label in (int(v) for v in np.unique(support_volume) if v > 0):
             zs = np.flatnonzero((support_volume == label).any(axis=(1, 2)))
-            found[label] = [int(z) for z in zs]
+            masks[label] = {
+                int(z): check_support(self, label, int(z), support_volume[z] == label) for z in zs
+            }
+        for label, by_z in masks.items():
             entry = Entry(f"supports of {label}", label)
-            for z in found[label]:
-                self.record_support(entry, label, z, support_volume[z] == label)
+            for z, mask in by_z.items():
+                self.record_support(entry, label, z, mask)
             self.finish(entry)
-        return found
+        return {label: list(by_z) for label, by_z in masks.items()}
 
     def remove_support(self, label: int, z: int) -> None:
         """Forget the support of `label` on slice `z` (ValueError if there is none)."""

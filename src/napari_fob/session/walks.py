@@ -27,6 +27,21 @@ if TYPE_CHECKING:
 MODES = ("fixed", "chain")
 
 
+def check_threshold(threshold: object, name: str = "threshold") -> float:
+    """`threshold` as a float, or a ValueError: the evidence cut is a finite number in [0, 1]
+    (the generators' evidence is a fraction; NaN would compare False and walk to the edge)."""
+    try:
+        value = float(threshold)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(threshold, bool) or not (value == value and 0.0 <= value <= 1.0):
+        raise ValueError(
+            f"{name} {threshold!r}: expected a finite number in [0, 1] (the evidence a slice "
+            "needs for the automatic extent to go on)"
+        )
+    return value
+
+
 def predict(
     session: AnnotationSession,
     label: int,
@@ -46,8 +61,9 @@ def predict(
     if auto and slices != "auto":
         raise ValueError(f"predict slices {slices!r}: expected 'auto' or slice indices")
     targets = None if auto else sorted({session.check_z(z) for z in slices})
-    session.thresholds[label] = float(threshold)
-    return _run(session, label, targets, mode, float(threshold), batch_size or session.batch_size)
+    threshold = check_threshold(threshold)
+    session.thresholds[label] = threshold
+    return _run(session, label, targets, mode, threshold, batch_size or session.batch_size)
 
 
 def _run(session, label, targets, mode, threshold, batch_size):
