@@ -44,6 +44,15 @@ def is_volume_path(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(VOLUME_SUFFIXES)
 
 
+def volume_stem(path: str | os.PathLike) -> str:
+    """The file name without its volume suffix (``.nii.gz``, ``.nrrd``, ...), or a folder's name."""
+    name = Path(path).name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None, slice_axis: int = 2
 ) -> Volume:

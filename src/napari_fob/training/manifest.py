@@ -2,14 +2,16 @@
 
 A manifest is YAML (``volumes:`` list of mappings) or CSV (a header row) with, per volume:
 
-- ``image`` (required): NIfTI path, relative paths resolved from the manifest's folder;
-- ``labels`` (optional): ground-truth label NIfTI on the same grid;
+- ``image`` (required): a volume path (NIfTI, a DICOM series folder, NRRD, MHA, MGZ: any
+  `napari_fob.core.formats.read_volume` format), relative paths resolved from the manifest's
+  folder;
+- ``labels`` (optional): ground-truth labels (NIfTI or another of those formats) on its grid;
 - ``pseudo`` (optional): pseudo-labels (``fob pseudolabel`` output) on the same grid;
 - ``intensity`` (optional, default ``auto``): a `core.intensity` preset name, ``low,high``,
   or ``zscore`` (mean +- 3 std of the voxels above the volume's minimum -> [0, 1]);
 - ``split`` (optional, default ``train``): ``train``, ``val`` or ``test``.
 
-Pure numpy + nibabel (through `napari_fob.core.io`); must not import torch.
+Pure numpy + the format readers (through `napari_fob.core`); must not import torch.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def _entry(base: Path, row: dict, where: str) -> ManifestEntry:
         split=split,
     )
     for path in (entry.image, entry.labels, entry.pseudo):
-        if path is not None and not path.is_file():
+        # a file, or (the image) a DICOM series folder
+        if path is not None and not (path.is_file() or (path is entry.image and path.is_dir())):
             raise FileNotFoundError(f"manifest {where}: file not found: {path}")
     return entry
 
@@ -160,14 +163,14 @@ def normalise_volume(image: np.ndarray, rule: str = "auto") -> np.ndarray:
 
 def load_volume(entry: ManifestEntry) -> TrainVolume:
     """Read the image and its label files (checked to be on the image's grid)."""
+    from napari_fob.core.formats import read_support, read_volume, volume_stem
     from napari_fob.core.intensity import normalise
-    from napari_fob.core.io import read_labels, read_nifti
 
-    vol = read_nifti(entry.image)
+    vol = read_volume(entry.image)
     window = volume_window(vol.data, entry.intensity)
-    labels = None if entry.labels is None else read_labels(entry.labels, like=vol)
-    pseudo = None if entry.pseudo is None else read_labels(entry.pseudo, like=vol)
-    name = entry.image.name.removesuffix(".gz").removesuffix(".nii")
+    labels = None if entry.labels is None else read_support(entry.labels, like=vol)
+    pseudo = None if entry.pseudo is None else read_support(entry.pseudo, like=vol)
+    name = volume_stem(entry.image)
     return TrainVolume(
         name=name,
         image01=normalise(vol.data, window),
