@@ -14,6 +14,7 @@ Qt-free and torch-free, like `session.py`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -30,11 +31,9 @@ MODES = ("fixed", "chain")
 def check_threshold(threshold: object, name: str = "threshold") -> float:
     """`threshold` as a float, or a ValueError: the evidence cut is a finite number in [0, 1]
     (the generators' evidence is a fraction; NaN would compare False and walk to the edge)."""
-    try:
-        value = float(threshold)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(threshold, bool) or not (value == value and 0.0 <= value <= 1.0):
+    number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
+    value = float(threshold) if number else float("nan")  # type: ignore[arg-type]
+    if not 0.0 <= value <= 1.0:  # False for NaN
         raise ValueError(
             f"{name} {threshold!r}: expected a finite number in [0, 1] (the evidence a slice "
             "needs for the automatic extent to go on)"
