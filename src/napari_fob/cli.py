@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    level = log.level
     handler = _start_logging(args)
     log.debug("napari-fob %s, python %s: %s", __version__, sys.version.split()[0], sys.argv)
     try:
@@ -179,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, str(err), EXIT_USAGE)
     except OSError as err:  # FileNotFoundError, PermissionError, disk full, URLError
         return _fail(args, _os_message(err), EXIT_ENVIRONMENT)
+    except Exception as err:  # the boundary: a bug still ends in one paragraph, not a traceback
+        return _fail(args, f"unexpected {type(err).__name__}: {err}", EXIT_ENVIRONMENT)
     finally:
         log.removeHandler(handler)
+        log.setLevel(level)  # a library user's (or the next test's) logging stays as it was
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -208,3 +208,19 @@ def test_missing_tensorboard_is_a_warning(tmp_path, monkeypatch, caplog):
     assert record.levelno == logging.WARNING and "tensorboard" in record.getMessage()
     run_log.scalars(1, 0.1, {"total": 1.0})  # the CSV log still works
     assert (tmp_path / "train_log.csv").is_file()
+
+
+def test_an_unexpected_error_is_one_paragraph_and_the_log_level_is_restored(
+    monkeypatch, capsys
+):
+    from napari_fob.commands import info
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(info, "run", broken)  # the registry reads module.run when it builds
+    level = logging.getLogger("napari_fob").level
+    assert cli.main(["info", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError: a bug" in err and "Traceback" not in err
+    assert logging.getLogger("napari_fob").level == level
