@@ -63,6 +63,7 @@ METHODS = (
     "oracle",
 )
 FIXED = ("fob", "fob-paper", "mask-ring", "copy")
+ATLAS_NAMES = {"hcpex": "HCPEx", "aal3": "AAL3"}
 QUICK_NAMES = {"test": "Caudate_L", "tune": "Primary_Motor_Cortex_L"}
 
 
@@ -192,7 +193,8 @@ def docs_section(report: dict) -> str:
     body = [
         "Measured by `bench/real_anatomy.py` (`make bench`); every number in "
         "`bench/results/real_anatomy.json`. Real T1 MRI (the ICBM152 2009a template, 1 mm) "
-        f"with the {s['atlas'].upper()} atlas's labels on its grid (docs/data.md); structures "
+        f"with the {ATLAS_NAMES[s['atlas']]} atlas's labels on its grid (docs/data.md); "
+        "structures "
         "split as the paper's Setting II: **test** = the 12 deep grey nuclei (thalamus, "
         "caudate, putamen, pallidum, hippocampus, amygdala, left and right), never used to "
         "choose anything; **tune** = 18 cortical regions. Sliced along each axis (sagittal, "
