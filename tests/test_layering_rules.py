@@ -34,7 +34,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "model": ({"core", "devices"}, TORCH),
     "prompting": ({"root", "core", "geometry", "model", "devices"}, SCIENCE | {"torch"}),
     "segmenters": ({"core", "geometry", "devices"}, SCIENCE | TORCH | {"tqdm", "yaml"}),
-    "session": ({"root", "core", "geometry", "prompting"}, SCIENCE),
+    "session": ({"root", "core", "geometry", "prompting"}, SCIENCE | {"pydantic"}),  # sidecar
     "samples": ({"core"}, SCIENCE),
     "training": (
         {"core", "geometry", "model", "prompting", "segmenters", "devices"},

@@ -17,8 +17,10 @@ the session was opened on; an identity affine for a plain array). ``prompts.json
 The two files are one unit (`napari_fob.core.atomic.ResultFolder`): a save replaces both or neither,
 even when killed half-way, and also removes a previous ``report.json`` / ``overview.png`` of
 ``fob segment`` that would no longer describe the labels. A folder already holding a result is
-refused unless ``overwrite=True``. Undo history is not saved. Imports numpy, nibabel (through
-`io`) and the standard library only.
+refused unless ``overwrite=True``. Undo history is not saved. `load_session` checks every field
+of ``prompts.json`` first (`sidecar_schema`, pydantic): a bad file is one ValueError naming the
+file and the field. Imports numpy, nibabel (through `io`), pydantic (through the schema) and the
+standard library.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from napari_fob.core.atomic import ResultFolder, recover
 from napari_fob.core.intensity import Window
 from napari_fob.core.prompts import PromptSet
 from napari_fob.session.history import SliceState
+from napari_fob.session.supports import check_support
 
 if TYPE_CHECKING:
     from napari_fob.session.annotation import AnnotationSession
@@ -173,13 +176,22 @@ def save_session(
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    """Read and check a ``prompts.json`` (format and version)."""
+    """Read and check a ``prompts.json`` (JSON, format and version; the fields are checked by
+    `sidecar_schema.validate_sidecar`)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no saved session sidecar (prompts.json) there")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a napari-fob session sidecar (not JSON: {err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
     if data.get("format") != FORMAT:
         raise ValueError(f"{path}: expected format {FORMAT!r}, found {data.get('format')!r}")
-    if int(data.get("version", 0)) > VERSION:
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path}: field version: expected a positive integer, got {version!r}")
+    if version > VERSION:
         raise ValueError(
             f"{path}: sidecar version {data.get('version')} is newer than this napari-fob "
             f"reads ({VERSION}); update napari-fob"
@@ -192,15 +204,12 @@ def load_session(
 ) -> AnnotationSession:
     """Rebuild a session saved by `save_session` for the same `volume` (Volume or array)."""
     from napari_fob.core.io import Volume, read_labels
+    from napari_fob.session.sidecar_schema import validate_sidecar
 
     recover(out_dir)  # finish a save that was interrupted, so the pair read is one unit
     data = read_sidecar(out_dir / PROMPTS_FILE)
     arr = volume if isinstance(volume, np.ndarray) else volume.data
-    if list(np.shape(arr)) != list(data["shape"]):
-        raise ValueError(
-            f"{out_dir}: the saved session is for a volume of shape {tuple(data['shape'])}, "
-            f"got {np.shape(arr)}"
-        )
+    validate_sidecar(data, out_dir / PROMPTS_FILE, np.shape(arr))  # every field, named
     like = volume if isinstance(volume, Volume) else Volume.from_array(arr, affine=np.eye(4))
     expected = (data.get("files") or {}).get(LABELS_FILE)
     if expected is not None and (out_dir / LABELS_FILE).is_file():
@@ -220,9 +229,13 @@ def load_session(
         labels=labels,
     )
     session.thresholds = {int(k): float(v) for k, v in data.get("thresholds", {}).items()}
-    for rec in data.get("supports", []):
+    for i, rec in enumerate(data.get("supports", [])):
+        label, z = int(rec["label"]), int(rec["slice"])
         mask = rle_decode(rec["rle"], session.shape[1:])
-        session.restore_support(int(rec["label"]), int(rec["slice"]), mask)
+        try:
+            session.restore_support(label, z, check_support(session, label, z, mask))
+        except ValueError as err:
+            raise ValueError(f"{out_dir / PROMPTS_FILE}: field supports[{i}]: {err}") from None
     for rec in data.get("slices", []):
         label, z = int(rec["label"]), int(rec["slice"])
         p = rec.get("prompts")
