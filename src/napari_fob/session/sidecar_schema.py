@@ -205,7 +205,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(the whole file)"
+    return text
 
 
 def validate_sidecar(data: Any, path: Path, shape: tuple[int, ...]) -> Sidecar:
@@ -221,7 +221,8 @@ def validate_sidecar(data: Any, path: Path, shape: tuple[int, ...]) -> Sidecar:
         for e in err.errors(include_url=False)[:5]:
             msg = e["msg"].removeprefix("Value error, ")
             got = "" if e["type"].startswith("value_error") else f" (got {e.get('input')!r:.60})"
-            problems.append(f"field {_where(tuple(e['loc']))}: {msg}{got}")
+            where = f"field {_where(tuple(e['loc']))}: " if e["loc"] else ""
+            problems.append(f"{where}{msg}{got}")
         more = err.error_count() - len(problems)
         tail = f"; and {more} more" if more > 0 else ""
         raise ValueError(
