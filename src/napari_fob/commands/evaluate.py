@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from napari_fob.cli import UsageError
+    from napari_fob.core.metrics import METRIC_GRID
     from napari_fob.prompting.generators import make_generator
     from napari_fob.training.evaluate import annotation_protocol, paper_protocol
     from napari_fob.training.report import markdown_table, write_report
@@ -75,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.names:
         names = {int(k): str(v) for k, v in json.loads(Path(args.names).read_text()).items()}
     generator = make_generator(args.generator, checkpoint=args.checkpoint, device=args.device)
-    grid = 256  # prompt metrics at the paper grid, or at the FoB model's own grid
-    if args.generator == "fob":
-        grid = int(generator.predictor.model.config.grid_size)
+    grid = METRIC_GRID  # every method at the same grid and ring (256, r = 15, eps = 2)
     segmenter, notice = None, None
     if args.segmenter != "none":
         from napari_fob.segmenters import get_segmenter

@@ -17,6 +17,12 @@ from scipy import ndimage as ndi
 from napari_fob import geometry
 from napari_fob.core.prompts import PromptSet
 
+#: The one scale every method's prompts are scored at (validation, ``fob evaluate``, the
+#: benchmarks): the paper's 256 x 256 grid with its ring r = 15, eps = 2 (grid pixels). A model
+#: trained at another grid (the shipped one: 128, r = 8) is scored here too, so its numbers are
+#: comparable with every other method's.
+METRIC_GRID, METRIC_R, METRIC_EPS = 256, 15, 2
+
 
 def _mask2d(mask: np.ndarray, name: str = "true_mask") -> np.ndarray:
     m = np.asarray(mask)
@@ -123,9 +129,9 @@ def prompt_metrics(
     prompts: PromptSet,
     true_mask: np.ndarray,
     *,
-    scale_to_grid: int | None = 256,
-    r: float = 15,
-    eps: float = 2,
+    scale_to_grid: int | None = METRIC_GRID,
+    r: float | None = None,
+    eps: float | None = None,
     kernel: str = "disk",
 ) -> dict[str, float]:
     """bg_inside, fg_outside, ring_error and ring_coverage of one slice's prompts.
@@ -133,11 +139,15 @@ def prompt_metrics(
     Args:
         prompts: the PromptSet; its points are (row, col) pixels of the slice.
         true_mask: (H, W) ground-truth mask of the same structure on that slice.
-        scale_to_grid: when set (paper: 256), points and mask are first mapped to the S x S
-            model grid (`geometry.slice_to_grid`, `geometry.resize_mask_to_grid`), so ring_error
-            is in grid pixels and r / eps are at grid scale, comparable across image sizes.
-            A structure thinner than one grid pixel vanishes there and counts as an empty
-            mask. None measures in slice pixels.
+        scale_to_grid: when set (default `METRIC_GRID`, 256), points and mask are first mapped
+            to the S x S grid (`geometry.slice_to_grid`, `geometry.resize_mask_to_grid`), so
+            ring_error is in grid pixels, comparable across image sizes. A structure thinner
+            than one grid pixel vanishes there and counts as an empty mask. None measures in
+            slice pixels.
+        r, eps: the true ring band, in pixels of the grid measured at. None (the default) is
+            the metric ring, `METRIC_R` / `METRIC_EPS` at the 256 grid, scaled to
+            `scale_to_grid` (r = 15 is a 256-grid length: at a 128 grid it is 7.5, never 15);
+            in slice pixels (no grid) it is 15 / 2 unscaled.
 
     Returns:
         {"bg_inside", "fg_outside", "ring_error", "ring_coverage"} as floats (NaN where
@@ -145,6 +155,9 @@ def prompt_metrics(
     """
     m = _mask2d(true_mask)
     fg, bg = prompts.fg, prompts.bg
+    scale = 1.0 if scale_to_grid is None else scale_to_grid / METRIC_GRID
+    r = METRIC_R * scale if r is None else r
+    eps = METRIC_EPS * scale if eps is None else eps
     if scale_to_grid is not None:
         fg = geometry.slice_to_grid(fg, m.shape, scale_to_grid)
         bg = geometry.slice_to_grid(bg, m.shape, scale_to_grid)

@@ -8,9 +8,10 @@
 - `annotation_protocol`: per volume and structure, the support is the structure's central slice;
   every other slice showing it is a query; metrics are reported by distance |dz| (`DZ_BINS`).
 
-Prompt metrics (DESIGN.md §5) are measured at the model grid; Dice needs a segmenter (``None``
-skips it). `validate` runs the annotation protocol on held-out volumes during training. Numpy
-here; torch only through the generator.
+Prompt metrics (DESIGN.md §5) are measured at one grid and ring for every method and model
+(`core.metrics.METRIC_GRID`: 256, r = 15, eps = 2), never at a model's own grid; Dice needs a
+segmenter (``None`` skips it). `validate` runs the annotation protocol on held-out volumes
+during training. Numpy here; torch only through the generator.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_fob.core.metrics import METRIC_GRID
 from napari_fob.training.manifest import TrainVolume
 
 DZ_BINS: tuple[tuple[int, int | None], ...] = ((1, 2), (3, 4), (5, 9), (10, None))
@@ -94,7 +96,7 @@ def paper_protocol(
     *,
     folds: int = 1,
     n_parts: int = 3,
-    grid_size: int = 256,
+    grid_size: int = METRIC_GRID,
 ) -> dict[str, Any]:
     """The paper's protocol; returns {"per_label": {label: {...}}, "dice": mean, ...}."""
     groups = [list(g) for g in np.array_split(np.arange(len(volumes)), folds) if len(g) >= 2]
@@ -143,7 +145,7 @@ def annotation_protocol(
     labels: Sequence[int],
     *,
     max_slices: int = 0,
-    grid_size: int = 256,
+    grid_size: int = METRIC_GRID,
 ) -> dict[str, Any]:
     """Support at each structure's central slice; metrics by |dz| bin and overall."""
     per_label: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -204,7 +206,9 @@ def validate(model: Any, volumes: Sequence[TrainVolume], *, settings: Any, devic
     """Annotation protocol on held-out volumes with the model being trained.
 
     Runs without gradients and puts the model back in train mode. Returns the summary of
-    `annotation_protocol` (flat floats "dice", "bg_inside", ... at the top level).
+    `annotation_protocol` (flat floats "dice", "bg_inside", ... at the top level). Prompts are
+    scored at `METRIC_GRID` whatever the model's own grid (best-checkpoint selection reads
+    these numbers, so they must mean the same for every model).
     """
     import torch
 
@@ -226,7 +230,7 @@ def validate(model: Any, volumes: Sequence[TrainVolume], *, settings: Any, devic
                 volumes,
                 labels,
                 max_slices=settings.max_slices,
-                grid_size=model.config.grid_size,
+                grid_size=METRIC_GRID,
             )
     finally:
         model.train(was_training)
