@@ -308,3 +308,13 @@ def test_a_commit_closed_early_keeps_what_was_applied_as_one_undo_step(session):
     gen.close()  # Cancel: the widget closes the generator on the main thread
     assert (session.labels[14] == 1).any() and not (session.labels[15] == 1).any()
     assert session.undo() and not session.labels.any()
+
+
+def test_points_off_the_image_are_refused_so_a_saved_session_always_loads(session):
+    run(session.predict(1, [15], mode="fixed"))
+    h, w = session.shape[1:]
+    with pytest.raises(ValueError, match="on the image"):
+        session.add_point(1, 15, "fg", (h + 3.0, 2.0))
+    with pytest.raises(ValueError, match="on the image"):
+        session.move_point(1, 15, "bg", 0, (float("nan"), 1.0))
+    session.add_point(1, 15, "fg", (h - 0.5, 0.0))  # the last pixel's edge is on the image

@@ -31,7 +31,7 @@ def move_point(
     """Move point `index` of `kind` ("fg" | "bg") to (row, col) `new_rc`."""
     p, points, scores = _points(session, label, z, kind)
     _check_index(kind, index, points)
-    points[index] = np.asarray(new_rc, dtype=np.float64).reshape(2)
+    points[index] = _on_image(session, z, new_rc)
     if scores is not None:
         scores[index] = 1.0  # a point the user placed is certain
     _edit(session, label, z, _with(p, kind, points, scores), f"move {kind} point")
@@ -40,7 +40,7 @@ def move_point(
 def add_point(session: AnnotationSession, label: int, z: int, kind: str, rc: Any) -> None:
     """Add a point; a bg point goes where it lengthens the closed ring least."""
     p, points, scores = _points(session, label, z, kind)
-    rc = np.asarray(rc, dtype=np.float64).reshape(1, 2)
+    rc = _on_image(session, z, rc).reshape(1, 2)
     at = len(points) if kind == "fg" else _ring_insert_position(points, rc[0])
     points = np.insert(points, at, rc, axis=0)
     scores = None if scores is None else np.insert(scores, at, 1.0)
@@ -78,6 +78,21 @@ def _points(
     scores = p.fg_scores if kind == "fg" else p.bg_scores
     points = (p.fg if kind == "fg" else p.bg).copy()
     return p, points, None if scores is None else scores.copy()
+
+
+def _on_image(session: AnnotationSession, z: int, rc: Any) -> np.ndarray:
+    """(row, col) as floats, refused unless finite and on the slice's pixels (what a saved
+    session is checked against when loaded: ``-0.5 <= row <= Y - 0.5``, likewise columns)."""
+    point = np.asarray(rc, dtype=np.float64).reshape(2)
+    h, w = session.shape[1:]
+    if not (
+        np.all(np.isfinite(point)) and -0.5 <= point[0] <= h - 0.5 and -0.5 <= point[1] <= w - 0.5
+    ):
+        raise ValueError(
+            f"point {point.tolist()} on slice {z}: expected a (row, col) on the image, "
+            f"-0.5 <= row <= {h - 0.5} and -0.5 <= col <= {w - 0.5}"
+        )
+    return point
 
 
 def _check_index(kind: str, index: int, points: np.ndarray) -> None:
