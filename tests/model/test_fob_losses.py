@@ -155,15 +155,41 @@ def test_band_loss_is_zero_on_the_band_and_grows_inside():
     mask[12:20, 12:20] = True
     sdf = torch.from_numpy(signed_distance(mask))[None]
     r, eps = 6.0, 2.0
-    on_band = torch.tensor([[[16.0, 19.5 + 5.0]]])  # 5 px outside the right edge
+    on_band = torch.tensor([[[16.0, 19.5 + 7.0]]])  # 7 px outside the right edge: (6, 8]
     inside = torch.tensor([[[16.0, 16.0]]])  # the middle of the square, ~4 px deep
     far = torch.tensor([[[16.0, 31.0]]])  # ~11.5 px outside
     assert float(losses.band_loss(on_band, sdf, r, eps)) == pytest.approx(0.0, abs=0.3)
-    assert float(losses.band_loss(inside, sdf, r, eps)) > r - eps + 3
-    assert float(losses.band_loss(far, sdf, r, eps)) == pytest.approx(11.5 - r, abs=0.6)
+    assert float(losses.band_loss(inside, sdf, r, eps)) > r + 3
+    assert float(losses.band_loss(far, sdf, r, eps)) == pytest.approx(11.5 - r - eps, abs=0.6)
     pts = inside.clone().requires_grad_(True)
     losses.band_loss(pts, sdf, r, eps).backward()
     assert pts.grad.abs().sum() > 0  # differentiable in the points (SPR learns from it)
+
+
+def test_band_loss_is_lowest_on_the_band_the_ring_is_drawn_from():
+    # L_band is zero exactly where geometry.ring_band (and so every drawn ring point) lies,
+    # (r, r + eps], and positive closer in or farther out (issue 15: it used [r - eps, r])
+    from napari_fob.geometry import ring_band, ring_points, signed_distance
+
+    mask = np.zeros((48, 48), bool)
+    mask[16:30, 14:34] = True
+    r, eps = 6.0, 2.0
+    sdf = torch.from_numpy(signed_distance(mask))[None]
+    rows, cols = np.mgrid[0:48, 0:48]
+    pixels = torch.tensor(np.stack([rows, cols], -1).reshape(1, -1, 2), dtype=torch.float32)
+
+    def per_pixel(points):
+        return np.array([float(losses.band_loss(p[None, None], sdf, r, eps)) for p in points[0]])
+
+    cost = per_pixel(pixels).reshape(48, 48)
+    band = ring_band(mask, r=r, eps=eps)
+    assert np.all(cost[band] < 1e-5)
+    d = signed_distance(mask)
+    assert np.all(cost[(d < r - 0.01) | (d > r + eps + 0.01)] > 0)
+    ring = torch.tensor(ring_points(mask, 10, r=r, eps=eps), dtype=torch.float32)[None]
+    assert float(losses.band_loss(ring, sdf, r, eps)) < 1e-5  # the drawn ring costs nothing
+    inner = torch.tensor(ring_points(mask, 10, r=r - eps, eps=eps), dtype=torch.float32)[None]
+    assert float(losses.band_loss(inner, sdf, r, eps)) > 0.5  # the band just inside does
 
 
 def test_band_term_enters_the_total_only_when_weighted(tiny_batch, run_episode):

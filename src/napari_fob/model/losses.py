@@ -54,14 +54,15 @@ def band_loss(
     points: torch.Tensor, signed_distance: torch.Tensor, r: float, eps: float
 ) -> torch.Tensor:
     """L_band (this project's option): how far each point lies from the ring band
-    ``r - eps <= d <= r`` of the query mask, measured along its signed distance map d
-    (positive outside the mask, grid pixels), bilinearly sampled at the (B, Np, 2) points:
-    ``mean relu(r - eps - d) + relu(d - r)``. A point inside the structure costs its depth
-    plus the band's radius; any position on the band costs nothing (unlike L_coor, which asks
-    for ring point k exactly). Shapes: (B, Np, 2), (B, S, S) -> scalar."""
+    ``r <= d <= r + eps`` of the query mask -- the band `geometry.ring_band` draws the ring
+    from, ``r < d <= r + eps`` -- measured along its signed distance map d (positive outside
+    the mask, grid pixels), bilinearly sampled at the (B, Np, 2) points:
+    ``mean relu(r - d) + relu(d - r - eps)``. A point inside the structure costs its depth
+    plus r; any position on the band costs nothing (unlike L_coor, which asks for ring point k
+    exactly). Shapes: (B, Np, 2), (B, S, S) -> scalar."""
     size = signed_distance.shape[-1]
     d = sample_points(signed_distance[:, None].float(), points.float(), grid_size=size)[..., 0]
-    return (F.relu(r - eps - d) + F.relu(d - r)).mean()
+    return (F.relu(r - d) + F.relu(d - r - eps)).mean()
 
 
 def fore_loss(fg_logits: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
