@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_fob import geometry
 from napari_fob.core.intensity import band_overlap, intensity_band, reference_band
-from napari_fob.core.prompts import PromptSet
+from napari_fob.core.prompts import PromptSet, nearest_slice
 
 
 @dataclass
@@ -113,7 +113,7 @@ class GeometricGenerator:
                 )
             return self._supports[0]
         known = [s for s in self._supports if s.slice_index is not None] or self._supports
-        return min(known, key=lambda s: (abs(s.slice_index - slice_index), s.slice_index))
+        return nearest_slice(known, slice_index, key=lambda s: s.slice_index)
 
     def evidence(self, support: Support, image01: np.ndarray) -> float:
         """Fraction of the support footprint whose query intensity is in the structure's band."""
