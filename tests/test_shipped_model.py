@@ -81,3 +81,34 @@ def test_default_name_and_path_give_the_same_weights(name):
     a = load_fob(name).state_dict()
     b = load_fob("default").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_old_clamped_alpha_loads_as_a_sigmoid_with_the_same_prompts():
+    # the shipped file stores spr.alpha_raw = 1.002 (alpha = clamp(., 0, 1) = 1, no gradient);
+    # it loads as alpha_logit with alpha = 1 - ALPHA_EDGE, and its prompts match alpha = 1's
+    from napari_fob.model.spr import ALPHA_EDGE
+
+    raw = torch.load(SHIPPED, map_location="cpu", weights_only=True)["model"]
+    assert "spr.alpha_raw" in raw and float(raw["spr.alpha_raw"]) > 1.0
+    sample = load_sample("mni-brain")
+    image01 = normalise(sample.image.data, resolve_window(sample.image.data, "mr-percentile"))
+    zs = np.nonzero((sample.labels == 3).any(axis=(1, 2)))[0]
+    zc = int(zs[len(zs) // 2])
+    queries = [zc - 3, zc + 4]
+    runs = []
+    for logit in (None, 100.0):  # as loaded; then sigmoid(100) == 1.0, the old alpha exactly
+        predictor = load_predictor("default", device="cpu")
+        spr = predictor.model.spr
+        if logit is None:
+            assert float(spr.alpha) == pytest.approx(1.0 - ALPHA_EDGE, abs=1e-7)
+        else:
+            with torch.no_grad():
+                spr.alpha_logit.fill_(logit)
+            assert float(spr.alpha) == 1.0
+        predictor.set_support(image01[zc], sample.labels[zc] == 3, slice_index=zc)
+        runs.append(
+            predictor.predict([image01[z] for z in queries], slice_indices=queries, label=3)
+        )
+    for new, old in zip(*runs):
+        np.testing.assert_allclose(new.bg, old.bg, atol=1e-3)
+        np.testing.assert_allclose(new.fg, old.fg, atol=1e-3)

@@ -36,7 +36,7 @@ def grads_of(model, loss, prefix: str) -> dict[str, float]:
 def test_coor_reaches_every_spr_parameter_and_alpha(tiny_batch, run):
     model, terms = run(tiny_batch)
     g = grads_of(model, terms["coor"], "spr.")
-    assert set(g) >= {"spr.alpha_raw", "spr.w_att.weight", "spr.w_g.weight", "spr.w_theta.weight"}
+    assert set(g) >= {"spr.alpha_logit", "spr.w_att.weight", "spr.w_g.weight", "spr.w_theta.weight"}
     assert all(v > 0 for v in g.values()), g
     # and, through the bilinear samples of Eq. 15, the encoder
     assert sum(grads_of(model, terms["coor"], "encoder.").values()) > 0
@@ -50,7 +50,7 @@ def test_coor_step_moves_spr_and_lowers_coor(tiny_batch, run):
     terms["coor"].backward()
     opt.step()
     moved = [k for k, v in model.spr.state_dict().items() if not torch.equal(v, before[k])]
-    assert {"alpha_raw", "w_att.weight", "phi.2.weight", "w_g.weight"} <= set(moved)
+    assert {"alpha_logit", "w_att.weight", "phi.2.weight", "w_g.weight"} <= set(moved)
     b = tiny_batch
     out = model(b["support_image"], b["support_mask"], b["support_ring"], b["query_image"])
     new = ((out.points - b["query_ring"]) ** 2).sum(-1).mean()

@@ -115,7 +115,7 @@ def test_coordinates_and_losses_stay_float32_under_bf16_autocast(tiny_batch):
     want = losses.coor_loss(out.points.float(), b["query_ring"] + 0.25)
     torch.testing.assert_close(terms["coor"], want)
     terms["total"].backward()
-    assert model.spr.alpha_raw.grad is not None
+    assert model.spr.alpha_logit.grad is not None
 
 
 def test_location_prior_seeds_spr_in_training(tiny_batch):

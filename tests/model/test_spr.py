@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from napari_fob.model import spr as spr_mod
@@ -23,20 +24,42 @@ def test_ring_adjacency_eq9():
         assert a[i, (i + 1) % 6] == 1 and a[i, (i - 1) % 6] == 1
 
 
-def test_alpha_is_clamped_and_mixes_the_graphs_eq8_eq10():
+def test_alpha_is_a_sigmoid_and_mixes_the_graphs_eq8_eq10():
     torch.manual_seed(0)
     m = make_spr()
     p = torch.randn(1, 5, 6)
     a_ada = torch.softmax(m.w_theta(p) @ m.w_phi(p).transpose(1, 2) / math.sqrt(6), -1)
     torch.testing.assert_close(m.adjacency(p), 0.5 * a_ada + 0.5 * m.ring)
     with torch.no_grad():
-        m.alpha_raw.fill_(1.7)
-    assert m.alpha.item() == 1.0
+        m.alpha_logit.fill_(30.0)
+    assert m.alpha.item() == pytest.approx(1.0)
     torch.testing.assert_close(m.adjacency(p), a_ada)
     with torch.no_grad():
-        m.alpha_raw.fill_(-0.3)
-    assert m.alpha.item() == 0.0
+        m.alpha_logit.fill_(-30.0)
+    assert m.alpha.item() == pytest.approx(0.0)
     torch.testing.assert_close(m.adjacency(p), m.ring.expand(1, 5, 5))
+
+
+def test_alpha_has_a_gradient_at_the_shipped_value():
+    # issue 15: alpha = clamp(alpha_raw, 0, 1) with the shipped alpha_raw = 1.002 gave alpha = 1
+    # and a zero gradient, so A_ring could never come back
+    from napari_fob.model.spr import ALPHA_EDGE, alpha_logit_from_raw, upgrade_state_dict
+
+    torch.manual_seed(0)
+    m = make_spr()
+    old = {"spr." + k: v for k, v in m.state_dict().items() if k != "alpha_logit"}
+    old["spr.alpha_raw"] = torch.tensor(1.0021)  # as stored in the shipped checkpoint
+    new = upgrade_state_dict(old)
+    assert "spr.alpha_raw" not in new and list(new)[-1] == "spr.alpha_logit"
+    m.load_state_dict({k.removeprefix("spr."): v for k, v in new.items()}, strict=True)
+    assert m.alpha.item() == pytest.approx(1.0 - ALPHA_EDGE, abs=1e-7)
+    p = torch.randn(1, 5, 6)
+    m.adjacency(p).mul(torch.randn(1, 5, 5)).sum().backward()
+    assert m.alpha_logit.grad is not None and m.alpha_logit.grad.abs().item() > 0
+    # inside (0, 1) the old value maps to the same alpha; at or past an end, ALPHA_EDGE from it
+    for raw, want in ((0.3, 0.3), (-0.5, ALPHA_EDGE), (1.7, 1 - ALPHA_EDGE)):
+        got = torch.sigmoid(alpha_logit_from_raw(torch.tensor(raw))).item()
+        assert got == pytest.approx(want, abs=1e-6)
 
 
 def test_gcn_eq11():

@@ -99,8 +99,8 @@ def test_train_resume_and_evaluate(manifest, tmp_path, capsys):
     assert list((tmp_path / "A" / "tensorboard").iterdir())
 
     # SPR learnt: alpha moved away from its initial 0.5.
-    spr_alpha = [v for k, v in a["model"].items() if k.endswith("alpha_raw")]
-    assert spr_alpha and float(spr_alpha[0]) != 0.5
+    spr_alpha = [v for k, v in a["model"].items() if k.endswith("alpha_logit")]
+    assert spr_alpha and float(spr_alpha[0]) != 0.0  # sigmoid(0) = 0.5
 
     # Evaluate the trained checkpoint with the paper's protocol on every labelled volume.
     report = tmp_path / "eval"

@@ -26,6 +26,7 @@ from napari_fob.core.atomic import atomic_open
 
 from .config import FobConfig
 from .fob import Fob
+from .spr import upgrade_state_dict
 
 FORMAT = "napari-fob/fob"
 VERSION = 1
@@ -109,6 +110,9 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
         FileNotFoundError: no file at ``path``.
         ValueError: the file is not a napari-fob FoB checkpoint of a known version, or its
             content does not match its sha256 (a damaged file).
+
+    The state dict is upgraded after the digest is checked (`spr.upgrade_state_dict`: an old
+    ``spr.alpha_raw`` becomes ``spr.alpha_logit``), so files written before issue 15 load.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -135,6 +139,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
             f"FoB checkpoint {path}: its content does not match the sha256 stored in it; the "
             "file is damaged (copy it again, or use another checkpoint)"
         )
+    if isinstance(ckpt.get("model"), dict):  # SPR's old clamped alpha -> its sigmoid logit
+        ckpt["model"] = upgrade_state_dict(ckpt["model"])
     return ckpt
 
 

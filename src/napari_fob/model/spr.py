@@ -15,6 +15,36 @@ from torch import nn
 
 from .bppc import point_prototypes, sample_points
 
+#: How close to 0 or 1 an old checkpoint's clamped alpha is mapped (see `alpha_logit_from_raw`):
+#: alpha = 1 - 1e-5 moves the adjacency of Eq. 10 by 1e-5 and keeps a gradient of ~1e-5.
+ALPHA_EDGE = 1e-5
+OLD_ALPHA_KEY, ALPHA_KEY = "alpha_raw", "alpha_logit"
+
+
+def alpha_logit_from_raw(raw: torch.Tensor) -> torch.Tensor:
+    """The ``alpha_logit`` that gives (nearly) the alpha an old ``alpha_raw`` gave.
+
+    Old checkpoints stored alpha_raw and used ``alpha = clamp(alpha_raw, 0, 1)``; a value at or
+    beyond an end (the shipped model's 1.002 -> alpha = 1) maps to ``ALPHA_EDGE`` from that end,
+    so behaviour is unchanged to ~1e-5 and the gradient is no longer zero."""
+    a = raw.detach().float().clamp(ALPHA_EDGE, 1.0 - ALPHA_EDGE)
+    return torch.log(a) - torch.log1p(-a)
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A FoB state dict with every ``*spr.alpha_raw`` (the clamped parametrisation, before
+    issue 15) replaced in place by the matching ``*spr.alpha_logit``; others are returned as
+    they are. Key order is kept (optimizer states index parameters by position)."""
+    old = "spr." + OLD_ALPHA_KEY
+    if not any(k.endswith(old) for k in state):
+        return state
+    return {
+        (k[: -len(OLD_ALPHA_KEY)] + ALPHA_KEY if k.endswith(old) else k): (
+            alpha_logit_from_raw(v).to(v.dtype) if k.endswith(old) else v
+        )
+        for k, v in state.items()
+    }
+
 
 def ring_adjacency(n: int) -> torch.Tensor:
     """Eq. 9: ``A_ij = 1`` where ``j = i +- 1 (mod n)``, else 0: (n, n) float."""
@@ -54,7 +84,7 @@ class SPR(nn.Module):
         self.w_theta = nn.Linear(channels, channels, bias=False)
         self.w_phi = nn.Linear(channels, channels, bias=False)
         self.w_g = nn.Linear(channels, channels, bias=False)
-        self.alpha_raw = nn.Parameter(torch.tensor(0.5))
+        self.alpha_logit = nn.Parameter(torch.tensor(0.0))  # alpha = sigmoid: 0.5 at init
         self.phi = nn.Sequential(
             nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * offsets)
         )
@@ -67,8 +97,10 @@ class SPR(nn.Module):
 
     @property
     def alpha(self) -> torch.Tensor:
-        """Eq. 10's alpha, clamped to [0, 1] (a 0-dim tensor, differentiable inside the range)."""
-        return self.alpha_raw.clamp(0.0, 1.0)
+        """Eq. 10's alpha = sigmoid(alpha_logit), in (0, 1) with a gradient everywhere (a 0-dim
+        tensor). A hard clamp, as before issue 15, left the shipped model at alpha = 1 with a
+        zero gradient: A_ring was off for good."""
+        return torch.sigmoid(self.alpha_logit)
 
     def adjacency(self, prototypes: torch.Tensor) -> torch.Tensor:
         """Eqs. 8 and 10: support prototypes (B, Np, C) -> A (B, Np, Np)."""
