@@ -40,16 +40,15 @@ class TargetRingGenerator:
         self.labels = labels
         config = SimpleNamespace(grid_size=SHIPPED_GRID, to_dict=dict)
         self.predictor = SimpleNamespace(model=SimpleNamespace(config=config))
-        self.label = None
 
     def describe(self):
         return {"kind": "fob", "target": "own ring"}
 
     def set_support(self, image01, mask, *, slice_index=None, committed=False):
-        self.label = int(np.median(self.labels[slice_index][np.asarray(mask, bool)]))
+        pass
 
     def clear_supports(self):
-        self.label = None
+        pass
 
     def predict(self, images01, *, slice_indices=None, label=1, batch_size=16):
         return [target_ring(self.labels[z] == label) for z in slice_indices]
@@ -104,3 +103,43 @@ def test_fob_evaluate_scores_fob_at_the_metric_grid(phantom_files, tmp_path, mon
     data = json.loads((tmp_path / "r" / "results.json").read_text())
     assert data["settings"]["metrics_grid"] == metrics.METRIC_GRID == 256
     assert data["ring_error"] < 1.5
+
+
+@pytest.mark.parametrize(
+    ("protocol", "flag", "want"),
+    [
+        ("paper", None, True),  # the paper's protocol runs the paper's inference by default
+        ("annotation", None, False),
+        ("annotation", "--paper-inference", True),
+        ("paper", "--no-paper-inference", False),
+    ],
+)
+def test_fob_evaluate_paper_inference(phantom_files, tmp_path, monkeypatch, protocol, flag, want):
+    import napari_fob.prompting.generators as generators
+
+    manifest = tmp_path / "m.yaml"
+    rows = "".join(f"  - {{image: {i}, labels: {g}}}\n" for i, g in phantom_files[:2])
+    manifest.write_text("volumes:\n" + rows)
+    vol = load_volume(read_manifest(manifest)[1])
+    seen = {}
+
+    def fake(name, **kw):
+        seen.update(kw)
+        return TargetRingGenerator(vol.labels)
+
+    monkeypatch.setattr(generators, "make_generator", fake)
+    args = ["evaluate", "--manifest", str(manifest), "--protocol", protocol, "--labels", "3"]
+    args += ["--generator", "fob", "--segmenter", "none", "--max-slices", "2"]
+    args += [flag] if flag else []
+    if protocol == "paper":  # the target ring needs in-volume slice indices; record only
+        monkeypatch.setattr(TargetRingGenerator, "predict", _support_ring)
+    assert main([*args, "--out", str(tmp_path / "r")]) == 0
+    assert seen["paper_inference"] is want
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert data["settings"]["paper_inference"] is want
+
+
+def _support_ring(self, images01, *, slice_indices=None, label=1, batch_size=16):
+    truth = np.zeros(images01[0].shape, bool)
+    truth[30:60, 30:60] = True
+    return [target_ring(truth) for _ in images01]

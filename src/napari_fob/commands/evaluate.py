@@ -1,7 +1,10 @@
 """``fob evaluate``: the paper's protocol or the annotation protocol on labelled volumes.
 
 Writes ``OUT/results.json`` and ``OUT/results.md`` (one row per structure; per |dz| bin for the
-annotation protocol). Torch is imported only for the ``fob`` generator.
+annotation protocol). The paper protocol runs FoB with the paper's inference by default
+(``--paper-inference``): its supports lie in another volume, where the product's in-volume
+heuristics (a location prior, band exclusion seeded from the support's footprint) do not hold.
+Torch is imported only for the ``fob`` generator.
 """
 
 from __future__ import annotations
@@ -19,8 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="manifest split to evaluate: test, val, train, all, or auto (test if any, else all)",
     )
     parser.add_argument("--protocol", choices=("paper", "annotation"), default="paper")
-    parser.add_argument("--generator", choices=("fob", "mask-ring", "copy"), default="fob")
+    parser.add_argument(
+        "--generator", choices=("fob", "mask-ring", "copy", "registration"), default="fob"
+    )
     parser.add_argument("--checkpoint", default="default", help="FoB checkpoint (.pt) or default")
+    parser.add_argument(
+        "--paper-inference",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fob: predict as the paper does, without this project's in-volume additions "
+        "(location prior, band exclusion, ...; docs/method.md). Default: on for the paper "
+        "protocol (its supports come from another volume), off for the annotation protocol",
+    )
     parser.add_argument(
         "--segmenter",
         default="random-walker",
@@ -75,7 +88,15 @@ def run(args: argparse.Namespace) -> int:
     names = None
     if args.names:
         names = {int(k): str(v) for k, v in json.loads(Path(args.names).read_text()).items()}
-    generator = make_generator(args.generator, checkpoint=args.checkpoint, device=args.device)
+    paper_inference = args.paper_inference
+    if paper_inference is None:
+        paper_inference = args.protocol == "paper"
+    generator = make_generator(
+        args.generator,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        paper_inference=paper_inference,
+    )
     grid = METRIC_GRID  # every method at the same grid and ring (256, r = 15, eps = 2)
     segmenter, notice = None, None
     if args.segmenter != "none":
@@ -105,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         "volumes": [v.name for v in volumes],
         "labels": labels,
         "folds": args.folds,
+        "paper_inference": bool(paper_inference) if args.generator == "fob" else None,
         "metrics_grid": grid,
     }
     json_path, md_path = write_report(results, args.out, names=names)
