@@ -339,3 +339,32 @@ def test_geometry_and_metrics_import_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_rings_distance_is_a_named_choice():
+    # Eq. 1's "kernel of size r = 15" read as a radius (the product's ring, (15, 17] px at 256),
+    # as kernel sizes (the paper as printed, (6, 7] px) or the authors' code's kernels
+    # ((7, 10] px); docs/method.md has the measured difference
+    from napari_fob.core import metrics
+
+    assert g.RING_DEFINITION == "radius" and (g.RING_R, g.RING_EPS) == (15, 2)
+    assert (metrics.METRIC_R, metrics.METRIC_EPS) == (g.RING_R, g.RING_EPS)
+    assert g.ring_definition() == (15, 2) and g.ring_definition("radius", 128) == (7.5, 1.0)
+    assert g.ring_definition("paper-kernel") == (6, 1)
+    assert g.ring_definition("authors-code") == (7, 3)
+    with pytest.raises(ValueError, match="paper-kernel"):
+        g.ring_definition("kernel")
+    m = np.zeros((256, 256), bool)
+    m[100:156, 90:166] = True
+    d = ndi.distance_transform_edt(~m)
+    for name, (lo, hi) in (
+        ("radius", (15, 17)),
+        ("paper-kernel", (6, 7)),
+        ("authors-code", (7, 10)),
+    ):
+        r, eps = g.ring_definition(name)
+        band = g.ring_band(m, r=r, eps=eps)
+        assert d[band].min() > lo and d[band].max() <= hi
+    paper = g.ring_points(m, 10, r=6, eps=1)
+    assert metrics.ring_error(paper, m) > 7.0  # ~9 px off the product's band
+    assert metrics.ring_error(paper, m, r=6, eps=1) == 0.0

@@ -20,8 +20,8 @@ from napari_fob.core.prompts import PromptSet
 #: The one scale every method's prompts are scored at (validation, ``fob evaluate``, the
 #: benchmarks): the paper's 256 x 256 grid with its ring r = 15, eps = 2 (grid pixels). A model
 #: trained at another grid (the shipped one: 128, r = 8) is scored here too, so its numbers are
-#: comparable with every other method's.
-METRIC_GRID, METRIC_R, METRIC_EPS = 256, 15, 2
+#: comparable with every other method's. The ring is the product's `geometry.RING_DEFINITION`.
+METRIC_GRID, METRIC_R, METRIC_EPS = 256, geometry.RING_R, geometry.RING_EPS
 
 
 def _mask2d(mask: np.ndarray, name: str = "true_mask") -> np.ndarray:

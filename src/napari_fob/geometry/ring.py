@@ -11,6 +11,34 @@ from scipy import ndimage as ndi
 from skimage import measure
 
 KERNELS = ("disk", "square")
+
+#: The ring band's distance, as (r, eps) of this module's band r < d <= r + eps (grid pixels
+#: at 256 x 256; d the distance to the mask). Eq. 1 is rho(M, r) - rho(M, r - eps) with "a
+#: dilation kernel of size r = 15"; read as a radius or as a kernel size it gives different
+#: bands (docs/method.md, "The ring's distance", has the measured difference):
+#:
+#: - "radius" -- 15 as the dilation radius, eps = 2: (15, 17] px. **The product's choice**
+#:   (`RING_DEFINITION`): the shipped model was trained on it (at its 128 grid: r = 8), so
+#:   changing it means retraining.
+#: - "paper-kernel" -- 15 and 13 as kernel sizes (radii 7 and 6): (6, 7] px, Eq. 1 as printed.
+#: - "authors-code" -- the public code's kernels 21 and 15 (radii 10 and 7): (7, 10] px, the
+#:   ring the authors' weights were trained with.
+RING_DEFINITIONS: dict[str, tuple[int, int]] = {
+    "radius": (15, 2),
+    "paper-kernel": (6, 1),
+    "authors-code": (7, 3),
+}
+RING_DEFINITION = "radius"
+RING_R, RING_EPS = RING_DEFINITIONS[RING_DEFINITION]
+
+
+def ring_definition(name: str = RING_DEFINITION, grid_size: int = 256) -> tuple[float, float]:
+    """(r, eps) of a named ring definition (`RING_DEFINITIONS`) at an S x S grid (scaled from
+    256); ValueError naming the known ones for an unknown name."""
+    if name not in RING_DEFINITIONS:
+        raise ValueError(f"ring definition {name!r}: expected one of {sorted(RING_DEFINITIONS)}")
+    r, eps = RING_DEFINITIONS[name]
+    return r * grid_size / 256, eps * grid_size / 256
 RING_METHODS = ("arc", "sector")
 EMPTY_MASK_MESSAGE = "mask is empty: a support mask needs at least one foreground pixel"
 
@@ -51,14 +79,15 @@ def _band_from_distance(d: np.ndarray, r: float, eps: float) -> np.ndarray:
 
 
 def ring_band(
-    mask: np.ndarray, *, r: float = 15, eps: float = 2, kernel: str = "disk"
+    mask: np.ndarray, *, r: float = RING_R, eps: float = RING_EPS, kernel: str = "disk"
 ) -> np.ndarray:
     """The "differential region" of Eq. 1: dilate(mask, r + eps) minus dilate(mask, r).
 
     Args:
         mask: (H, W) array, truthy on the structure.
-        r: inner dilation radius in pixels (paper: 15 at 256 x 256).
-        eps: band width in pixels (paper: 2).
+        r: inner dilation radius in pixels (default `RING_R`: 15 at 256 x 256, the
+            "radius" reading of the paper's 15; see `RING_DEFINITIONS`).
+        eps: band width in pixels (default `RING_EPS`: 2).
         kernel: "disk" (Euclidean: pixels with r < d <= r + eps, d the exact distance to the
             mask) or "square" (square kernels of sizes 2r+1 and 2(r+eps)+1, i.e. chessboard
             distance r < d <= r + eps).
@@ -192,8 +221,8 @@ def ring_points(
     mask: np.ndarray,
     n: int = 10,
     *,
-    r: float = 15,
-    eps: float = 2,
+    r: float = RING_R,
+    eps: float = RING_EPS,
     kernel: str = "disk",
     start_angle: float = 0.0,
     method: str = "arc",
