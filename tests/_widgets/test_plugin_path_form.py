@@ -200,3 +200,25 @@ def test_the_registration_baseline_is_offered_and_predicts(opened, qtbot):
     origins = set(viewer.layers[L.BG_LAYER].features["origin"])
     assert len(origins) == 1 and origins != {"mask-ring"}, origins
     assert "registration" in widget._c.status.text()
+
+
+def test_non_finite_voxels_are_said_when_the_session_starts(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    data = np.random.default_rng(0).normal(100, 10, (12, 48, 48)).astype(np.float32)
+    data[0, :3, :3] = np.nan
+    viewer.add_image(data, name="scan")
+    widget = open_annotator(viewer)
+    wait(100)
+    support = viewer.layers[L.SUPPORT_LAYER]
+    painted = np.zeros(data.shape, np.uint8)
+    painted[6, 18:30, 18:30] = 1
+    support.data = painted
+    widget._c.prompts.setCurrentIndex(1)
+    said = []
+    widget._c.message.setText = lambda text, set_text=widget._c.message.setText: (
+        said.append(text), set_text(text)
+    )  # every message shown, not only the last
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    assert any("'scan' holds 9 NaN/inf voxel(s)" in text for text in said), said
+    widget.close()

@@ -113,14 +113,22 @@ class SessionGlue:
         return session
 
     def new_session(self, image: Any) -> Any:
+        from napari_fob.core.intensity import count_nonfinite
         from napari_fob.session import AnnotationSession
 
-        return AnnotationSession(
+        session = AnnotationSession(
             self.volume(image),
             generator=self.generator,
             segmenter=self.segmenter,
             window=self.window(),
         )
+        bad = count_nonfinite(session.volume)
+        if bad:  # said once, when the session is made: the models see them as the window's floor
+            self.w.say(
+                f"Image '{image.name}' holds {bad} NaN/inf voxel(s): they are left out of the "
+                "window and read as its lowest value; a support may not cover them."
+            )
+        return session
 
     def attach(self, session: Any) -> None:
         """Make `session` the widget's session and show it (layers, output labels, review)."""
