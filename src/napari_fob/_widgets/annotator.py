@@ -23,7 +23,7 @@ from napari_fob._widgets.backends import BackendChoice
 from napari_fob._widgets.controls import PROMPT_NAMES, Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
-from napari_fob._widgets.jobs import JobRunner
+from napari_fob._widgets.jobs import JobHooks, JobRunner
 from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
@@ -48,7 +48,6 @@ class AnnotatorWidget(QWidget):
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.jobs = JobRunner(self)
         self.dirty = False
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
@@ -56,6 +55,14 @@ class AnnotatorWidget(QWidget):
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
         self.glue = SessionGlue(self, self._c)
+        self.jobs = JobRunner(
+            JobHooks(
+                session=lambda: self.session, choice=self.choice, glue=self.glue, say=self.say,
+                set_busy=self.set_busy, show_backends=self.show_backends,
+                refresh=self._refresh_from_job,
+                current_slice=self.current_slice,
+            )
+        )  # fmt: skip
         self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
         self._review = ReviewList(self.jump_to)
@@ -268,6 +275,10 @@ class AnnotatorWidget(QWidget):
             self.dirty = True
             return
         self.refresh()
+
+    def _refresh_from_job(self, only_if_dirty: bool) -> None:
+        if self.dirty or not only_if_dirty:
+            self.refresh()
 
     def refresh(self) -> None:
         """Show the session's state of the active structure in the layers and the review list."""

@@ -10,6 +10,7 @@ the generators run in `workers.start`. Imports nothing from Qt directly.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from napari_fob._widgets import workers
@@ -27,11 +28,26 @@ def cancelled_message(description: str, last: Any) -> str:
     return f"{description} cancelled: {done} of {total} slice(s) were done and are kept."
 
 
-class JobRunner:
-    """Runs the session generators of one `AnnotatorWidget` (see the module docstring)."""
+@dataclass
+class JobHooks:
+    """What the job runner uses of the annotator: its session and models, its messages, its
+    busy state and its refresh — handed over one by one, not the widget."""
 
-    def __init__(self, widget: Any) -> None:
-        self.w = widget
+    session: Callable[[], Any]
+    choice: Callable[[], Any]  # the models the form asks for (`BackendChoice`)
+    glue: Any  # `SessionGlue`: load_backends(choice), segmenter
+    say: Callable[[str], None]
+    set_busy: Callable[[bool], None]
+    show_backends: Callable[[], None]
+    refresh: Callable[[bool], None]  # refresh(only_if_dirty)
+    current_slice: Callable[[], int]
+
+
+class JobRunner:
+    """Runs the session generators of one annotator (see the module docstring)."""
+
+    def __init__(self, hooks: JobHooks) -> None:
+        self.w = hooks
         self.job: workers.Job | None = None
         self.prefetch: workers.Job | None = None
         self.queued: tuple[str, Callable, Callable | None] | None = None
@@ -65,7 +81,7 @@ class JobRunner:
             self.queued = (description, make, on_done)  # started when the prefetch stops
             self.prefetch.cancel()
             return
-        session, choice = w.session, w.choice()
+        session, choice = w.session(), w.choice()
 
         def gen() -> Generator[Any, None, Any]:
             yield from w.glue.load_backends(choice)
@@ -86,20 +102,19 @@ class JobRunner:
         self.last_progress = item
         self.w.say(str(getattr(item, "message", "") or (item[2] if len(item) > 2 else "")))
         self.w.show_backends()
-        if self.w.dirty:
-            self.w.refresh()
+        self.w.refresh(True)
 
     def _on_end(self) -> None:
         if self.job is not None and self.job.cancelled:
             self.w.say(cancelled_message(self.description, self.last_progress))
         self.w.set_busy(False)
         self.w.show_backends()
-        self.w.refresh()
+        self.w.refresh(False)
         self.start_prefetch()
 
     def start_prefetch(self) -> None:
         """Precompute SAM embeddings around the current slice in the background (if SAM)."""
-        w, s = self.w, self.w.session
+        w, s = self.w, self.w.session()
         precompute = getattr(w.glue.segmenter, "precompute", None)
         if s is None or precompute is None or self.busy:
             return
