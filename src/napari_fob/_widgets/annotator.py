@@ -25,7 +25,7 @@ from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
 from napari_fob._widgets.jobs import JobHooks, JobRunner
 from napari_fob._widgets.review import ReviewList, next_to_review
-from napari_fob._widgets.session_glue import SessionGlue
+from napari_fob._widgets.session_glue import GlueHooks, SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,15 @@ class AnnotatorWidget(QWidget):
         self._adding_layers = False
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
-        self.glue = SessionGlue(self, self._c)
+        self.glue = SessionGlue(
+            GlueHooks(
+                viewer=self.viewer, choice=self.choice, say=self.say,
+                image_layer=self.image_layer, ensure_layers=self.ensure_layers,
+                layers=lambda: self.layers, refresh=self.refresh,
+                on_session_change=self.on_session_change,
+            ),
+            self._c,
+        )  # fmt: skip
         self.jobs = JobRunner(
             JobHooks(
                 session=lambda: self.session, choice=self.choice, glue=self.glue, say=self.say,

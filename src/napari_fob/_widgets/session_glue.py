@@ -8,7 +8,8 @@ types only through the widget it serves (widget side only).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,31 @@ def volume_metadata(layer: Any) -> dict[str, Any] | None:
     return None
 
 
-class SessionGlue:
-    """The session side of `AnnotatorWidget` (see the module docstring)."""
+@dataclass
+class GlueHooks:
+    """What the session glue uses of the annotator, handed over one by one (not the widget)."""
 
-    def __init__(self, widget: Any, controls: Any) -> None:
-        self.w = widget
-        self.c = controls  # the form (`Controls`), handed over rather than read off the widget
+    viewer: Any
+    choice: Callable[[], BackendChoice]
+    say: Callable[[str], None]
+    image_layer: Callable[[], Any]
+    ensure_layers: Callable[[], Any]  # -> PromptLayers, creating them once
+    layers: Callable[[], Any]  # -> PromptLayers or None
+    refresh: Callable[[], None]
+    on_session_change: Callable[[str, int, list[int]], None]
+
+
+class SessionGlue:
+    """The session side of the annotator (see the module docstring).
+
+    Args:
+        hooks: what it uses of the annotator (`GlueHooks`).
+        controls: the form (`Controls`).
+    """
+
+    def __init__(self, hooks: GlueHooks, controls: Any) -> None:
+        self.w = hooks
+        self.c = controls
         self.session: Any = None
         self.generator: Any = None
         self.segmenter: Any = None
@@ -147,7 +167,7 @@ class SessionGlue:
         self.w.refresh()
 
     def show_labels(self) -> None:
-        output = self.w.layers.output
+        output = self.w.layers().output
         if output.data is not self.session.labels:
             output.data = self.session.labels
         output.refresh()
@@ -243,5 +263,5 @@ class SessionGlue:
         c = self.c
         name = self.session.names.get(label, "") if self.session is not None else ""
         c.name.setText(name)
-        if self.w.layers is not None:
-            self.w.layers.support.selected_label = label
+        if self.w.layers() is not None:
+            self.w.layers().support.selected_label = label
