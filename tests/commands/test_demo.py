@@ -61,7 +61,8 @@ def test_demo_with_the_shipped_model_compares_fob_with_the_baseline(tmp_path, ca
     assert set(far) == {"fob", "mask-ring", "mask-ring-chain"}
     for gen in far.values():
         assert gen["ring_error"] >= 0 and 0 <= gen["bg_inside"] <= 1
-    assert "FoB beats both baselines on ring_error and bg_inside: " in out
+    assert ": FoB beats both baselines on ring_error and bg_inside: " in out
+    assert "not the yardstick" in out and "Real anatomy" in out
     assert isinstance(summary["fob_beats_both_baselines_dz5"], bool)
 
 
