@@ -23,6 +23,7 @@ Standard library only: must not import numpy, nibabel, torch, napari or Qt.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -316,3 +317,12 @@ class ResultFolder:
             write_json(self.folder / COMMIT_RECORD, record)
             self._staged = {}  # from here on the record owns them: recovery rolls forward
             _roll_forward(self.folder)
+
+
+def sha256_of_file(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks (no caching)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -9,7 +9,6 @@ Standard library + pyyaml only: must not import torch, napari or Qt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -195,7 +194,7 @@ def file_sha256(path: str | Path) -> str:
         memo = {}
     if stamp in memo:
         return memo[stamp]
-    digest = _hash_file(path)
+    digest = atomic.sha256_of_file(path)
     memo[stamp] = digest
     try:
         memo_file.parent.mkdir(parents=True, exist_ok=True)
@@ -203,14 +202,6 @@ def file_sha256(path: str | Path) -> str:
     except OSError:
         pass  # the memo is only an optimisation
     return digest
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(
@@ -256,7 +247,7 @@ def download(
 def _verify(path: Path, info: WeightsInfo, *, on_fail: str) -> None:
     if info.sha256 is None:
         return
-    got = _hash_file(path)
+    got = atomic.sha256_of_file(path)
     if got == info.sha256:
         return
     if on_fail == "part":

@@ -25,14 +25,13 @@ standard library.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_fob.core.atomic import ResultFolder, recover
+from napari_fob.core.atomic import ResultFolder, recover, sha256_of_file
 from napari_fob.core.intensity import Window
 from napari_fob.core.prompts import PromptSet
 from napari_fob.session.history import SliceState
@@ -129,14 +128,6 @@ def to_sidecar(session: AnnotationSession) -> dict[str, Any]:
     }
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def inputs_of(session: AnnotationSession) -> list[Path]:
     """The files a save must never replace: the session's image, when named like a result file.
 
@@ -153,7 +144,7 @@ def stage_session(session: AnnotationSession, unit: ResultFolder) -> dict[str, P
 
     sidecar = to_sidecar(session)  # built first: a describe() failure writes nothing
     staged = write_labels(unit.path(LABELS_FILE), session.labels, like=_geometry(session))
-    sidecar["files"] = {LABELS_FILE: file_sha256(staged)}
+    sidecar["files"] = {LABELS_FILE: sha256_of_file(staged)}
     with open(unit.path(PROMPTS_FILE), "w", encoding="utf-8") as handle:
         json.dump(sidecar, handle, indent=1, allow_nan=False)
     return {"labels": unit.final(LABELS_FILE), "prompts": unit.final(PROMPTS_FILE)}
@@ -213,7 +204,7 @@ def load_session(
     like = volume if isinstance(volume, Volume) else Volume.from_array(arr, affine=np.eye(4))
     expected = (data.get("files") or {}).get(LABELS_FILE)
     if expected is not None and (out_dir / LABELS_FILE).is_file():
-        if file_sha256(out_dir / LABELS_FILE) != expected:
+        if sha256_of_file(out_dir / LABELS_FILE) != expected:
             raise ValueError(
                 f"{out_dir / LABELS_FILE} is not the labels file saved with "
                 f"{out_dir / PROMPTS_FILE} (its sha256 differs): the two come from different "
