@@ -27,3 +27,16 @@ def without_shipped_model(tmp_path_factory, monkeypatch):
     empty = tmp_path_factory.mktemp("no_package_weights")
     monkeypatch.setattr(paths, "package_weights_dir", lambda: empty)
     yield empty
+
+
+@pytest.fixture
+def npe2_plugin():
+    """npe2.read/write use the global plugin manager; make sure it found napari-fob."""
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    try:
+        pm.get_manifest("napari-fob")
+    except KeyError:
+        pm.discover(include_npe1=False)
+    return pm.get_manifest("napari-fob")

@@ -13,15 +13,7 @@ import SimpleITK as sitk
 from dicom_series import ct_values, expected_ras, write_series
 from napari_fob._reader import get_reader
 
-
-@pytest.fixture(autouse=True)
-def _plugin_discovered():
-    pm = npe2.PluginManager.instance()
-    try:
-        pm.get_manifest("napari-fob")
-    except KeyError:
-        pm.discover(include_npe1=False)
-    pm.get_manifest("napari-fob")
+pytestmark = pytest.mark.usefixtures("npe2_plugin")
 
 
 def read(path):

@@ -17,17 +17,6 @@ AFFINE = np.array(
 )  # a permuted LPS-like grid: the third voxel axis runs along world x
 
 
-@pytest.fixture(autouse=True)
-def _plugin_discovered():
-    """npe2.read/write use the global plugin manager; make sure it found napari-fob."""
-    pm = npe2.PluginManager.instance()
-    try:
-        pm.get_manifest("napari-fob")
-    except KeyError:
-        pm.discover(include_npe1=False)
-    pm.get_manifest("napari-fob")
-
-
 @pytest.fixture
 def nifti(tmp_path):
     data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
@@ -37,6 +26,9 @@ def nifti(tmp_path):
     path = tmp_path / "scan.nii.gz"
     img.to_filename(path)
     return path
+
+
+pytestmark = pytest.mark.usefixtures("npe2_plugin")
 
 
 def test_npe2_reads_a_nifti_with_spacing_and_geometry(nifti):
