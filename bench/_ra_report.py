@@ -105,6 +105,25 @@ def _cell(entry: dict, key: str) -> str:
     return text
 
 
+def _dice_ring_table(title: str, methods: dict, group: str, columns: list[str]) -> list[str]:
+    """A table of "Dice / ring_error" cells: one row per method, one column per key of
+    ``entry[group]`` (planes or |dz| bins)."""
+    lines = [
+        title,
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for name, m in methods.items():
+        cells = " | ".join(
+            f"{_fmt(m[group][c].get('dice'), 'dice')} / "
+            f"{_fmt(m[group][c].get('ring_error'), 'ring_error')}"
+            for c in columns
+        )
+        lines.append(f"| {name} | {cells} |")
+    return [*lines, ""]
+
+
 def markdown(report: dict) -> str:
     """Tables, test split first: |dz| >= 5 pooled (with 95 % intervals), Dice per plane, and
     Dice and ring error by |dz| bin."""
@@ -127,35 +146,16 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {cells} | {m['n_slices']} |")
         lines.append("")
         planes = [p for p in PLANES if p in any_entry["by_plane"]]
-        lines += [
+        lines += _dice_ring_table(
             f"**{split} split, |dz| >= 5, Dice / ring_error per plane**",
-            "",
-            "| method | " + " | ".join(planes) + " |",
-            "|---" * (len(planes) + 1) + "|",
-        ]
-        for name, m in methods.items():
-            cells = " | ".join(
-                f"{_fmt(m['by_plane'][p].get('dice'), 'dice')} / "
-                f"{_fmt(m['by_plane'][p].get('ring_error'), 'ring_error')}"
-                for p in planes
-            )
-            lines.append(f"| {name} | {cells} |")
-        lines.append("")
+            methods,
+            "by_plane",
+            planes,
+        )
         bins = [b[0] for b in BINS[:-1]]
-        lines += [
-            f"**{split} split, Dice / ring_error by |dz| bin, pooled**",
-            "",
-            "| method | " + " | ".join(bins) + " |",
-            "|---" * (len(bins) + 1) + "|",
-        ]
-        for name, m in methods.items():
-            cells = " | ".join(
-                f"{_fmt(m['by_dz'][b].get('dice'), 'dice')} / "
-                f"{_fmt(m['by_dz'][b].get('ring_error'), 'ring_error')}"
-                for b in bins
-            )
-            lines.append(f"| {name} | {cells} |")
-        lines.append("")
+        lines += _dice_ring_table(
+            f"**{split} split, Dice / ring_error by |dz| bin, pooled**", methods, "by_dz", bins
+        )
     return "\n".join(lines)
 
 

