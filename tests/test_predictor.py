@@ -93,13 +93,13 @@ def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
     paper = MaskRingGenerator(n_bg=10)
     paper.set_support(slice_with(m), m)
     np.testing.assert_allclose(
-        geometry.grid_to_slice(sup.fine_ring, m.shape, 256), paper.nearest(None).bg, atol=1e-6
+        geometry.grid_to_slice(sup.footprint.fine_ring, m.shape, 256), paper.nearest(None).bg, atol=1e-6
     )
     (a,) = fine.predict([q], slice_indices=[5])
     (b,) = coarse.predict([q], slice_indices=[5])
     # same model points; the fine output adds (fine ring - model ring) of the support
     model_pts = geometry.slice_to_grid(b.bg, q.shape, 64)
-    moved = sup.fine_ring + (model_pts - sup.ring) * 4.0
+    moved = sup.footprint.fine_ring + (model_pts - sup.footprint.ring) * 4.0
     np.testing.assert_allclose(a.bg, geometry.grid_to_slice(moved, q.shape, 256), atol=1e-4)
     assert not np.allclose(a.bg, b.bg)
     # the default draws it for committed supports (chain mode) only
@@ -121,7 +121,7 @@ def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
 def test_bg_ring_order_follows_the_supports_ring(predictor):
     m = disk((64, 64), (32, 32), 12)
     predictor.set_support(slice_with(m), m)
-    ring = predictor._supports[0].ring
+    ring = predictor._supports[0].footprint.ring
     np.testing.assert_array_equal(
         ring, geometry.ring_points(m, 10, r=6, eps=2)
     )  # support ring in geometry's ordering: channel k = ring position k
@@ -223,7 +223,7 @@ def test_location_prior_holds_points_near_the_support_ring_by_dz():
     q = slice_with(disk((64, 64), (36, 30), 9))
     for p in (tight, free):
         p.set_support(slice_with(m), m, slice_index=10)
-    ring = tight._supports[0].ring
+    ring = tight._supports[0].footprint.ring
     (held,) = tight.predict([q], slice_indices=[14])
     (unheld,) = free.predict([q], slice_indices=[14])
     # a 0.05-px prior pins the coarse points (which seed SPR) to the support ring; the random
@@ -316,13 +316,13 @@ def test_foreground_points_spread_over_the_support_core_where_the_query_agrees()
     for p in (core, plain):
         p.set_support(slice_with(m), m, slice_index=0)
     sup = core._supports[0]
-    assert sup.depth is not None and plain._supports[0].depth is None
+    assert sup.footprint.depth is not None and plain._supports[0].footprint.depth is None
     q = slice_with(disk((64, 64), (33, 31), 19))
     (a,) = core.predict([q], slice_indices=[3])
     (b,) = plain.predict([q], slice_indices=[3])
     region = core.excluded_region(sup, q)
-    inner = support_core(sup.depth, 0.75, core.prior_sigma(0, 3))
-    assert inner.any() and not (inner & ~sup.mask).any()
+    inner = support_core(sup.footprint.depth, 0.75, core.prior_sigma(0, 3))
+    assert inner.any() and not (inner & ~sup.footprint.mask).any()
     rc = np.round(a.fg).astype(int)  # the tiny grid equals the slice: 64 x 64
     assert inner[rc[:, 0], rc[:, 1]].all() and region[rc[:, 0], rc[:, 1]].all()
     assert np.all(a.fg_scores >= 0.5 * a.meta["fg_map_max"] - 1e-6)
@@ -335,7 +335,7 @@ def test_foreground_points_spread_over_the_support_core_where_the_query_agrees()
     # a committed support (chain mode) keeps the map's rule: its errors would be carried on
     core.set_support(slice_with(m), m, slice_index=5, committed=True)
     plain.set_support(slice_with(m), m, slice_index=5, committed=True)
-    assert core._supports[-1].depth is None
+    assert core._supports[-1].footprint.depth is None
     (e,) = core.predict([q], slice_indices=[6])
     (f,) = plain.predict([q], slice_indices=[6])
     np.testing.assert_array_equal(e.fg, f.fg)
@@ -375,7 +375,7 @@ def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():
     a = plain.point_log_prior(plain._supports[0], [4, None])
     b = inward.point_log_prior(inward._supports[0], [4, None])
     assert a.shape == b.shape == (2, 10, 64, 64)
-    ring = inward._supports[0].ring.round().astype(int)
+    ring = inward._supports[0].footprint.ring.round().astype(int)
     k, (r, c) = 0, ring[0]
     # at the ring point the two priors agree; 3 px inwards (towards the centre) costs more
     # with the inward penalty, 3 px outwards the same

@@ -120,6 +120,7 @@ class FobGenerator:
         out["band_exclusion"] = getattr(self.predictor, "band_exclusion", None)
         out["fine_ring"] = getattr(self.predictor, "fine_ring", None)
         out["fg_core"] = getattr(self.predictor, "fg_core", None)
+        out["prior_source"] = getattr(self.predictor, "prior_source", "support")
         out["device"] = str(getattr(self.predictor, "device", "unknown"))
         return out
 

@@ -49,10 +49,16 @@ Pure numpy / scipy, cheap to import; must not import torch, napari or Qt.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from napari_fob import geometry
 from napari_fob.core.intensity import structure_region
+
+PRIOR_SOURCES = ("support", "registration")
+"""Where a query's footprint comes from (`FobPredictor` ``prior_source``): the nearest
+support's own, or its mask carried to the query by registration (`registration.MaskTracker`)."""
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
 """(a, b) of the location prior at inference, pixels of a 256 grid: wide enough for a structure
@@ -84,6 +90,33 @@ the structure is (it costs little Dice on the tuning phantoms: docs/method.md)."
 FG_CORE_MIN_PIXELS = 3
 """Fewer core candidates than this (the structure left the footprint, a thin support) and the
 predictor falls back to the map's own rule."""
+
+
+ADDITION_RANGES = {
+    "fg_relative": (lambda v: 0.0 < v <= 1.0, "a fraction in (0, 1]"),
+    "inward_prior": (lambda v: v > 0, "a width factor > 0"),
+    "band_exclusion": (lambda v: v > 0, "a penalty > 0"),
+    "fg_core": (lambda v: 0.0 <= v < 1.0, "a depth fraction in [0, 1)"),
+}
+"""The values each numeric addition accepts (None turns it off)."""
+
+
+def check_addition(name: str, value: object) -> float | None:
+    """`value` of the addition `name` as a float, or None (off).
+
+    Raises:
+        ValueError: a value outside `ADDITION_RANGES`, naming the option and what it expects.
+    """
+    if value is None:
+        return None
+    ok, expected = ADDITION_RANGES[name]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not ok(number):
+        raise ValueError(f"{name}: expected {expected} or None, got {value!r}")
+    return number
 
 
 def support_core(depth: np.ndarray, fraction: float, sigma: float = 0.0) -> np.ndarray:
@@ -180,3 +213,40 @@ def fine_ring_moved(
         back = value_at(region, moved) & ~value_at(region, points)
         moved[back] = points[back]
     return moved
+
+
+@dataclass
+class Footprint:
+    """A structure's outline on one slice, at the model grid, as the additions above use it:
+    the painted support's, or (``prior_source="registration"``) its mask carried to a query."""
+
+    mask: np.ndarray  # (S, S) bool
+    ring: np.ndarray  # (Np, 2) grid (row, col), in ring order
+    inward: np.ndarray  # (S, S) float32, `inward_depth`
+    fine_ring: np.ndarray | None  # (Np, 2) at FINE_RING_GRID, `fine_ring_points`
+    depth: np.ndarray | None  # (S, S) `geometry.mask_depth` (foreground core), or None
+
+
+def footprint(
+    mask: np.ndarray,
+    grid_size: int,
+    n_bg: int,
+    *,
+    ring_r: float,
+    ring_eps: float,
+    ring_kernel: str,
+    with_depth: bool,
+) -> Footprint | None:
+    """The `Footprint` of an (H, W) bool mask at the S = `grid_size` grid with the model's ring
+    (`n_bg` points, `ring_r`, `ring_eps`, `ring_kernel`); None when it vanishes at the grid."""
+    mask_g = geometry.resize_mask_to_grid(mask, grid_size)
+    if not mask_g.any():
+        return None
+    ring = geometry.ring_points(mask_g, n_bg, r=ring_r, eps=ring_eps, kernel=ring_kernel)
+    return Footprint(
+        mask=mask_g,
+        ring=ring,
+        inward=inward_depth(mask_g, ring_r),
+        fine_ring=fine_ring_points(mask, n_bg),
+        depth=geometry.mask_depth(mask_g) if with_depth else None,
+    )

@@ -36,32 +36,29 @@ from napari_fob.prompting.in_volume import (
     DEFAULT_FG_RELATIVE,
     DEFAULT_INWARD_PRIOR,
     DEFAULT_LOCATION_PRIOR,
-    core_foreground_candidates,
+    PRIOR_SOURCES,
+    Footprint,
+    check_addition,
     excluded_region,
-    fine_ring_moved,
-    fine_ring_points,
-    inward_depth,
-    support_core,
+    footprint,
 )
+from napari_fob.prompting.outputs import prompt_set
+from napari_fob.prompting.registration import MaskTracker
 
 if TYPE_CHECKING:
-    from napari_fob.model.fob import Fob, FobOutput, SupportState
+    from napari_fob.model.fob import Fob, SupportState
 
 
 @dataclass
 class EncodedSupport:
-    """One support as the network sees it: its encoded state, ring and masks at the grid (the
+    """One support as the network sees it: its encoded state and its footprint at the grid (the
     geometric baselines' `geometric.Support` holds the mask at slice resolution instead)."""
 
     slice_index: int | None
     state: SupportState
-    ring: np.ndarray  # (Np, 2) grid (row, col)
-    mask: np.ndarray  # (S, S) bool, the support mask at the grid
-    inward: np.ndarray  # (S, S) float32, how far each pixel is inside the ring radius (>= 0)
+    footprint: Footprint  # ring, mask, inward depth, fine ring, depth (painted only)
     band: tuple[float, float]  # the structure's intensity band on the support slice
     core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
-    fine_ring: np.ndarray | None = None  # (Np, 2) the paper's ring, in_volume.FINE_RING_GRID
-    depth: np.ndarray | None = None  # (S, S) float, depth inside the mask (foreground core)
     committed: bool = False  # committed by the segmenter (chain mode), not painted
 
 
@@ -71,7 +68,10 @@ class FobPredictor:
     ``set_support`` encodes a support (image + mask) once and caches its features and
     prototypes; ``predict`` runs the rest of the model on batches of query slices, each against
     the support nearest to it in slice index. Everything runs under ``torch.inference_mode()``,
-    in full float32 on CUDA too (`devices.exact_inference`).
+    in full float32 on CUDA too (`devices.exact_inference`). ``prior_source`` says where the
+    in-volume additions take a query's footprint from: ``"support"``, the nearest support's
+    own; ``"registration"``, its mask carried to the query by `registration.MaskTracker`
+    through the slices the predictor has been shown (`in_volume`).
     """
 
     def __init__(
@@ -85,6 +85,7 @@ class FobPredictor:
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
         fine_ring: bool | str = "committed",
         fg_core: float | None = DEFAULT_FG_CORE,
+        prior_source: str = "support",
     ) -> None:
         import torch
 
@@ -99,27 +100,17 @@ class FobPredictor:
         from napari_fob.model.config import check_location_prior
 
         self.location_prior = check_location_prior(location_prior, "location_prior")
-        if fg_relative is not None and not 0.0 < float(fg_relative) <= 1.0:
-            raise ValueError(
-                f"fg_relative: expected a fraction in (0, 1] or None, got {fg_relative}"
-            )
-        self.fg_relative = None if fg_relative is None else float(fg_relative)
-        if inward_prior is not None and not float(inward_prior) > 0:
-            raise ValueError(
-                f"inward_prior: expected a width factor > 0 or None, got {inward_prior}"
-            )
-        self.inward_prior = None if inward_prior is None else float(inward_prior)
-        if band_exclusion is not None and not float(band_exclusion) > 0:
-            raise ValueError(
-                f"band_exclusion: expected a penalty > 0 or None, got {band_exclusion}"
-            )
-        self.band_exclusion = None if band_exclusion is None else float(band_exclusion)
+        self.fg_relative = check_addition("fg_relative", fg_relative)
+        self.inward_prior = check_addition("inward_prior", inward_prior)
+        self.band_exclusion = check_addition("band_exclusion", band_exclusion)
         if fine_ring not in (True, False, "committed"):
             raise ValueError(f"fine_ring: expected True, False or 'committed', got {fine_ring!r}")
         self.fine_ring = fine_ring
-        if fg_core is not None and not 0.0 <= float(fg_core) < 1.0:
-            raise ValueError(f"fg_core: expected a depth fraction in [0, 1) or None, got {fg_core}")
-        self.fg_core = None if fg_core is None else float(fg_core)
+        self.fg_core = check_addition("fg_core", fg_core)
+        if prior_source not in PRIOR_SOURCES:
+            raise ValueError(f"prior_source: expected one of {PRIOR_SOURCES}, got {prior_source!r}")
+        self.prior_source = prior_source
+        self._tracker = MaskTracker() if prior_source == "registration" else None
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self._supports: list[EncodedSupport] = []
@@ -145,37 +136,60 @@ class FobPredictor:
         """Slice indices of the supports set, in the order they were set."""
         return [s.slice_index for s in self._supports]
 
-    def excluded_region(self, support: EncodedSupport, query: np.ndarray) -> np.ndarray:
+    def excluded_region(
+        self, support: EncodedSupport, query: np.ndarray, foot: Footprint | None = None
+    ) -> np.ndarray:
         """(S, S) bool: where the band exclusion penalises ring points on one query slice at
-        the model grid (`intensity.structure_region` of `support`, grown by the margin)."""
+        the model grid (`intensity.structure_region` of the query's footprint `foot`, by
+        default the support's, grown by the margin)."""
         band = reference_support(self._supports, support).core_band
-        return excluded_region(query, support.mask, band, self.model.config.ring_r)
+        mask = (foot or support.footprint).mask
+        return excluded_region(query, mask, band, self.model.config.ring_r)
+
+    def query_footprint(self, support: EncodedSupport, z: int | None) -> Footprint:
+        """The footprint the additions use for a query on slice `z`: the support's, or with
+        ``prior_source="registration"`` its mask carried to `z` (the support's where that
+        vanishes at the grid, or when either slice index is unknown)."""
+        zs = support.slice_index
+        if self._tracker is None or z is None or zs is None or z == zs:
+            return support.footprint
+        cfg = self.model.config
+        foot = footprint(
+            self._tracker.mask_at(zs, z), self.grid_size, cfg.n_bg,
+            ring_r=cfg.ring_r, ring_eps=cfg.ring_eps, ring_kernel=cfg.ring_kernel,
+            with_depth=support.footprint.depth is not None,
+        )  # fmt: skip
+        return support.footprint if foot is None else foot
 
     def point_log_prior(
         self,
         support: EncodedSupport,
         query_indices: Sequence[int | None],
         regions: np.ndarray | None = None,
+        feet: Sequence[Footprint] | None = None,
     ) -> Any:
         """The log-prior on each ring point's position for queries at these slice indices
         against `support`, (B, Np, S, S) or (B, 1, S, S) when it is the same for every point:
-        the location prior and its inward penalty, plus the band exclusion when the queries'
-        excluded `regions` ((B, S, S) bool, `excluded_region`) are given; None when nothing
-        applies."""
+        the location prior around each query's footprint (`feet`, by default the support's)
+        and its inward penalty, plus the band exclusion when the queries' excluded `regions`
+        ((B, S, S) bool, `excluded_region`) are given; None when nothing applies."""
         import torch
 
         from napari_fob.model.fob import location_log_prior
 
         prior = None
+        feet = list(feet) if feet is not None else [support.footprint] * len(query_indices)
         sig = [self.prior_sigma(support.slice_index, z) for z in query_indices]
         if any(np.isfinite(sig)):
             sigma = torch.tensor(sig, device=self.device)
-            ring = torch.from_numpy(support.ring.astype(np.float32)).to(self.device)
-            prior = location_log_prior(ring, sigma, self.grid_size)
+            rings = np.stack([f.ring for f in feet]).astype(np.float32)
+            prior = location_log_prior(
+                torch.from_numpy(rings).to(self.device), sigma, self.grid_size
+            )
             if self.inward_prior is not None:
                 width = (self.inward_prior * sigma).view(-1, 1, 1, 1)
-                depth = torch.from_numpy(support.inward).to(self.device)
-                prior = prior - depth[None, None] ** 2 / (2.0 * width**2)
+                depth = torch.from_numpy(np.stack([f.inward for f in feet])).to(self.device)
+                prior = prior - depth[:, None] ** 2 / (2.0 * width**2)
         if self.band_exclusion is not None and regions is not None:
             penalty = torch.from_numpy(regions.astype(np.float32)).to(self.device)[:, None]
             penalty = -self.band_exclusion * penalty
@@ -209,20 +223,21 @@ class FobPredictor:
         if not m.any():
             raise ValueError("support mask is empty: paint the structure on the support slice")
         cfg, s = self.model.config, self.grid_size
-        mask_g = geometry.resize_mask_to_grid(m, s)
-        if not mask_g.any():
+        foot = footprint(
+            m, s, cfg.n_bg, ring_r=cfg.ring_r, ring_eps=cfg.ring_eps, ring_kernel=cfg.ring_kernel,
+            # painted supports only: a committed mask's errors would be carried on
+            with_depth=self.fg_core is not None and not committed,
+        )  # fmt: skip
+        if foot is None:
             raise ValueError(
                 f"support mask ({int(m.sum())} px) vanishes when resized to the {s}x{s} model "
                 "grid: the structure is too small on this slice"
             )
-        ring = geometry.ring_points(
-            mask_g, cfg.n_bg, r=cfg.ring_r, eps=cfg.ring_eps, kernel=cfg.ring_kernel
-        )
         dev = self.device
         img_g = geometry.resize_to_grid(img, s)
         img_t = torch.from_numpy(img_g)[None, None].to(dev)
-        mask_t = torch.from_numpy(mask_g.astype(np.float32))[None].to(dev)
-        ring_t = torch.from_numpy(ring.astype(np.float32))[None].to(dev)
+        mask_t = torch.from_numpy(foot.mask.astype(np.float32))[None].to(dev)
+        ring_t = torch.from_numpy(foot.ring.astype(np.float32))[None].to(dev)
         with exact_inference():
             state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
         idx = None if slice_index is None else int(slice_index)
@@ -231,21 +246,27 @@ class FobPredictor:
             EncodedSupport(
                 slice_index=idx,
                 state=state,
-                ring=ring,
-                mask=mask_g,
-                inward=inward_depth(mask_g, cfg.ring_r),
-                band=intensity_band(img_g, mask_g),
-                core_band=intensity_band(img_g, mask_g, tolerance=0.0),
+                footprint=foot,
+                band=intensity_band(img_g, foot.mask),
+                core_band=intensity_band(img_g, foot.mask, tolerance=0.0),
                 committed=bool(committed),
-                fine_ring=fine_ring_points(m, cfg.n_bg),
-                # painted supports only: a committed mask's errors would be carried on
-                depth=None if self.fg_core is None or committed else geometry.mask_depth(mask_g),
             )
         )
+        if self._tracker is not None and idx is not None:
+            self._tracker.set_support(idx, img, m)
+
+    def show(self, images: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
+        """Slices a registration prior may walk through, (H, W) in [0, 1], without prompting
+        them (every `predict` query is shown too); nothing happens with the support prior."""
+        if self._tracker is not None:
+            for z, image in zip(slice_indices, images, strict=True):
+                self._tracker.remember(int(z), check_unit_slice(image, f"slice {z}"))
 
     def clear_supports(self) -> None:
-        """Forget every support."""
+        """Forget every support (and the slices a registration prior walks through)."""
         self._supports = []
+        if self._tracker is not None:
+            self._tracker.clear()
 
     def _support_for(self, slice_index: int | None) -> EncodedSupport:
         if len(self._supports) == 1:
@@ -297,6 +318,10 @@ class FobPredictor:
                 f"slice_indices: {len(slice_indices)} given for {len(imgs)} query images"
             )
         indices = [None] * len(imgs) if slice_indices is None else [int(z) for z in slice_indices]
+        self.show(
+            [im for z, im in zip(indices, imgs) if z is not None],
+            [z for z in indices if z is not None],
+        )
         groups: dict[int, list[int]] = {}
         for i, z in enumerate(indices):
             groups.setdefault(id(self._support_for(z)), []).append(i)
@@ -311,71 +336,25 @@ class FobPredictor:
                     chunk = members[start : start + batch_size]
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
                     x = torch.from_numpy(batch)[:, None].to(self.device)  # (b, 1, S, S)
+                    feet = [self.query_footprint(sup, indices[i]) for i in chunk]
                     regions = None
                     if self.band_exclusion is not None or self.fg_core is not None:
-                        regions = np.stack([self.excluded_region(sup, b) for b in batch])
-                    prior = self.point_log_prior(sup, [indices[i] for i in chunk], regions)
+                        regions = np.stack(
+                            [self.excluded_region(sup, b, f) for b, f in zip(batch, feet)]
+                        )
+                    zs = [indices[i] for i in chunk]
+                    prior = self.point_log_prior(sup, zs, regions, feet)
                     out = self.model.predict_from_support(
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        evidence = band_overlap(batch[j], sup.mask, band)
+                        evidence = band_overlap(batch[j], sup.footprint.mask, band)
                         region = None if regions is None else regions[j]
-                        results[i] = self._prompts(
-                            out, j, imgs[i].shape, indices[i], label, sup, evidence, region
-                        )
+                        results[i] = prompt_set(
+                            self, out, j, imgs[i].shape, slice_index=indices[i], label=label,
+                            support=sup, evidence=evidence, region=region, foot=feet[j],
+                        )  # fmt: skip
         return results  # type: ignore[return-value]
-
-    def _prompts(
-        self,
-        out: FobOutput,
-        j: int,
-        shape: tuple[int, ...],
-        slice_index: int | None,
-        label: int,
-        support: EncodedSupport,
-        evidence: float,
-        region: np.ndarray | None = None,
-    ) -> PromptSet:
-        cfg, s = self.model.config, self.grid_size
-        hw = (int(shape[0]), int(shape[1]))
-        limit = np.array([hw[0] - 1, hw[1] - 1], dtype=np.float64)
-        bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
-        fine_ring = self.fine_ring is True or (self.fine_ring == "committed" and support.committed)
-        if fine_ring and support.fine_ring is not None:
-            excluded = None if self.band_exclusion is None else region
-            bg_grid = fine_ring_moved(support.fine_ring, support.ring, bg_grid, s, excluded)
-        bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
-        from napari_fob.model.fob import peak_confidence
-
-        peak = peak_confidence(
-            out.heatmaps[j : j + 1], cfg.heat_loss, cfg.sigma, out.coarse_points[j : j + 1]
-        )
-        bg_scores = peak[0].float().cpu().numpy()
-        prob = out.fg_prob[j].float().cpu().numpy()
-        threshold = cfg.fg_threshold
-        if self.fg_relative is not None:
-            threshold = min(threshold, self.fg_relative * float(prob.max()))
-        candidates = None
-        if self.fg_core is not None and support.depth is not None and region is not None:
-            sigma = self.prior_sigma(support.slice_index, slice_index)
-            core = support_core(support.depth, self.fg_core, sigma)
-            candidates = core_foreground_candidates(core, region, prob)
-        fg_grid, fg_scores = geometry.foreground_points(
-            prob, cfg.n_fg, threshold=threshold, candidates=candidates
-        )
-        fg = np.clip(geometry.grid_to_slice(fg_grid, hw, s), 0.0, limit)
-        return PromptSet(
-            fg=fg,
-            bg=bg,
-            label=label,
-            slice_index=slice_index,
-            origin="fob",
-            fg_scores=fg_scores,
-            bg_scores=bg_scores,
-            evidence=evidence,
-            meta={"support_slice_index": support.slice_index, "fg_map_max": float(prob.max())},
-        )
 
 
 def load_predictor(

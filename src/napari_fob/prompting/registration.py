@@ -68,6 +68,77 @@ def register_step(
     return out
 
 
+class MaskTracker:
+    """Support masks carried slice to slice by `register_step`, through the slices seen so far.
+
+    The walk from a support on slice ``zs`` to slice ``z`` steps through every slice the tracker
+    has been shown (`set_support`, `remember`) between them; a gap between known slices is
+    crossed in one registration step. Where the flow loses the mask (an empty warp), the last
+    non-empty mask is carried on. Warped masks are cached per (support slice, slice) and
+    dropped when a support is set again or a known slice's image changes.
+    """
+
+    def __init__(self, *, flow_radius: int = 7, crop_margin: int = 24) -> None:
+        self.flow_radius, self.crop_margin = int(flow_radius), int(crop_margin)
+        self._images: dict[int, np.ndarray] = {}
+        self._masks: dict[int, np.ndarray] = {}
+        self._warped: dict[tuple[int, int], np.ndarray] = {}
+
+    def clear(self) -> None:
+        """Forget every support, slice and warp."""
+        self._images.clear()
+        self._masks.clear()
+        self._warped.clear()
+
+    def set_support(self, z: int, image01: np.ndarray, mask: np.ndarray) -> None:
+        """The (H, W) bool `mask` on slice `z` (image (H, W) in [0, 1]) becomes a walk's start."""
+        self._masks[int(z)] = np.asarray(mask, dtype=bool)
+        self._warped.clear()  # the nearest support of a slice may have changed
+        self.remember(int(z), image01)
+
+    def remember(self, z: int, image01: np.ndarray) -> None:
+        """Slice `z`'s (H, W) image in [0, 1], a step of later walks."""
+        image01 = np.asarray(image01, dtype=np.float32)
+        old = self._images.get(int(z))
+        if old is not None and not np.array_equal(old, image01):
+            self._warped.clear()  # a slice changed (another window): walks through it are stale
+        self._images[int(z)] = image01
+
+    def mask_at(self, zs: int, z: int) -> np.ndarray:
+        """The mask of the support on slice `zs` carried to slice `z`.
+
+        Raises:
+            KeyError: no support was set on `zs`, or slice `z` was never shown.
+        """
+        zs, z = int(zs), int(z)
+        if zs not in self._masks or z not in self._images:
+            missing = f"no support on slice {zs}" if zs not in self._masks else f"slice {z} unseen"
+            raise KeyError(f"MaskTracker.mask_at({zs}, {z}): {missing}")
+        if z == zs:
+            return self._masks[zs]
+        if (zs, z) in self._warped:
+            return self._warped[(zs, z)]
+        step = 1 if z > zs else -1
+        done = [k for (s, k) in self._warped if s == zs and 0 < (k - zs) * step < (z - zs) * step]
+        start = max(done, key=lambda k: abs(k - zs), default=zs)
+        path = sorted(
+            (k for k in self._images if (k - start) * step > 0 and (z - k) * step > 0),
+            key=lambda k: abs(k - start),
+        ) + [z]
+        prev_z = start
+        prev = self._masks[zs] if start == zs else self._warped[(zs, start)]
+        for k in path:
+            mask = register_step(
+                self._images[prev_z], self._images[k], prev,
+                radius=self.flow_radius, crop_margin=self.crop_margin,
+            )  # fmt: skip
+            if not mask.any():  # the flow lost it: keep the last non-empty mask
+                mask = prev
+            self._warped[(zs, k)] = mask
+            prev_z, prev = k, mask
+        return prev
+
+
 class RegistrationGenerator(GeometricGenerator):
     """Baseline: the nearest support's mask registered slice to slice, its ring re-drawn.
 
@@ -81,23 +152,20 @@ class RegistrationGenerator(GeometricGenerator):
 
     def __init__(self, *, flow_radius: int = 7, crop_margin: int = 24, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.flow_radius, self.crop_margin = int(flow_radius), int(crop_margin)
-        self._images: dict[int, np.ndarray] = {}
-        self._warped: dict[tuple[int, int], np.ndarray] = {}
+        self.tracker = MaskTracker(flow_radius=flow_radius, crop_margin=crop_margin)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out.update(
             registration="optical_flow_ilk between neighbouring slices, mask warped (linear, >0.5)",
-            flow_radius=self.flow_radius,
-            crop_margin=self.crop_margin,
+            flow_radius=self.tracker.flow_radius,
+            crop_margin=self.tracker.crop_margin,
         )
         return out
 
     def clear_supports(self) -> None:
         super().clear_supports()
-        self._images.clear()
-        self._warped.clear()
+        self.tracker.clear()
 
     def set_support(
         self,
@@ -108,42 +176,14 @@ class RegistrationGenerator(GeometricGenerator):
         committed: bool = False,
     ) -> None:
         super().set_support(image01, mask, slice_index=slice_index, committed=committed)
-        self._warped.clear()  # the nearest support of a slice may have changed
         if slice_index is not None:
-            self._remember(int(slice_index), np.asarray(image01, dtype=np.float32))
-
-    def _remember(self, z: int, image01: np.ndarray) -> None:
-        old = self._images.get(z)
-        if old is not None and not np.array_equal(old, image01):
-            self._warped.clear()  # a slice changed (another window): walks through it are stale
-        self._images[z] = image01
+            self.tracker.set_support(int(slice_index), image01, mask)
 
     def warped_mask(self, support: Support, z: int) -> np.ndarray:
         """The support's mask carried to slice `z` through the known slices in between."""
-        zs = int(support.slice_index)
-        if z == zs:
+        if int(z) == int(support.slice_index):
             return support.mask
-        step = 1 if z > zs else -1
-        if (zs, z) in self._warped:
-            return self._warped[(zs, z)]
-        done = [k for (s, k) in self._warped if s == zs and 0 < (k - zs) * step < (z - zs) * step]
-        start = max(done, key=lambda k: abs(k - zs), default=zs)
-        path = sorted(
-            (k for k in self._images if (k - start) * step > 0 and (z - k) * step > 0),
-            key=lambda k: abs(k - start),
-        ) + [z]
-        prev_z = start
-        prev = support.mask if start == zs else self._warped[(zs, start)]
-        for k in path:
-            mask = register_step(
-                self._images[prev_z], self._images[k], prev,
-                radius=self.flow_radius, crop_margin=self.crop_margin,
-            )  # fmt: skip
-            if not mask.any():  # the flow lost it: keep the last non-empty mask
-                mask = prev
-            self._warped[(zs, k)] = mask
-            prev_z, prev = k, mask
-        return prev
+        return self.tracker.mask_at(int(support.slice_index), int(z))
 
     def predict(
         self,
@@ -169,7 +209,7 @@ class RegistrationGenerator(GeometricGenerator):
                     f"{self.nearest(z).mask.shape}"
                 )
             if z is not None:
-                self._remember(z, image)
+                self.tracker.remember(z, image)
 
         def distance(i: int) -> int:
             support = self.nearest(zs[i])
@@ -185,7 +225,7 @@ class RegistrationGenerator(GeometricGenerator):
             if z is None or support.slice_index is None:
                 mask = register_step(
                     support.image01, image, support.mask,
-                    radius=self.flow_radius, crop_margin=self.crop_margin,
+                    radius=self.tracker.flow_radius, crop_margin=self.tracker.crop_margin,
                 )  # fmt: skip
                 mask = mask if mask.any() else support.mask
             else:

@@ -1,0 +1,87 @@
+"""The network's outputs for one query turned into a `PromptSet` (`prompt_set`), with the
+in-volume additions that act on them (`in_volume`: fine ring, foreground threshold and core).
+
+numpy and `geometry` at module level; torch only through the tensors it is given. Must not
+import napari or Qt.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_fob import geometry
+from napari_fob.core.prompts import PromptSet
+from napari_fob.prompting.in_volume import (
+    Footprint,
+    core_foreground_candidates,
+    fine_ring_moved,
+    support_core,
+)
+
+if TYPE_CHECKING:
+    from napari_fob.model.fob import FobOutput
+    from napari_fob.prompting.predictor import EncodedSupport, FobPredictor
+
+
+def prompt_set(
+    predictor: FobPredictor,
+    out: FobOutput,
+    j: int,
+    shape: tuple[int, ...],
+    *,
+    slice_index: int | None,
+    label: int,
+    support: EncodedSupport,
+    evidence: float,
+    region: np.ndarray | None,
+    foot: Footprint,
+) -> PromptSet:
+    """The PromptSet of query `j` of a batch's network output `out`, on a slice of `shape`:
+    ring points (moved onto the fine ring where the predictor's ``fine_ring`` says so), their
+    peak confidences, and foreground points from the map C (from the footprint's core where
+    ``fg_core`` applies), all mapped back to the slice's pixels; `region` is the query's
+    band-excluded region at the grid, `foot` its footprint (`FobPredictor.query_footprint`).
+    """
+    cfg, s = predictor.model.config, predictor.grid_size
+    hw = (int(shape[0]), int(shape[1]))
+    limit = np.array([hw[0] - 1, hw[1] - 1], dtype=np.float64)
+    bg_grid = out.points[j].float().cpu().numpy().astype(np.float64)
+    fine_ring = predictor.fine_ring is True or (
+        predictor.fine_ring == "committed" and support.committed
+    )
+    if fine_ring and foot.fine_ring is not None:
+        excluded = None if predictor.band_exclusion is None else region
+        bg_grid = fine_ring_moved(foot.fine_ring, foot.ring, bg_grid, s, excluded)
+    bg = np.clip(geometry.grid_to_slice(bg_grid, hw, s), 0.0, limit)
+    from napari_fob.model.fob import peak_confidence
+
+    peak = peak_confidence(
+        out.heatmaps[j : j + 1], cfg.heat_loss, cfg.sigma, out.coarse_points[j : j + 1]
+    )
+    bg_scores = peak[0].float().cpu().numpy()
+    prob = out.fg_prob[j].float().cpu().numpy()
+    threshold = cfg.fg_threshold
+    if predictor.fg_relative is not None:
+        threshold = min(threshold, predictor.fg_relative * float(prob.max()))
+    candidates = None
+    if predictor.fg_core is not None and foot.depth is not None and region is not None:
+        sigma = predictor.prior_sigma(support.slice_index, slice_index)
+        core = support_core(foot.depth, predictor.fg_core, sigma)
+        candidates = core_foreground_candidates(core, region, prob)
+    fg_grid, fg_scores = geometry.foreground_points(
+        prob, cfg.n_fg, threshold=threshold, candidates=candidates
+    )
+    fg = np.clip(geometry.grid_to_slice(fg_grid, hw, s), 0.0, limit)
+    return PromptSet(
+        fg=fg,
+        bg=bg,
+        label=label,
+        slice_index=slice_index,
+        origin="fob",
+        fg_scores=fg_scores,
+        bg_scores=bg_scores,
+        evidence=evidence,
+        meta={"support_slice_index": support.slice_index, "fg_map_max": float(prob.max())},
+    )

@@ -1,0 +1,100 @@
+"""FoB's registration prior: the footprint the in-volume additions use follows the structure
+through the slices (`prior_source="registration"`), and the support prior is unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_fob import geometry
+from napari_fob.model.fob import build_fob
+from napari_fob.prompting.in_volume import check_addition
+from napari_fob.prompting.predictor import FobPredictor
+from napari_fob.prompting.registration import MaskTracker
+
+SHAPE = (64, 64)
+
+
+def disk(centre, radius=9) -> np.ndarray:
+    rr, cc = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius**2
+
+
+def moving_volume() -> tuple[np.ndarray, np.ndarray]:
+    """Slices 0..8 of a bright disk that moves 2 px a slice to the right over textured tissue."""
+    rng = np.random.default_rng(0)
+    tissue = 0.2 + 0.1 * rng.random(SHAPE)
+    masks = np.stack([disk((32, 20 + 2 * z)) for z in range(9)])
+    images = np.where(masks, 0.8, tissue[None]).astype(np.float32)
+    return images, masks
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_tracker_carries_the_mask_through_the_slices_it_was_shown():
+    images, masks = moving_volume()
+    tracker = MaskTracker()
+    tracker.set_support(0, images[0], masks[0])
+    for z in range(1, 9):
+        tracker.remember(z, images[z])
+    carried = tracker.mask_at(0, 8)
+    assert iou(carried, masks[8]) > 0.8 > iou(masks[0], masks[8])
+    assert tracker.mask_at(0, 0) is not None and iou(tracker.mask_at(0, 0), masks[0]) == 1.0
+    with pytest.raises(KeyError, match="slice 9 unseen"):
+        tracker.mask_at(0, 9)
+    tracker.clear()
+    with pytest.raises(KeyError, match="no support on slice 0"):
+        tracker.mask_at(0, 8)
+
+
+def test_registration_prior_pins_the_ring_to_the_carried_footprint():
+    torch.manual_seed(0)
+    images, masks = moving_volume()
+    tight = {"location_prior": (0.05, 0.0), "band_exclusion": None, "fg_core": None}
+    reg = FobPredictor(build_fob("tiny"), device="cpu", prior_source="registration", **tight)
+    sup = FobPredictor(build_fob("tiny"), device="cpu", **tight)
+    sup.model.load_state_dict(reg.model.state_dict())
+    for p in (reg, sup):
+        p.set_support(images[0], masks[0], slice_index=0)
+    reg.show(list(images[1:9]), list(range(1, 9)))
+    support = reg._supports[0]
+    foot = reg.query_footprint(support, 8)
+    truth = geometry.resize_mask_to_grid(masks[8], reg.grid_size)
+    assert iou(foot.mask, truth) > 0.8 > iou(support.footprint.mask, truth)
+    assert sup.query_footprint(sup._supports[0], 8) is sup._supports[0].footprint
+    (moved,) = reg.predict([images[8]], slice_indices=[8])
+    (fixed,) = sup.predict([images[8]], slice_indices=[8])
+    true_ring = geometry.ring_points(truth, 10, r=reg.model.config.ring_r)
+
+    def error(ps) -> float:
+        return float(np.linalg.norm(ps.bg - true_ring, axis=1).mean())
+
+    # the tight prior holds the points near the footprint: the carried one is the true one
+    assert error(moved) < 3.0 < error(fixed)
+    assert (reg.prior_source, sup.prior_source) == ("registration", "support")
+
+
+def test_registration_prior_without_slice_indices_or_on_the_support_is_the_support_prior():
+    torch.manual_seed(0)
+    images, masks = moving_volume()
+    reg = FobPredictor(build_fob("tiny"), device="cpu", prior_source="registration")
+    reg.set_support(images[0], masks[0], slice_index=0)
+    support = reg._supports[0]
+    assert reg.query_footprint(support, None) is support.footprint
+    assert reg.query_footprint(support, 0) is support.footprint
+    reg.clear_supports()
+    reg.set_support(images[0], masks[0])  # no slice index: nothing to walk from
+    (ps,) = reg.predict([images[3]])
+    assert ps.bg.shape == (10, 2)
+
+
+def test_bad_prior_source_and_addition_values_are_named():
+    with pytest.raises(ValueError, match="prior_source"):
+        FobPredictor(build_fob("tiny"), device="cpu", prior_source="atlas")
+    for name, value in [("fg_core", 1.0), ("fg_relative", 0.0), ("inward_prior", "wide")]:
+        with pytest.raises(ValueError, match=name):
+            check_addition(name, value)
+    assert check_addition("band_exclusion", 20) == 20.0 and check_addition("fg_core", None) is None
