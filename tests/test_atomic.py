@@ -70,7 +70,7 @@ def test_check_folder_refusals(tmp_path):
 
 def test_no_other_module_writes_files_by_hand():
     """One helper: no mkstemp, no umask flip, no hand-made temp + rename outside atomic.py."""
-    allowed = {"atomic.py", "weights.py"}  # weights.py renames a verified download into place
+    allowed = {"atomic.py"}  # weights.py leaves the rename to pooch, then `atomic.adopt`
     pattern = re.compile(r"mkstemp|os\.umask\(|os\.replace\(")
     offenders = [
         str(p.relative_to(SRC))
@@ -78,3 +78,14 @@ def test_no_other_module_writes_files_by_hand():
         if p.name not in allowed and pattern.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_adopt_gives_a_file_written_elsewhere_the_umask_mode(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")  # the mode open() gets under this umask
+    private = tmp_path / "from-mkstemp"
+    private.write_bytes(b"data")
+    private.chmod(0o600)
+    assert atomic.adopt(private) == private and private.read_bytes() == b"data"
+    assert private.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["from-mkstemp", "plain"]  # no probe left

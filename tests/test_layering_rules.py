@@ -29,16 +29,20 @@ TORCH = {"torch", "torchvision", "segment_anything"}
 RULES: dict[str, tuple[set[str], set[str]]] = {
     "root": (set(), set()),
     "geometry": (set(), SCIENCE),
-    "core": ({"root", "geometry"}, SCIENCE | {"pydicom", "SimpleITK"}),  # the format readers
+    # the format readers; platformdirs for the user folders
+    "core": ({"root", "geometry"}, SCIENCE | {"pydicom", "SimpleITK", "platformdirs"}),
     "devices": (set(), {"torch"}),
     "model": ({"core", "devices"}, TORCH),
     "prompting": ({"root", "core", "geometry", "model", "devices"}, SCIENCE | {"torch"}),
-    "segmenters": ({"core", "geometry", "devices"}, SCIENCE | TORCH | {"tqdm", "yaml"}),
+    "segmenters": (  # pooch and requests: the weights download
+        {"core", "geometry", "devices"},
+        SCIENCE | TORCH | {"tqdm", "yaml", "pooch", "requests"},
+    ),
     "session": ({"root", "core", "geometry", "prompting"}, SCIENCE | {"pydantic"}),  # sidecar
     "samples": ({"core"}, SCIENCE),
     "training": (
         {"core", "geometry", "model", "prompting", "segmenters", "devices"},
-        SCIENCE | TORCH | {"tqdm", "yaml", "tensorboard"},
+        SCIENCE | TORCH | {"tqdm", "yaml", "tensorboard", "pydantic"},  # config value checks
     ),
     "commands": (
         {"root", "cli", "core", "geometry", "prompting", "samples", "segmenters", "session",

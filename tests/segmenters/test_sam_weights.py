@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -80,20 +82,20 @@ def test_given_paths_that_do_not_exist_are_errors(tmp_path, monkeypatch):
         find_sam_checkpoint("vit_x")
 
 
-class _RangeHandler(BaseHTTPRequestHandler):
-    """Serves PAYLOAD at any path, honouring ``Range: bytes=N-``; records the ranges asked."""
+class _Handler(BaseHTTPRequestHandler):
+    """Serves PAYLOAD at any path; a path with "flaky" answers 500 to its first request."""
 
-    ranges: list[str | None] = []
+    requests: list[str] = []
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        asked = self.headers.get("Range")
-        type(self).ranges.append(asked)
-        start = int(asked.split("=")[1].rstrip("-")) if asked else 0
-        body = PAYLOAD[start:]
-        self.send_response(206 if asked else 200)
-        self.send_header("Content-Length", str(len(body)))
+        type(self).requests.append(self.path)
+        if "missing" in self.path or ("flaky" in self.path and len(type(self).requests) == 1):
+            self.send_error(404 if "missing" in self.path else 500)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(PAYLOAD)
 
     def log_message(self, *args):
         pass
@@ -101,8 +103,8 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    _RangeHandler.ranges = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    _Handler.requests = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -110,33 +112,55 @@ def server():
     httpd.server_close()
 
 
-def _info(url: str, sha: str | None) -> WeightsInfo:
-    return WeightsInfo("test-weights", "vit_b", "w.bin", f"{url}/w.bin", sha, len(PAYLOAD))
+def _info(url: str, sha: str | None, name: str = "w.bin") -> WeightsInfo:
+    return WeightsInfo("test-weights", "vit_b", "w.bin", f"{url}/{name}", sha, len(PAYLOAD))
 
 
-def test_download_checks_sha256_and_resumes_a_partial_file(server, tmp_path):
-    good = hashlib.sha256(PAYLOAD).hexdigest()
-    (tmp_path / "w.bin.part").write_bytes(PAYLOAD[:3000])
-    path = download(_info(server, good), tmp_path, progress=False)
-    assert path == tmp_path / "w.bin" and path.read_bytes() == PAYLOAD
-    assert _RangeHandler.ranges == ["bytes=3000-"] and not (tmp_path / "w.bin.part").exists()
-    assert download(_info(server, good), tmp_path, progress=False) == path  # already there
-    assert len(_RangeHandler.ranges) == 1
+GOOD = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-def test_download_rejects_a_sha256_mismatch(server, tmp_path):
-    with pytest.raises(ValueError, match="sha256 mismatch"):
-        download(_info(server, "0" * 64), tmp_path, progress=True)
-    assert not (tmp_path / "w.bin").exists() and not (tmp_path / "w.bin.part").exists()
+def test_download_with_the_right_sha256_lands_as_one_file(server, tmp_path, capsys):
+    dest = tmp_path / "weights"  # created by the download
+    path = download(_info(server, GOOD), dest, progress=True)
+    assert path == dest / "w.bin" and path.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in dest.iterdir()) == ["w.bin"]  # no temporary file left
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")  # the mode a plain open() gets under this umask, not mkstemp's 0600
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(probe.stat().st_mode)
+    assert "100%" in capsys.readouterr().err  # the bar, on stderr when asked
+    assert download(_info(server, GOOD), dest, progress=False) == path  # already there
+    assert _Handler.requests == ["/w.bin"]  # checked, not fetched again
+
+
+def test_a_failed_transfer_is_retried(server, tmp_path):
+    path = download(_info(server, GOOD, "flaky"), tmp_path, progress=False, retries=1)
+    assert path.read_bytes() == PAYLOAD and _Handler.requests == ["/flaky", "/flaky"]
+
+
+def test_download_rejects_a_sha256_mismatch_and_leaves_nothing(server, tmp_path):
+    with pytest.raises(ValueError, match="sha256 mismatch for http://127.0.0.1:.*/w.bin") as err:
+        download(_info(server, "0" * 64), tmp_path, progress=False, retries=0)
+    assert GOOD in str(err.value) and "--sam-checkpoint" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one
     (tmp_path / "w.bin").write_bytes(b"not it")
     with pytest.raises(ValueError, match="delete it"):
         download(_info(server, "0" * 64), tmp_path, progress=False)
+    assert (tmp_path / "w.bin").read_bytes() == b"not it"  # a file already there is never replaced
 
 
-def test_offline_download_fails_clearly(tmp_path):
-    info = WeightsInfo("test-weights", "vit_b", "w.bin", "http://127.0.0.1:9/x", None)
+def test_an_http_error_names_the_url_and_what_to_do(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"/missing answered HTTP 404") as err:
+        download(_info(server, GOOD, "missing"), tmp_path, progress=False, retries=0)
+    assert str(tmp_path / "w.bin") in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_server_down_fails_clearly(tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     with pytest.raises(DownloadError) as err:
-        download(info, tmp_path, progress=False, timeout=5)
+        download(_info(url, None), tmp_path, progress=False, timeout=5, retries=0)
     message = str(err.value)
-    assert "could not reach http://127.0.0.1:9/x" in message
+    assert f"could not reach {url}/w.bin" in message
     assert str(tmp_path / "w.bin") in message and "--sam-checkpoint" in message
+    assert list(tmp_path.iterdir()) == []

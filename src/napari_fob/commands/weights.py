@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "List, download (sha256-checked, resumable) or locate model weights (SAM checkpoints)."
+HELP = "List, download (sha256-checked, retried) or locate model weights (SAM checkpoints)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

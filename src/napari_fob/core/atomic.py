@@ -127,6 +127,24 @@ def write_json(path: str | os.PathLike, data: Any, **dump_kwargs: Any) -> Path:
     return write_text(path, json.dumps(data, **dump_kwargs))
 
 
+def adopt(path: str | os.PathLike) -> Path:
+    """Give a file another library moved into place (pooch writes through ``mkstemp``, so 0600)
+    the mode this module's files get (0666 minus the umask), and flush it and its folder to disk.
+
+    The mode is read from a fresh temporary file beside it, so the umask is never read.
+    """
+    path = Path(path)
+    probe = create_temp(path)
+    try:
+        mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink(missing_ok=True)
+    os.chmod(path, mode)
+    _fsync(path)
+    _fsync_dir(path.parent)
+    return path
+
+
 # ---- file sets ----------------------------------------------------------------------------
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:

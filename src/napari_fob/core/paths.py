@@ -1,6 +1,8 @@
 """Where napari-fob keeps and looks for files: weights, caches, the user config.
 
-Pure standard library. Nothing here downloads anything.
+The platform's folders come from platformdirs (XDG on Linux, ``~/Library`` on macOS,
+``%LOCALAPPDATA%`` on Windows); ``$FOB_HOME`` and ``$FOB_CONFIG`` override them. Standard library
+and platformdirs only. Nothing here downloads anything.
 """
 
 from __future__ import annotations
@@ -8,14 +10,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
+APP_NAME = "napari-fob"
+
 
 def home_dir() -> Path:
-    """The project's folder for weights and caches: ``$FOB_HOME`` or ``~/.cache/napari-fob``."""
+    """The project's folder for weights and caches: ``$FOB_HOME``, else the platform's user
+    cache folder for napari-fob (``$XDG_CACHE_HOME/napari-fob``, by default
+    ``~/.cache/napari-fob``, on Linux)."""
     env = os.environ.get("FOB_HOME")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "napari-fob"
+    return platformdirs.user_cache_path(APP_NAME, appauthor=False)
 
 
 def weights_dir() -> Path:
@@ -29,12 +36,13 @@ def cache_dir() -> Path:
 
 
 def user_config_file() -> Path:
-    """The user config file (TOML or YAML keys such as ``sam_checkpoint``)."""
+    """The user config file (TOML or YAML keys such as ``sam_checkpoint``): ``$FOB_CONFIG``, else
+    ``config.yaml`` in the platform's user config folder for napari-fob
+    (``$XDG_CONFIG_HOME/napari-fob``, by default ``~/.config/napari-fob``, on Linux)."""
     env = os.environ.get("FOB_CONFIG")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "napari-fob" / "config.yaml"
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.yaml"
 
 
 def package_weights_dir() -> Path:

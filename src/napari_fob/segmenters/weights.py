@@ -4,16 +4,15 @@ Nothing here downloads anything unless `download` is called (``fob weights downl
 a checkpoint only looks at the file system. The sha256 sums and sizes of the official files are
 those published with the checkpoints (also listed by micro-sam's model registry).
 
-Standard library + pyyaml only: must not import torch, napari or Qt.
+Standard library + pyyaml at import; pooch (the transfer) only inside `download`. Must not
+import torch, napari or Qt.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,18 +209,22 @@ def download(
     progress: bool = True,
     *,
     timeout: float = 30.0,
+    retries: int = 2,
 ) -> Path:
     """Download a weights file into ``dest`` (default `paths.weights_dir`), sha256-checked.
 
-    Resumable: bytes go to ``<file>.part``; a later call asks the server for the rest with an
-    HTTP Range request. The finished file is checked against the published sha256 before it is
-    moved into place; a mismatch deletes the partial file.
+    The transfer is pooch's: the bytes go to a temporary file in ``dest``, which is checked
+    against the published sha256 and then renamed to the file name, so the folder never holds
+    half a checkpoint under the real name; a failed transfer or a mismatch deletes the temporary
+    file and is tried again ``retries`` times. An interrupted download starts again from zero.
+    A file already there is checked, never replaced.
 
     Args:
         name: ``sam-vit-b``/``sam-vit-l``/``sam-vit-h`` (or a `WeightsInfo`).
         dest: target folder.
         progress: show a tqdm bar on stderr.
         timeout: seconds to wait for the server.
+        retries: further attempts after a failed transfer or a sha256 mismatch.
 
     Returns:
         The path of the verified file.
@@ -232,90 +235,61 @@ def download(
     """
     info = name if isinstance(name, WeightsInfo) else weights_info(name)
     folder = Path(dest).expanduser() if dest is not None else paths.weights_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / info.filename
     if target.is_file():
-        _verify(target, info, on_fail="existing")
+        _check_existing(target, info)
         return target
-    part = target.with_name(target.name + ".part")
-    _fetch(info, part, target, progress=progress, timeout=timeout)
-    _verify(part, info, on_fail="part")
-    os.replace(part, target)
-    return target
+    folder.mkdir(parents=True, exist_ok=True)
+    _retrieve(info, folder, progress=progress, timeout=timeout, retries=retries)
+    return atomic.adopt(target)
 
 
-def _verify(path: Path, info: WeightsInfo, *, on_fail: str) -> None:
+def _check_existing(path: Path, info: WeightsInfo) -> None:
     if info.sha256 is None:
         return
     got = atomic.sha256_of_file(path)
-    if got == info.sha256:
-        return
-    if on_fail == "part":
-        path.unlink(missing_ok=True)
+    if got != info.sha256:
         raise ValueError(
-            f"sha256 mismatch for {info.url}: expected {info.sha256}, got {got}; the download "
-            "was removed, run the command again"
+            f"{path} exists but its sha256 is {got}, not the published {info.sha256}; delete it "
+            "and run the download again"
         )
-    raise ValueError(
-        f"{path} exists but its sha256 is {got}, not the published {info.sha256}; delete it "
-        "and run the download again"
-    )
 
 
-def _fetch(info: WeightsInfo, part: Path, target: Path, *, progress: bool, timeout: float) -> None:
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(info.url, headers={"User-Agent": "napari-fob"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    advice = (
-        f"download the file elsewhere and put it at {target} or pass --sam-checkpoint"
-        if info.model_type
-        else f"download the file elsewhere and put it at {target}"
+def _retrieve(
+    info: WeightsInfo, folder: Path, *, progress: bool, timeout: float, retries: int
+) -> None:
+    """pooch's transfer of `info` into `folder`; its errors become messages that say what to do."""
+    import pooch  # lazy: pooch and requests only load for a download
+    import requests
+
+    target = folder / info.filename
+    advice = f"download the file elsewhere and put it at {target}"
+    if info.model_type:
+        advice += " or pass --sam-checkpoint"
+    fetcher = pooch.create(
+        path=folder,
+        base_url=info.url.rsplit("/", 1)[0] + "/",
+        registry={info.filename: f"sha256:{info.sha256}" if info.sha256 else None},
+        urls={info.filename: info.url},
+        retry_if_failed=retries,
     )
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    log = pooch.get_logger()
+    level = log.level
+    log.setLevel(logging.WARNING)  # its "Downloading ..." line repeats what the caller says
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # nothing left to fetch: the .part is complete
-            return
+        fetcher.fetch(info.filename, downloader=downloader)
+    except requests.HTTPError as err:
+        answer = err.response
         raise DownloadError(
-            f"{info.url} answered HTTP {err.code} ({err.reason}); {advice}"
+            f"{info.url} answered HTTP {answer.status_code} ({answer.reason}); {advice}"
         ) from err
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        reason = getattr(err, "reason", err)
-        raise DownloadError(f"could not reach {info.url} ({reason}); {advice}") from err
-    with response:
-        mode = "ab" if have and response.status == 206 else "wb"
-        done = have if mode == "ab" else 0  # a server that ignores Range sends it all again
-        length = response.headers.get("Content-Length")
-        total = done + int(length) if length is not None else info.size
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=total,
-                initial=done,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                desc=info.filename,
-            )
-        try:
-            with open(part, mode) as out:
-                while True:
-                    try:
-                        block = response.read(1 << 20)
-                    except (TimeoutError, ConnectionError) as err:
-                        raise DownloadError(
-                            f"connection to {info.url} lost after {done} bytes ({err}); run the "
-                            f"command again to resume, or {advice}"
-                        ) from err
-                    if not block:
-                        break
-                    out.write(block)
-                    done += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-        finally:
-            if bar is not None:
-                bar.close()
+    except requests.RequestException as err:
+        raise DownloadError(f"could not reach {info.url} ({err}); {advice}") from err
+    except ValueError as err:  # pooch's sha256 check; it has deleted the temporary file
+        raise ValueError(
+            f"sha256 mismatch for {info.url} after {retries + 1} attempt(s) ({err}); run the "
+            f"command again, or {advice}"
+        ) from err
+    finally:
+        log.setLevel(level)
