@@ -1,9 +1,11 @@
-"""Run config: packaged defaults (the paper's recipe), overrides, typo checks, lr schedule."""
+"""Run config: packaged defaults (the paper's recipe), overrides, typo checks, value types."""
 
 from __future__ import annotations
 
 import pytest
 
+from napari_fob.cli import main
+from napari_fob.model.config import get_config
 from napari_fob.training.config import (
     load_run_config,
     save_run_config,
@@ -36,11 +38,19 @@ def test_file_then_overrides_and_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override", ["train.lrr=1", "bogus=1", "episodes.grid_size=128", "episodes.augment.gama=1"]
+    "override, named",
+    [
+        ("train.lrr=1", "['lrr'] under 'train'"),
+        ("bogus=1", "'bogus'"),
+        ("episodes.grid_size=128", "['grid_size'] under 'episodes'"),
+        ("episodes.augment.gama=1", "gama"),
+        ("model_overrides.gridsize=64", "['gridsize'] under 'model_overrides'"),
+    ],
 )
-def test_unknown_keys_fail_loudly(override):
-    with pytest.raises(ValueError, match="unknown key"):
+def test_unknown_keys_fail_loudly_naming_the_key(override, named):
+    with pytest.raises(ValueError, match="unknown key") as err:
         load_run_config(None, [override])
+    assert named in str(err.value)
 
 
 def test_dice_metric_needs_a_segmenter():
@@ -88,3 +98,54 @@ def test_a_user_file_of_the_wrong_type_names_the_file_and_key(tmp_path):
 def test_settings_built_directly_are_checked_too():
     with pytest.raises(ValueError, match="train.seed: expected a whole number"):
         train_settings({"train": {"seed": 0.5}})
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model_overrides.grid_size=2.7", "model_overrides.grid_size: expected a whole number"),
+        ("model_overrides.fg_adaptive_threshold=1", "fg_adaptive_threshold: expected true or"),
+        ("model_overrides.sigma=wide", "model_overrides.sigma: expected a number, got 'wide'"),
+        ("model_overrides.encoder_weights=3", "model_overrides.encoder_weights: expected text"),
+        ("model_overrides.location_prior=[8,x]", "location_prior[1]: expected a number"),
+        ("model_overrides.location_prior=[8]", "location_prior: expected a list of 2 values"),
+        ("model_overrides=3", "model_overrides: expected a mapping"),
+    ],
+)
+def test_model_overrides_are_checked_against_the_fob_config_types(override, message):
+    with pytest.raises(ValueError, match="--set " + override.replace("[", r"\[")) as err:
+        load_run_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_model_overrides_of_the_right_type_build_the_model_config():
+    cfg = load_run_config(
+        None,
+        [
+            "model_overrides.location_prior=[8, 1.5]",
+            "model_overrides.encoder_weights=null",
+            "model_overrides.grid_size=3.2e1",
+            "model_overrides.fg_adaptive_threshold=true",
+        ],
+    )
+    overrides = cfg["model_overrides"]
+    assert overrides["location_prior"] == [8.0, 1.5] and overrides["encoder_weights"] is None
+    assert overrides["grid_size"] == 32 and isinstance(overrides["grid_size"], int)
+    built = get_config("tiny", **overrides)
+    assert built.location_prior == (8.0, 1.5) and built.fg_adaptive_threshold is True
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.iterations=2.7", "train.iterations: expected a whole number, got 2.7"),
+        ("train.amp=1", "train.amp: expected true or false, got 1"),
+        ("train.lrr=1", "unknown key(s) ['lrr'] under 'train'"),
+        ("model_overrides.n_bg=ten", "model_overrides.n_bg: expected a whole number, got 'ten'"),
+    ],
+)
+def test_fob_train_set_refuses_bad_values_with_exit_2(override, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--set", override, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -2,20 +2,24 @@
 
 `load_run_config` merges ``napari_fob/configs/train_default.yaml`` <- the user's YAML <- dotted
 overrides (``train.lr=3e-4``; values parsed as YAML scalars) and checks every key, so a typo fails
-loudly, and every value against its setting's type (`check_value`), so ``train.iterations=2.7``
-or ``train.amp=1`` is refused with a message naming the key instead of becoming 2 or False. The
-resolved dict is what `save_run_config` writes beside the checkpoints. No torch here.
+loudly, and every value against its setting's type (`check_value`, pydantic in strict mode on
+the settings dataclasses' type hints, ``model_overrides`` against `FobConfig`'s), so
+``train.iterations=2.7`` or ``train.amp=1`` is refused with a message naming the key instead of
+becoming 2 or False. The resolved dict is what `save_run_config` writes beside the checkpoints.
+No torch here.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 TOP_KEYS = (
     "model",
@@ -98,49 +102,63 @@ def _parse_value(text: str) -> Any:
     return value
 
 
-def check_value(key: str, value: Any, kind: Any) -> Any:
-    """`value` of setting `key` checked against its type `kind` (bool, int, float, str, a
-    ``tuple[...]``); returns it as that type. Nothing is rounded or guessed: an int setting takes
-    a whole number (``3e4`` is 30000; ``2.7`` is refused), a bool setting only true or false."""
+# What a setting of each kind takes, by pydantic's error type (its own text otherwise).
+_EXPECTED = {
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "text (quote it in YAML)",
+    "tuple_type": "a list",
+}
 
-    def refuse(expected: str) -> ValueError:
-        return ValueError(f"{key}: expected {expected}, got {value!r} ({type(value).__name__})")
 
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise refuse("true or false")
-        return value
-    if kind is int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise refuse("a whole number")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise refuse("a number")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise refuse("text (quote it in YAML)")
-        return value
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter:
+    # strict: no guessing (1 is not True, True is not 1, "2" is not 2); see `_as_python`
+    return TypeAdapter(kind, config=ConfigDict(strict=True))
+
+
+def _as_python(value: Any) -> Any:
+    """What strict validation should see of a YAML value: lists as tuples (YAML has no tuples)
+    and whole floats as ints (``3e4`` is read as 30000.0 but means 30000)."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_python(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _tuple_length(kind: Any) -> int:
+    """Items of the fixed-length tuple in `kind` (``tuple[float, float] | None`` -> 2)."""
     if get_origin(kind) is tuple:
-        args = get_args(kind)
-        if not isinstance(value, list | tuple):
-            raise refuse(f"a list, e.g. [{', '.join('1' for _ in args[:2])}]")
-        if args[-1] is Ellipsis:
-            items = [args[0]] * len(value)
-        elif len(value) != len(args):
-            raise refuse(f"a list of {len(args)} values")
+        return len(get_args(kind))
+    return next(_tuple_length(k) for k in get_args(kind) if get_origin(k) is tuple)
+
+
+def check_value(key: str, value: Any, kind: Any) -> Any:
+    """`value` of setting `key` validated by pydantic (strict) against its type `kind` (bool,
+    int, float, str, ``tuple[...]``, ``X | None``); returns it as that type. Nothing is rounded or
+    guessed: an int setting takes a whole number (``3e4`` is 30000; ``2.7`` is refused), a bool
+    setting only true or false. ValueError ``"<key>: expected ..., got ..."`` otherwise."""
+    try:
+        return _adapter(kind).validate_python(_as_python(value))
+    except ValidationError as err:
+        first = err.errors()[0]
+        items = [i for i in first["loc"] if isinstance(i, int)]  # the list item at fault
+        if first["type"] in ("too_short", "too_long", "missing"):  # a list of the wrong length
+            items, expected = [], f"a list of {_tuple_length(kind)} values"
         else:
-            items = list(args)
-        return tuple(check_value(f"{key}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, items)))
-    return value  # nested settings (episodes.augment) are checked field by field
+            expected = _EXPECTED.get(first["type"], first["msg"])
+        where = key + "".join(f"[{i}]" for i in items)
+        bad = first["input"] if items else value  # the value as typed
+        got = f"{bad!r} ({type(bad).__name__})"
+        raise ValueError(f"{where}: expected {expected}, got {got}") from None
 
 
 def setting_types() -> dict[str, dict[str, Any]]:
     """Section -> {field: type} of every typed setting (``train``, ``val``, ``episodes``,
-    ``episodes.augment``), read from the settings dataclasses."""
+    ``episodes.augment``, ``model_overrides``), read from the settings dataclasses."""
+    from napari_fob.model.config import FobConfig
     from napari_fob.training.augment import AugmentConfig
     from napari_fob.training.episodes import EpisodeConfig
 
@@ -150,6 +168,7 @@ def setting_types() -> dict[str, dict[str, Any]]:
         "val": get_type_hints(ValSettings),
         "episodes": {k: v for k, v in episodes.items() if k not in MODEL_DRIVEN + ("augment",)},
         "episodes.augment": get_type_hints(AugmentConfig),
+        "model_overrides": get_type_hints(FobConfig),
     }
 
 
@@ -162,8 +181,6 @@ def check_types(config: dict, *, source: str = "training config") -> dict:
         for key in TEXT_KEYS:
             if key in out and out[key] is not None:
                 check_value(key, out[key], str)
-        if "model_overrides" in out and not isinstance(out["model_overrides"], dict):
-            raise ValueError(f"model_overrides: expected a mapping, got {out['model_overrides']!r}")
         for section, kinds in types.items():
             data = out
             for part in section.split("."):
@@ -199,7 +216,7 @@ def _merge_checked(config: dict, extra: dict, *, source: str = "training config"
 def _deep_update(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        if isinstance(out.get(key), dict) and isinstance(value, dict) and key != "model_overrides":
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = _deep_update(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -208,10 +225,12 @@ def _deep_update(base: dict, extra: dict) -> dict:
 
 def check_keys(config: dict, *, allow_partial: bool = False) -> None:
     """Raise ValueError for keys that are not settings (typos must not pass silently)."""
+    from napari_fob.model.config import FobConfig
     from napari_fob.training.augment import AugmentConfig
     from napari_fob.training.episodes import EpisodeConfig
 
     sections = {
+        "model_overrides": {f.name for f in fields(FobConfig)},
         "train": {f.name for f in fields(TrainSettings)},
         "val": {f.name for f in fields(ValSettings)},
         "episodes": {f.name for f in fields(EpisodeConfig)} - set(MODEL_DRIVEN),
