@@ -7,6 +7,8 @@ structure: the support is the structure's true mask on its central slice; the qu
 slices of its true extent. Methods, on the same slices:
 
 - ``fob``: the shipped model with the product's defaults (``make_generator("fob")``);
+- ``fob-support-prior``: the same with the location prior around the support's own ring
+  (``prior_source="support"``, the product's default before the registration prior);
 - ``fob-paper``: the network alone (``paper_inference=True``);
 - ``fob-chain``: FoB in chain mode through an `AnnotationSession` (each slice prompted from the
   mask the segmenter committed on the slice before it, as the tool chains unattended);
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID, RING_R, RING_EPS = 256, 15, 2
 METHODS = (
     "fob",
+    "fob-support-prior",
     "fob-paper",
     "fob-chain",
     "mask-ring",
@@ -62,7 +65,7 @@ METHODS = (
     "registration",
     "oracle",
 )
-FIXED = ("fob", "fob-paper", "mask-ring", "copy")
+FIXED = ("fob", "fob-support-prior", "fob-paper", "mask-ring", "copy")
 ATLAS_NAMES = {"hcpex": "HCPEx", "aal3": "AAL3"}
 QUICK_NAMES = {"test": "Caudate_L", "tune": "Primary_Motor_Cortex_L"}
 
@@ -78,6 +81,9 @@ def make_methods(checkpoint: str) -> dict:
     fob = make_generator("fob", checkpoint=checkpoint, device="cpu")
     return {
         "fob": fob,
+        "fob-support-prior": make_generator(
+            "fob", checkpoint=checkpoint, device="cpu", prior_source="support"
+        ),
         "fob-paper": make_generator(
             "fob", checkpoint=checkpoint, device="cpu", paper_inference=True
         ),
@@ -112,8 +118,12 @@ def prompts_and_masks(method, generator, segmenter, window, case, zs):
     else:
         generator.clear_supports()
         generator.set_support(vol[zc], truth[zc], slice_index=zc)
-        # registration walks every slice of the extent; the others see the scored ones only
+        # registration walks every slice of the extent; the others are asked the scored ones,
+        # and a generator that walks (FoB's registration prior) is shown the rest, as the
+        # session shows it the slices between support and targets
         asked = case.queries if method == "registration" else zs
+        if hasattr(generator, "show") and method != "registration":
+            generator.show([vol[z] for z in case.queries], case.queries)
         got = dict(zip(asked, generator.predict([vol[z] for z in asked], slice_indices=asked)))
         prompts = [got[z] for z in zs]
     return {
@@ -175,6 +185,7 @@ def run(args: argparse.Namespace) -> dict:
         "ring_eps": RING_EPS,
         "segmenter": segmenter.describe(),
         "fob": methods["fob"].describe(),
+        "fob_support_prior": methods["fob-support-prior"].describe(),
         "fob_paper": methods["fob-paper"].describe(),
         "registration": methods["registration"].describe(),
         "method_seconds": timing,

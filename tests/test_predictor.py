@@ -18,7 +18,14 @@ from napari_fob.prompting.in_volume import (
     DEFAULT_LOCATION_PRIOR,
     support_core,
 )
-from napari_fob.prompting.predictor import FobPredictor, load_predictor
+from napari_fob.prompting.predictor import FobPredictor as Predictor
+from napari_fob.prompting.predictor import load_predictor
+
+
+def FobPredictor(model, **options) -> Predictor:  # noqa: N802
+    """The predictor with the support's own footprint as its prior: these tests are about the
+    additions around it (the registration prior: test_registration_prior.py)."""
+    return Predictor(model, **{"prior_source": "support", **options})
 
 
 def disk(shape, centre, radius) -> np.ndarray:
@@ -93,7 +100,9 @@ def test_fine_ring_moves_the_papers_ring_by_the_models_displacement():
     paper = MaskRingGenerator(n_bg=10)
     paper.set_support(slice_with(m), m)
     np.testing.assert_allclose(
-        geometry.grid_to_slice(sup.footprint.fine_ring, m.shape, 256), paper.nearest(None).bg, atol=1e-6
+        geometry.grid_to_slice(sup.footprint.fine_ring, m.shape, 256),
+        paper.nearest(None).bg,
+        atol=1e-6,
     )
     (a,) = fine.predict([q], slice_indices=[5])
     (b,) = coarse.predict([q], slice_indices=[5])

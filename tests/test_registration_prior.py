@@ -21,11 +21,12 @@ def disk(centre, radius=9) -> np.ndarray:
     return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius**2
 
 
-def moving_volume() -> tuple[np.ndarray, np.ndarray]:
-    """Slices 0..8 of a bright disk that moves 2 px a slice to the right over textured tissue."""
+def moving_volume(step: int = 2, start: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Slices 0..8 of a bright disk that moves `step` px a slice to the right over textured
+    tissue."""
     rng = np.random.default_rng(0)
     tissue = 0.2 + 0.1 * rng.random(SHAPE)
-    masks = np.stack([disk((32, 20 + 2 * z)) for z in range(9)])
+    masks = np.stack([disk((32, start + step * z)) for z in range(9)])
     images = np.where(masks, 0.8, tissue[None]).astype(np.float32)
     return images, masks
 
@@ -55,7 +56,7 @@ def test_registration_prior_pins_the_ring_to_the_carried_footprint():
     images, masks = moving_volume()
     tight = {"location_prior": (0.05, 0.0), "band_exclusion": None, "fg_core": None}
     reg = FobPredictor(build_fob("tiny"), device="cpu", prior_source="registration", **tight)
-    sup = FobPredictor(build_fob("tiny"), device="cpu", **tight)
+    sup = FobPredictor(build_fob("tiny"), device="cpu", prior_source="support", **tight)
     sup.model.load_state_dict(reg.model.state_dict())
     for p in (reg, sup):
         p.set_support(images[0], masks[0], slice_index=0)
@@ -91,6 +92,29 @@ def test_registration_prior_without_slice_indices_or_on_the_support_is_the_suppo
     assert ps.bg.shape == (10, 2)
 
 
+def test_the_product_default_is_the_registration_prior_with_its_own_width():
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.prompting.in_volume import (
+        DEFAULT_LOCATION_PRIOR,
+        DEFAULT_PRIOR_SOURCE,
+        DEFAULT_REGISTRATION_PRIOR,
+    )
+
+    model = build_fob("tiny")
+    default = FobPredictor(model, device="cpu")
+    assert (default.prior_source, DEFAULT_PRIOR_SOURCE) == ("registration", "registration")
+    assert default.location_prior == DEFAULT_REGISTRATION_PRIOR
+    support = FobPredictor(model, device="cpu", prior_source="support")
+    assert support.location_prior == DEFAULT_LOCATION_PRIOR
+    described = make_generator("fob", model=model, device="cpu").describe()
+    assert described["prior_source"] == "registration"
+    assert described["location_prior"] == list(DEFAULT_REGISTRATION_PRIOR)
+    paper = make_generator("fob", model=model, device="cpu", paper_inference=True).describe()
+    assert paper["prior_source"] == "support" and paper["location_prior"] is None
+    with pytest.raises(ValueError, match="prior_source"):
+        make_generator("fob", model=model, device="cpu", prior_source="atlas")
+
+
 def test_bad_prior_source_and_addition_values_are_named():
     with pytest.raises(ValueError, match="prior_source"):
         FobPredictor(build_fob("tiny"), device="cpu", prior_source="atlas")
@@ -98,3 +122,26 @@ def test_bad_prior_source_and_addition_values_are_named():
         with pytest.raises(ValueError, match=name):
             check_addition(name, value)
     assert check_addition("band_exclusion", 20) == 20.0 and check_addition("fg_core", None) is None
+
+
+def test_session_shows_the_walk_every_slice_between_support_and_explicit_targets():
+    """Predicting one far slice gives the same prompts as predicting the whole range: the
+    session shows the generator the slices in between, so the walk never jumps the gap."""
+    from napari_fob.prompting.registration import RegistrationGenerator
+    from napari_fob.segmenters import get_segmenter
+    from napari_fob.session import AnnotationSession
+    from napari_fob.session.events import run
+
+    images, masks = moving_volume(step=4, start=14)  # 32 px in all: too far for one step
+    segmenter, _ = get_segmenter("random-walker")
+    rings = {}
+    for name, targets in (("far", [8]), ("range", list(range(1, 9)))):
+        session = AnnotationSession(
+            images, generator=RegistrationGenerator(), segmenter=segmenter, window=(0.0, 1.0)
+        )
+        session.set_support(1, 0, masks[0])
+        run(session.predict(1, targets, mode="fixed"))
+        rings[name] = session.prompts[(1, 8)].bg
+    np.testing.assert_allclose(rings["far"], rings["range"])
+    true_ring = RegistrationGenerator().ring(masks[8])
+    assert np.linalg.norm(rings["far"] - true_ring, axis=1).mean() < 2.0

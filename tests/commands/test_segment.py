@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -219,6 +221,26 @@ def test_segment_job_with_tiny_fob_and_tiny_sam(tmp_path):
     assert {r["prompts"]["origin"] for r in sidecar["slices"] if r["prompts"]} == {"fob"}
 
 
+def test_fob_prior_option_reaches_the_generator(tmp_path):
+    from napari_fob.commands.segment import FOB_PRIORS
+    from napari_fob.prompting.in_volume import PRIOR_SOURCES
+
+    assert FOB_PRIORS == PRIOR_SOURCES
+    case = make_case(tmp_path / "case")
+    out = tmp_path / "support-prior"
+    args = ["segment", str(case["image"]), "--support", str(case["support"]), "--slices", "12:15"]
+    extra = ["--segmenter", "random-walker", "--quiet", "--labels", "1", "--out", str(out)]
+    assert main([*args, *extra, "--fob-prior", "support"]) == 0
+    report = json.loads((out / "report.json").read_text())["prompts"]
+    assert report["prior_source"] == "support" and report["location_prior"] == [1.0, 0.75]
+    bad = subprocess.run(
+        [sys.executable, "-m", "napari_fob.cli", *args, *extra, "--fob-prior", "atlas"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--fob-prior: invalid choice: 'atlas'" in bad.stderr
+
+
 def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
     case = make_case(tmp_path / "case")
     base = ["segment", "--segmenter", "random-walker", "--quiet", "--labels", "1"]
@@ -229,7 +251,9 @@ def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
         assert main([*base, *map(str, args), "--out", str(out), *extra]) == 0
         reports[name] = json.loads((out / "report.json").read_text())["prompts"]
     assert reports["ours"]["kind"] == reports["paper"]["kind"] == "fob"
-    assert reports["ours"]["location_prior"] == [1.0, 0.75]
+    assert reports["ours"]["location_prior"] == [0.5, 0.0]  # around the registered footprint
+    assert reports["ours"]["prior_source"] == "registration"
+    assert reports["paper"]["prior_source"] == "support"
     assert reports["ours"]["inward_prior"] == 1.0 and reports["ours"]["fg_relative"] == 0.7
     assert reports["ours"]["band_exclusion"] == 20.0 and reports["paper"]["band_exclusion"] is None
     assert reports["ours"]["fine_ring"] == "committed" and reports["paper"]["fine_ring"] is False

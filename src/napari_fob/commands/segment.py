@@ -26,6 +26,8 @@ from napari_fob.cli import UsageError
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.session.walks import MODES, check_threshold
 
+FOB_PRIORS = ("support", "registration")  # prompting.in_volume.PRIOR_SOURCES, without its imports
+
 HELP = (
     "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
     "headless."
@@ -78,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="FoB prompts as the paper predicts them: no location prior, inward penalty, band "
         "exclusion, fine ring or support core; fixed foreground threshold (docs/method.md)",
+    )
+    parser.add_argument(
+        "--fob-prior",
+        choices=FOB_PRIORS,
+        default=None,
+        help="where FoB's location prior comes from: the support's own ring (support) or the "
+        "support mask carried to each slice by registration (default: the product's, "
+        "docs/method.md)",
     )
     parser.add_argument("--segmenter", choices=SEGMENTERS, default="auto")
     parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
@@ -200,6 +210,7 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
             checkpoint=args.fob_checkpoint,
             device=args.device,
             paper_inference=args.paper_inference,
+            prior_source=args.fob_prior,
         )
         segmenter, notice = get_segmenter(
             args.segmenter,

@@ -74,6 +74,11 @@ class PromptGenerator(Protocol):
     ) -> list[PromptSet]:
         """One PromptSet per (H, W) float32 [0, 1] query image, from the nearest support."""
 
+    # Optional, for generators that walk through the volume (registration, FoB with the
+    # registration prior): ``show(images01, slice_indices)`` gives them slices they may step
+    # through without prompting them; the session shows the slices between the supports and
+    # explicit targets.
+
 
 class MaskRingGenerator(GeometricGenerator):
     """Baseline: ring + fg points re-drawn from the nearest support or committed mask.
@@ -137,6 +142,10 @@ class FobGenerator:
     def clear_supports(self) -> None:
         self.predictor.clear_supports()
 
+    def show(self, images01: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
+        """Slices the registration prior may walk through (`FobPredictor.show`)."""
+        self.predictor.show(list(images01), list(slice_indices))
+
     def predict(
         self,
         images01: Sequence[np.ndarray],
@@ -157,6 +166,7 @@ def make_generator(
     device: str = "auto",
     model: Any = None,
     paper_inference: bool = False,
+    prior_source: str | None = None,
 ) -> PromptGenerator:
     """Build a generator by name: "fob", "mask-ring", "copy" or "registration".
 
@@ -164,7 +174,8 @@ def make_generator(
     shipped model, and a missing file raises FileNotFoundError saying where it was looked for.
     ``paper_inference`` turns off this project's in-volume additions (location prior, inward
     penalty, band exclusion, fine ring, relative foreground threshold, support core;
-    docs/method.md) and predicts as the paper does.
+    docs/method.md) and predicts as the paper does. ``prior_source``: where FoB's additions take
+    a query's footprint from ("support" or "registration"; None: `DEFAULT_PRIOR_SOURCE`).
     """
     if name == "mask-ring":
         return MaskRingGenerator()
@@ -175,9 +186,12 @@ def make_generator(
 
         return RegistrationGenerator()
     if name == "fob":
+        from napari_fob.prompting.in_volume import DEFAULT_PRIOR_SOURCE, PRIOR_SOURCES
         from napari_fob.prompting.predictor import FobPredictor, load_predictor
 
-        options = {}
+        options: dict[str, Any] = {"prior_source": prior_source or DEFAULT_PRIOR_SOURCE}
+        if prior_source is not None and prior_source not in PRIOR_SOURCES:
+            raise ValueError(f"prior_source {prior_source!r}: expected one of {PRIOR_SOURCES}")
         if paper_inference:
             options = {
                 "location_prior": None,
@@ -186,6 +200,7 @@ def make_generator(
                 "band_exclusion": None,
                 "fine_ring": False,
                 "fg_core": None,
+                "prior_source": "support",
             }
         if model is not None:
             predictor = FobPredictor(model, device=device, **options)

@@ -39,7 +39,13 @@ in one volume").
   committed mask's errors would be carried on in chain mode); with fewer than 3 such pixels
   (the structure has left the footprint, a query far away, no location prior) the threshold
   rule above applies.
-- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the support footprint
+- **Registration prior** (``prior_source="registration"``). Instead of the support's own
+  footprint at the same pixels, every addition above (the location prior and its inward
+  penalty, the band exclusion, the fine ring, the foreground core) and the evidence below use
+  the support mask carried to the query slice by the registration baseline's walk
+  (`registration.MaskTracker`: optical flow between neighbouring slices), so the network's job
+  becomes correcting where registration drifts rather than where the structure moved.
+- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the query's footprint
   (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
   the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
   calibrated across slices with the shipped model, so automatic extent cannot rely on it.
@@ -59,6 +65,18 @@ from napari_fob.core.intensity import structure_region
 PRIOR_SOURCES = ("support", "registration")
 """Where a query's footprint comes from (`FobPredictor` ``prior_source``): the nearest
 support's own, or its mask carried to the query by registration (`registration.MaskTracker`)."""
+
+DEFAULT_PRIOR_SOURCE = "registration"
+"""The product's prior source: on real MRI the registered footprint is nearer the truth than
+the support's own, and the network is held near it. Chosen on the real-anatomy tune split
+(docs/method.md, "The registration prior")."""
+
+DEFAULT_REGISTRATION_PRIOR = (0.5, 0.0)
+"""(a, b) of the location prior around the registered footprint, pixels of a 256 grid: narrow
+and not growing with |dz|, because the footprint already follows the structure and the
+shipped network's own localisation moves points away from it more often than towards it
+(the narrower, the better on the tune split). Chosen on the real-anatomy tune split
+(docs/method.md)."""
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
 """(a, b) of the location prior at inference, pixels of a 256 grid: wide enough for a structure

@@ -36,6 +36,8 @@ from napari_fob.prompting.in_volume import (
     DEFAULT_FG_RELATIVE,
     DEFAULT_INWARD_PRIOR,
     DEFAULT_LOCATION_PRIOR,
+    DEFAULT_PRIOR_SOURCE,
+    DEFAULT_REGISTRATION_PRIOR,
     PRIOR_SOURCES,
     Footprint,
     check_addition,
@@ -79,22 +81,28 @@ class FobPredictor:
         model: Fob,
         *,
         device: str = "auto",
-        location_prior: tuple[float, float] | str | None = DEFAULT_LOCATION_PRIOR,
+        location_prior: tuple[float, float] | str | None = "default",
         fg_relative: float | None = DEFAULT_FG_RELATIVE,
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
         fine_ring: bool | str = "committed",
         fg_core: float | None = DEFAULT_FG_CORE,
-        prior_source: str = "support",
+        prior_source: str = DEFAULT_PRIOR_SOURCE,
     ) -> None:
         import torch
 
         from napari_fob.devices import resolve_device
 
-        if isinstance(location_prior, str):
+        if prior_source not in PRIOR_SOURCES:
+            raise ValueError(f"prior_source: expected one of {PRIOR_SOURCES}, got {prior_source!r}")
+        if location_prior == "default":  # each source has its own tuned width
+            registration = prior_source == "registration"
+            location_prior = DEFAULT_REGISTRATION_PRIOR if registration else DEFAULT_LOCATION_PRIOR
+        elif isinstance(location_prior, str):
             if location_prior != "model":
                 raise ValueError(
-                    f"location_prior: expected 'model', None or (a, b), got {location_prior!r}"
+                    "location_prior: expected 'default', 'model', None or (a, b), got "
+                    f"{location_prior!r}"
                 )
             location_prior = model.config.location_prior or DEFAULT_LOCATION_PRIOR  # training's
         from napari_fob.model.config import check_location_prior
@@ -107,8 +115,6 @@ class FobPredictor:
             raise ValueError(f"fine_ring: expected True, False or 'committed', got {fine_ring!r}")
         self.fine_ring = fine_ring
         self.fg_core = check_addition("fg_core", fg_core)
-        if prior_source not in PRIOR_SOURCES:
-            raise ValueError(f"prior_source: expected one of {PRIOR_SOURCES}, got {prior_source!r}")
         self.prior_source = prior_source
         self._tracker = MaskTracker() if prior_source == "registration" else None
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -152,6 +158,8 @@ class FobPredictor:
         vanishes at the grid, or when either slice index is unknown)."""
         zs = support.slice_index
         if self._tracker is None or z is None or zs is None or z == zs:
+            return support.footprint
+        if not self._tracker.knows(zs, z):  # another volume's support, or another slice size
             return support.footprint
         cfg = self.model.config
         foot = footprint(
@@ -348,7 +356,7 @@ class FobPredictor:
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        evidence = band_overlap(batch[j], sup.footprint.mask, band)
+                        evidence = band_overlap(batch[j], feet[j].mask, band)
                         region = None if regions is None else regions[j]
                         results[i] = prompt_set(
                             self, out, j, imgs[i].shape, slice_index=indices[i], label=label,

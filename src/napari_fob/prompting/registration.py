@@ -75,7 +75,9 @@ class MaskTracker:
     has been shown (`set_support`, `remember`) between them; a gap between known slices is
     crossed in one registration step. Where the flow loses the mask (an empty warp), the last
     non-empty mask is carried on. Warped masks are cached per (support slice, slice) and
-    dropped when a support is set again or a known slice's image changes.
+    dropped when a support is set again or a known slice's image changes. The slices of one
+    walk are those of one volume: images of another shape than the first one kept are not
+    kept (`knows` is then False for them).
     """
 
     def __init__(self, *, flow_radius: int = 7, crop_margin: int = 24) -> None:
@@ -83,6 +85,14 @@ class MaskTracker:
         self._images: dict[int, np.ndarray] = {}
         self._masks: dict[int, np.ndarray] = {}
         self._warped: dict[tuple[int, int], np.ndarray] = {}
+
+    def knows(self, zs: int, z: int) -> bool:
+        """True when the support on slice `zs` can be walked to slice `z` (both kept)."""
+        return int(zs) in self._masks and int(z) in self._images
+
+    def _fits(self, image: np.ndarray) -> bool:
+        first = next(iter(self._images.values()), None)
+        return image.ndim == 2 and (first is None or first.shape == image.shape)
 
     def clear(self) -> None:
         """Forget every support, slice and warp."""
@@ -92,17 +102,23 @@ class MaskTracker:
 
     def set_support(self, z: int, image01: np.ndarray, mask: np.ndarray) -> None:
         """The (H, W) bool `mask` on slice `z` (image (H, W) in [0, 1]) becomes a walk's start."""
-        self._masks[int(z)] = np.asarray(mask, dtype=bool)
+        self._masks.pop(int(z), None)
         self._warped.clear()  # the nearest support of a slice may have changed
-        self.remember(int(z), image01)
+        if self.remember(int(z), image01):
+            self._masks[int(z)] = np.asarray(mask, dtype=bool)
 
-    def remember(self, z: int, image01: np.ndarray) -> None:
-        """Slice `z`'s (H, W) image in [0, 1], a step of later walks."""
+    def remember(self, z: int, image01: np.ndarray) -> bool:
+        """Keep slice `z`'s (H, W) image in [0, 1] as a step of later walks; False (not kept)
+        when its shape differs from the slices already kept."""
         image01 = np.asarray(image01, dtype=np.float32)
         old = self._images.get(int(z))
         if old is not None and not np.array_equal(old, image01):
             self._warped.clear()  # a slice changed (another window): walks through it are stale
+            del self._images[int(z)]
+        if not self._fits(image01):
+            return False
         self._images[int(z)] = image01
+        return True
 
     def mask_at(self, zs: int, z: int) -> np.ndarray:
         """The mask of the support on slice `zs` carried to slice `z`.
@@ -178,6 +194,11 @@ class RegistrationGenerator(GeometricGenerator):
         super().set_support(image01, mask, slice_index=slice_index, committed=committed)
         if slice_index is not None:
             self.tracker.set_support(int(slice_index), image01, mask)
+
+    def show(self, images01: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
+        """Slices the walk may step through, (H, W) in [0, 1], without prompting them."""
+        for z, image in zip(slice_indices, images01, strict=True):
+            self.tracker.remember(int(z), image)
 
     def warped_mask(self, support: Support, z: int) -> np.ndarray:
         """The support's mask carried to slice `z` through the known slices in between."""

@@ -162,10 +162,25 @@ def _evidence(p: PromptSet, z: int) -> float:
     return float(p.evidence)
 
 
+def _show_span(session, label: int, targets: list[int]) -> None:
+    """Show a generator that walks through the volume (``show``: registration, FoB with the
+    registration prior) every slice between the supports and `targets` that it is not asked
+    to prompt, so that its walk never jumps a gap in one step."""
+    show = getattr(session.generator, "show", None)
+    if show is None or not targets:
+        return
+    ends = [*session.supports[label], *targets]
+    skip = set(targets) | set(session.supports[label])
+    span = [z for z in range(min(ends), max(ends) + 1) if z not in skip]
+    if span:
+        show([session.image01(z) for z in span], span)
+
+
 def _fixed(session, entry, label, targets, threshold, batch_size):
     supports = session.supports[label]
     if targets is not None:
         targets = [z for z in targets if z not in supports]
+        _show_span(session, label, targets)
         for start in range(0, len(targets), batch_size):
             batch = targets[start : start + batch_size]
             for z, p in zip(batch, _query(session, label, batch, batch_size)):
@@ -213,6 +228,7 @@ def _chain(session, writes, label, targets, threshold):
             (z for z in targets if z not in supports),
             key=lambda z: (abs(nearest_slice(supports, z) - z), z),
         )
+        _show_span(session, label, order)
         for i, z in enumerate(order):
             _, write = _chain_step(session, writes, label, z, threshold=None)
             done.append(z)
