@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = [
     "fob",
+    "fob-support-prior",
     "fob-paper",
     "fob-chain",
     "mask-ring",
