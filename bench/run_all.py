@@ -6,7 +6,8 @@ in parallel on a small CPU would distort the times). Two kinds of script:
 
 - those that rewrite their own section (``real_anatomy.py`` -> "## Real anatomy", the
   file's first section; ``segmenters.py`` -> "## Segmenters", ``prompt_quality.py`` ->
-  "## Prompt quality"): left to do it;
+  "## Prompt quality", ``confidence.py`` -> "## Confidence and automatic extent"): left to
+  do it;
 - those that print a Markdown table (``pipeline.py`` -> "## Pipeline", ``fob_forward.py`` ->
   "## FoB forward"): the first table of their section is replaced by the last table the
   script printed; the prose around it (the reading of the numbers) is kept.
@@ -36,6 +37,7 @@ OWN_SECTIONS = {
     "real_anatomy": "Real anatomy",
     "segmenters": "Segmenters",
     "prompt_quality": "Prompt quality",
+    "confidence": "Confidence and automatic extent",
 }
 
 

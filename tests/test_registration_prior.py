@@ -145,3 +145,27 @@ def test_session_shows_the_walk_every_slice_between_support_and_explicit_targets
     np.testing.assert_allclose(rings["far"], rings["range"])
     true_ring = RegistrationGenerator().ring(masks[8])
     assert np.linalg.norm(rings["far"] - true_ring, axis=1).mean() < 2.0
+
+
+def test_supports_handed_over_again_are_not_encoded_again():
+    """The session hands its supports to the generator before every prediction; the encoding
+    is cached by content, so only a changed support is encoded again."""
+    torch.manual_seed(0)
+    images, masks = moving_volume()
+    predictor = FobPredictor(build_fob("tiny"), device="cpu")
+    calls = []
+    encode = predictor.model.encode
+    predictor.model.encode = lambda x: calls.append(x.shape[0]) or encode(x)
+    predictor.set_support(images[0], masks[0], slice_index=0)
+    (first,) = predictor.predict([images[3]], slice_indices=[3])
+    predictor.clear_supports()
+    predictor.set_support(images[0], masks[0], slice_index=0)  # same content: no new encoding
+    (again,) = predictor.predict([images[3]], slice_indices=[3])
+    assert calls == [1, 1, 1]  # support, query, query
+    np.testing.assert_allclose(first.bg, again.bg)
+    changed = masks[0].copy()
+    changed[32, 5:12] = True
+    predictor.set_support(images[0], changed, slice_index=0)  # new content: encoded
+    predictor.set_support(images[0], masks[0], slice_index=0, committed=True)  # a new version
+    assert calls == [1, 1, 1, 1, 1]
+    assert len(predictor.support_indices) == 1

@@ -22,7 +22,8 @@ from napari_fob.prompting.in_volume import (
 
 if TYPE_CHECKING:
     from napari_fob.model.fob import FobOutput
-    from napari_fob.prompting.predictor import EncodedSupport, FobPredictor
+    from napari_fob.prompting.predictor import FobPredictor
+    from napari_fob.prompting.supports import EncodedSupport
 
 
 def prompt_set(

@@ -14,8 +14,9 @@ docs/method.md, "Inference in one volume".
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,22 +47,10 @@ from napari_fob.prompting.in_volume import (
 )
 from napari_fob.prompting.outputs import prompt_set
 from napari_fob.prompting.registration import MaskTracker
+from napari_fob.prompting.supports import ENCODED_SUPPORTS_KEPT, EncodedSupport, support_key
 
 if TYPE_CHECKING:
-    from napari_fob.model.fob import Fob, SupportState
-
-
-@dataclass
-class EncodedSupport:
-    """One support as the network sees it: its encoded state and its footprint at the grid (the
-    geometric baselines' `geometric.Support` holds the mask at slice resolution instead)."""
-
-    slice_index: int | None
-    state: SupportState
-    footprint: Footprint  # ring, mask, inward depth, fine ring, depth (painted only)
-    band: tuple[float, float]  # the structure's intensity band on the support slice
-    core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
-    committed: bool = False  # committed by the segmenter (chain mode), not painted
+    from napari_fob.model.fob import Fob
 
 
 class FobPredictor:
@@ -120,6 +109,7 @@ class FobPredictor:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self._supports: list[EncodedSupport] = []
+        self._encoded: OrderedDict[bytes, EncodedSupport] = OrderedDict()
 
     def prior_sigma(self, support_index: int | None, query_index: int | None) -> float:
         """Width in grid pixels of the location prior for one query (inf: no prior)."""
@@ -214,15 +204,15 @@ class FobPredictor:
     ) -> None:
         """Add a support: (H, W) float32 image in [0, 1] and its (H, W) bool mask.
 
-        A support with the same ``slice_index`` replaces the earlier one. ``committed``: the
-        mask was committed in chain mode, not painted; its evidence uses the intensity band of
-        the nearest painted support (`intensity.reference_support`).
+        A support with the same ``slice_index`` replaces the earlier one. The encoding is
+        cached by the support's content (`support_key`), so the session can hand the same
+        supports over before every prediction without the model encoding them again.
+        ``committed``: the mask was committed in chain mode, not painted; its evidence uses the
+        intensity band of the nearest painted support (`intensity.reference_support`).
 
         Raises:
             ValueError: bad shapes or values, an empty mask, or a mask that vanishes at the grid.
         """
-        import torch
-
         img = check_unit_slice(image, "support image")
         m = np.asarray(mask)
         if m.shape != img.shape:
@@ -230,6 +220,20 @@ class FobPredictor:
         m = m.astype(bool)
         if not m.any():
             raise ValueError("support mask is empty: paint the structure on the support slice")
+        idx = None if slice_index is None else int(slice_index)
+        self._supports = [sup for sup in self._supports if sup.slice_index != idx]
+        key = support_key(img, m, committed)
+        encoded = self._encoded.pop(key, None) or self._encode(img, m, committed)
+        self._encoded[key] = encoded  # most recent last
+        while len(self._encoded) > ENCODED_SUPPORTS_KEPT:
+            self._encoded.pop(next(iter(self._encoded)))
+        self._supports.append(replace(encoded, slice_index=idx))
+        if self._tracker is not None and idx is not None:
+            self._tracker.set_support(idx, img, m)
+
+    def _encode(self, img: np.ndarray, m: np.ndarray, committed: bool) -> EncodedSupport:
+        import torch
+
         cfg, s = self.model.config, self.grid_size
         foot = footprint(
             m, s, cfg.n_bg, ring_r=cfg.ring_r, ring_eps=cfg.ring_eps, ring_kernel=cfg.ring_kernel,
@@ -248,20 +252,14 @@ class FobPredictor:
         ring_t = torch.from_numpy(foot.ring.astype(np.float32))[None].to(dev)
         with exact_inference():
             state = self.model.support_prototypes(self.model.encode(img_t), mask_t, ring_t)
-        idx = None if slice_index is None else int(slice_index)
-        self._supports = [sup for sup in self._supports if sup.slice_index != idx]
-        self._supports.append(
-            EncodedSupport(
-                slice_index=idx,
-                state=state,
-                footprint=foot,
-                band=intensity_band(img_g, foot.mask),
-                core_band=intensity_band(img_g, foot.mask, tolerance=0.0),
-                committed=bool(committed),
-            )
+        return EncodedSupport(
+            slice_index=None,
+            state=state,
+            footprint=foot,
+            band=intensity_band(img_g, foot.mask),
+            core_band=intensity_band(img_g, foot.mask, tolerance=0.0),
+            committed=bool(committed),
         )
-        if self._tracker is not None and idx is not None:
-            self._tracker.set_support(idx, img, m)
 
     def show(self, images: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
         """Slices a registration prior may walk through, (H, W) in [0, 1], without prompting

@@ -1,0 +1,253 @@
+"""Confidence and automatic extent on real anatomy: does a slice's confidence say where its
+prompts go wrong, and where the structure ends?
+
+Data and split as `real_anatomy.py` (ICBM152 T1 with the HCPEx atlas; ``test`` = the 12 deep
+grey nuclei, only reported; ``tune`` = 18 cortical regions, where the threshold is chosen).
+Per structure and slicing axis, the support is the true mask on the central slice and every
+slice from ``--margin`` slices before the structure's first to ``--margin`` after its last is
+prompted (the product's generator, shown every slice, as the session's walk sees them);
+every ``--dice-stride``-th slice inside the extent is also segmented (random walker).
+
+Reported, per method, on each split:
+
+- Spearman's rank correlation between the per-slice confidence (``PromptSet.evidence``) and the
+  per-slice Dice, pooled over the segmented slices of the split (and its mean over structures);
+- automatic extent: walking outward from the support as the session does (fixed mode), the walk
+  stops at the first slice whose confidence is below the threshold; the extent's error is how
+  many slices each end lands from the structure's true end (0: exact). The threshold is the one
+  of ``THRESHOLDS`` with the smallest mean error on the tune split; the test split is scored with
+  it: mean error and the fraction of structure x plane units with both ends within 2 slices.
+
+Writes ``bench/results/confidence.json`` and the "## Confidence and automatic extent" section of
+``docs/benchmarks.md``. Run: ``.venv/bin/python bench/confidence.py [--quick --out DIR]``
+(``--quick``: axial only, one structure per split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+QUICK_NAMES = {"test": "Caudate_L", "tune": "Primary_Motor_Cortex_L"}
+TITLE = "Confidence and automatic extent"
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rho (average ranks for ties); None with fewer than 3 pairs or no spread."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def extent_end(evidence: dict[int, float], start: int, step: int, threshold: float) -> int:
+    """The last slice the walk from `start` (exclusive) in direction `step` keeps: it stops at
+    the first slice with evidence below `threshold`, or at the last slice prompted."""
+    z, last = start + step, start
+    while z in evidence:
+        if evidence[z] < threshold:
+            break
+        last, z = z, z + step
+    return last
+
+
+def unit_errors(unit: dict, threshold: float) -> tuple[int, int]:
+    """(|error| of the lower end, of the upper end) in slices, for one structure x plane."""
+    ev = {int(z): e for z, e in unit["evidence"].items()}
+    lo = extent_end(ev, unit["support"], -1, threshold)
+    hi = extent_end(ev, unit["support"], +1, threshold)
+    return abs(lo - unit["first"]), abs(hi - unit["last"])
+
+
+def make_methods(checkpoint: str) -> dict:
+    from napari_fob.prompting.generators import make_generator
+
+    return {
+        "fob": make_generator("fob", checkpoint=checkpoint, device="cpu"),
+        "registration": make_generator("registration"),
+        "mask-ring": make_generator("mask-ring"),
+    }
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """One record per method x structure x plane: evidence per prompted slice, Dice pairs."""
+    from _real_anatomy_data import cases, load_template, plane_of_axis
+    from napari_fob.core.intensity import resolve_window
+    from napari_fob.segmenters import get_segmenter
+
+    methods = make_methods(args.checkpoint)
+    segmenter, _ = get_segmenter("random-walker")
+    affine = load_template()[3]
+    units = []
+    for axis in [2] if args.quick else [0, 1, 2]:
+        plane = plane_of_axis(affine, axis)
+        names = list(QUICK_NAMES.values()) if args.quick else None
+        for case in cases(axis, atlas=args.atlas, names=names):
+            if case.split not in ("test", "tune"):
+                continue
+            vol, truth, zc = case.volume, case.mask, case.support
+            window = resolve_window(vol, (0.0, 1.0))
+            first, last = min(case.queries + [zc]), max(case.queries + [zc])
+            zs = [
+                z
+                for z in range(
+                    max(first - args.margin, 0), min(last + args.margin, len(vol) - 1) + 1
+                )
+                if z != zc
+            ]
+            scored = {z for z in zs if first <= z <= last and (z - zc) % args.dice_stride == 0}
+            for name, generator in methods.items():
+                generator.clear_supports()
+                generator.set_support(vol[zc], truth[zc], slice_index=zc)
+                prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
+                pairs = []
+                for z, ps in zip(zs, prompts):
+                    if z in scored:
+                        mask = np.asarray(segmenter.segment(vol[z], ps, window=window), bool)
+                        inter, total = (
+                            int((mask & truth[z]).sum()),
+                            int(mask.sum() + truth[z].sum()),
+                        )
+                        pairs.append((float(ps.evidence), 2.0 * inter / total if total else 1.0))
+                units.append(
+                    {
+                        "method": name,
+                        "split": case.split,
+                        "plane": plane,
+                        "structure": case.name,
+                        "support": int(zc),
+                        "first": int(first),
+                        "last": int(last),
+                        "evidence": {int(z): float(p.evidence) for z, p in zip(zs, prompts)},
+                        "pairs": pairs,
+                    }
+                )
+            print(f"{plane}/{case.name} ({case.split}): {len(zs)} slices", flush=True)
+    return units
+
+
+def summarise(units: list[dict]) -> dict:
+    out: dict = {"thresholds": list(THRESHOLDS)}
+    methods = sorted({u["method"] for u in units}, key=["fob", "registration", "mask-ring"].index)
+    for method in methods:
+        entry: dict = {}
+        tune = [u for u in units if u["method"] == method and u["split"] == "tune"]
+        by_t = {t: float(np.mean([sum(unit_errors(u, t)) / 2 for u in tune])) for t in THRESHOLDS}
+        chosen = min(THRESHOLDS, key=lambda t: (by_t[t], t)) if tune else THRESHOLDS[3]
+        entry["tune_extent_error_by_threshold"] = by_t
+        entry["threshold"] = chosen
+        for split in ("test", "tune"):
+            sel = [u for u in units if u["method"] == method and u["split"] == split]
+            if not sel:
+                continue
+            pairs = [p for u in sel for p in u["pairs"]]
+            per_unit = [spearman(*zip(*u["pairs"])) if len(u["pairs"]) >= 3 else None for u in sel]
+            per_unit = [r for r in per_unit if r is not None]
+            errors = [unit_errors(u, chosen) for u in sel]
+            entry[split] = {
+                "n_units": len(sel),
+                "n_slices": len(pairs),
+                "spearman_pooled": spearman(*zip(*pairs)) if pairs else None,
+                "spearman_mean_per_structure": float(np.mean(per_unit)) if per_unit else None,
+                "extent_error_mean": float(np.mean([sum(e) / 2 for e in errors])),
+                "within_2_both_ends": float(np.mean([max(e) <= 2 for e in errors])),
+            }
+        out[method] = entry
+    return out
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(summary: dict) -> str:
+    lines = [
+        "| method | split | Spearman (pooled) | Spearman (mean per structure) | threshold (tune) "
+        "| extent error, slices | both ends within 2 | units |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, entry in summary.items():
+        if method == "thresholds":
+            continue
+        for split in ("test", "tune"):
+            e = entry.get(split)
+            if e is None:
+                continue
+            lines.append(
+                f"| {method} | {split} | {_f(e['spearman_pooled'])} | "
+                f"{_f(e['spearman_mean_per_structure'])} | {entry['threshold']:.1f} | "
+                f"{_f(e['extent_error_mean'], 1)} | {_f(e['within_2_both_ends'])} | "
+                f"{e['n_units']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--atlas", default="hcpex", choices=("hcpex", "aal3"))
+    parser.add_argument("--margin", type=int, default=8, help="slices prompted beyond each end")
+    parser.add_argument("--dice-stride", type=int, default=3, help="segment every N-th slice")
+    parser.add_argument("--quick", action="store_true", help="axial only, two structures")
+    parser.add_argument("--out", default=None, help="results folder (default bench/results)")
+    parser.add_argument("--from-json", default=None, help="re-render docs from a saved report")
+    args = parser.parse_args(argv)
+    if args.quick and args.out is None:
+        parser.error("--quick writes only to --out (the committed results are for full runs)")
+    out = Path(args.out) if args.out else ROOT / "bench" / "results"
+    name = "confidence_quick.json" if args.quick else "confidence.json"
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+    else:
+        t0 = time.perf_counter()
+        units = measure(args)
+        report = {
+            "summary": summarise(units),
+            "settings": {
+                "margin": args.margin,
+                "dice_stride": args.dice_stride,
+                "atlas": args.atlas,
+                "checkpoint": args.checkpoint,
+                "wall_s": time.perf_counter() - t0,
+            },
+            "units": units,
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+    table = markdown(report["summary"])
+    print(table)
+    if not args.quick:
+        from _pq_report import write_section
+
+        s = report["settings"]
+        body = (
+            "Measured by `bench/confidence.py`; numbers in `bench/results/confidence.json`. "
+            "Real anatomy as in the first section (support: the true mask on the central slice; "
+            f"every slice from {s['margin']} before the structure's first to {s['margin']} after "
+            f"its last prompted, every {s['dice_stride']}rd slice of the extent segmented by the "
+            "random walker). Confidence: each generator's `evidence` (the intensity-band "
+            "overlap of the footprint it prompts from). Automatic extent: the session's fixed-"
+            "mode walk, stopping at the first slice below the threshold; the threshold is chosen "
+            "per method on the tune split (smallest mean end error) and the test split scored "
+            f"with it. Wall time {s['wall_s'] / 60:.1f} min.\n\n" + table + "\n"
+        )
+        notes = Path(__file__).with_name("confidence_notes.md")
+        if notes.exists():
+            body += "\n" + notes.read_text()
+        write_section(ROOT / "docs" / "benchmarks.md", TITLE, body)
+    print(f"written: {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
