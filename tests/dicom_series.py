@@ -54,16 +54,19 @@ def write_series(
     description: str = "synthetic CT",
     seed: int = 0,
     prefix: str = "IM",
+    frame_of_reference: bool = True,
 ) -> dict:
     """Write `stored` ((n_slices, rows, columns) int16 stored values) as a CT series.
 
     `step` (LPS mm vector between consecutive slices) defaults to 2.5 mm along the normal;
-    `positions` (n, 3) overrides the positions altogether. Returns what was written.
+    `positions` (n, 3) overrides the positions altogether; `frame_of_reference` False leaves out
+    the FrameOfReferenceUID. Returns what was written.
     """
     folder.mkdir(parents=True, exist_ok=True)
     n, rows, cols = stored.shape
     series_uid = series_uid or generate_uid()
     study_uid = "1.2.826.0.1.3680043.8.498.1"
+    frame_uid = generate_uid()
     if positions is None:
         step = series_geometry(row, col, 2.5) if step is None else np.asarray(step, float)
         positions = np.asarray(origin, float) + np.outer(np.arange(n), step)
@@ -81,6 +84,8 @@ def write_series(
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
+        if frame_of_reference:
+            ds.FrameOfReferenceUID = frame_uid
         ds.Modality = "CT"
         ds.SeriesDescription = description
         ds.PatientName = "Phantom^Synthetic"
@@ -103,6 +108,7 @@ def write_series(
         files.append(path)
     return {
         "uid": series_uid,
+        "frame_uid": frame_uid,
         "positions": positions,
         "row": written(row),
         "col": written(col),

@@ -29,8 +29,11 @@ TORCH = {"torch", "torchvision", "segment_anything"}
 RULES: dict[str, tuple[set[str], set[str]]] = {
     "root": (set(), set()),
     "geometry": (set(), SCIENCE),
-    # the format readers; platformdirs for the user folders
-    "core": ({"root", "geometry"}, SCIENCE | {"pydicom", "SimpleITK", "platformdirs"}),
+    # the format readers and writers (highdicom: DICOM-SEG); platformdirs for the user folders
+    "core": (
+        {"root", "geometry"},
+        SCIENCE | {"pydicom", "SimpleITK", "highdicom", "platformdirs"},
+    ),
     "devices": (set(), {"torch"}),
     "model": ({"core", "devices"}, TORCH),
     "prompting": ({"root", "core", "geometry", "model", "devices"}, SCIENCE | {"torch"}),

@@ -2,7 +2,9 @@
 
 For each IMAGE (repeatable, or rows of ``--manifest CSV`` with columns image,support[,out])
 writes ``labels.nii.gz`` (the image's grid and affine), ``prompts.json`` (the session sidecar),
-``report.json`` (models, notices, timings, per-slice confidence) and ``overview.png``. Volumes
+``report.json`` (models, notices, timings, per-slice confidence) and ``overview.png``; for a
+DICOM series also ``labels.seg.dcm`` (``--no-dicom-seg`` turns it off) and for an NRRD with
+``--labels-format nrrd`` also ``labels.nrrd`` (`segment_exports`). Volumes
 are processed one after another; under ``torchrun`` (env RANK / WORLD_SIZE) volume i goes to
 rank i % world size. The work itself is `segment_job.segment_volume`.
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_fob.cli import UsageError
+from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_format
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.session.walks import MODES, check_threshold
 
@@ -62,6 +65,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace a previous result in the output folder(s) (refused otherwise)",
     )
     parser.add_argument("--labels", help="structures to segment, e.g. 1,3 (default: all)")
+    parser.add_argument(
+        "--dicom-seg",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write the labels as DICOM-SEG (labels.seg.dcm) referencing the source series "
+        "(default: on for DICOM inputs; --dicom-seg makes it required)",
+    )
+    parser.add_argument(
+        "--labels-format",
+        choices=LABELS_FORMATS,
+        default="nifti",
+        help="nrrd: also write labels.nrrd on the NRRD IMAGE's grid (NRRD inputs only); "
+        "labels.nii.gz is always written",
+    )
     parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
     parser.add_argument("--mode", choices=MODES, default="fixed")
     parser.add_argument("--threshold", type=float, default=0.5, help="auto extent: evidence cut")
@@ -247,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
             "volumes, give each series its own folder"
         )
     jobs = my_share(every)
+    for job in jobs:  # before any model is loaded
+        check_labels_format(job.image, args.labels_format)
     labels = parse_labels(args.labels)
     window = parse_window(args.window)
     check_threshold(args.threshold, "--threshold")  # before any model is loaded
@@ -303,6 +322,8 @@ def _segment_one(
         progress=not args.quiet,
         overwrite=args.overwrite,
         series=getattr(args, "series", None),
+        dicom_seg=args.dicom_seg,
+        labels_format=args.labels_format,
     )
     n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
     print(

@@ -3,9 +3,11 @@
 `segment_volume` is the whole headless pipeline for one volume, shared by ``fob segment`` and
 ``fob demo``: read and check the inputs, predict prompts (FoB or a baseline) per structure,
 commit them with the segmenter, then write ``labels.nii.gz``, ``prompts.json``, ``report.json``
-and ``overview.png``. The four files are one unit (`core.atomic.ResultFolder`): the folder
-is checked before any work (not holding the inputs; no previous result unless ``overwrite``),
-and a failure or a kill at any point leaves the previous result whole. Bad input raises
+and ``overview.png``, plus the labels in the source's format when it has one
+(``labels.seg.dcm`` for DICOM, ``labels.nrrd`` when asked: `segment_exports`). The files are
+one unit (`core.atomic.ResultFolder`): the folder is checked before any work (not holding the
+inputs; no previous result unless ``overwrite``), and a failure or a kill at any point leaves
+the previous result whole. Bad input raises
 `napari_fob.cli.UsageError` with one paragraph.
 """
 
@@ -181,15 +183,20 @@ def segment_volume(
     progress: bool = True,
     overwrite: bool = False,
     series: str | None = None,
+    dicom_seg: bool | None = None,
+    labels_format: str = "nifti",
 ) -> dict[str, Any]:
-    """Segment one volume and write its four output files as one unit; returns the report.
+    """Segment one volume and write its output files as one unit; returns the report.
 
     `series` chooses the DICOM series (SeriesInstanceUID) when `image_path` is a DICOM folder.
+    `dicom_seg` (None: on for DICOM inputs) and `labels_format` ("nrrd": also labels.nrrd,
+    NRRD inputs only) choose the extra label files (`segment_exports`).
 
     Raises:
         UsageError: bad input, or `out_dir` holds the inputs / a previous result (without
             `overwrite`); both checked before any computation.
     """
+    from napari_fob.commands import segment_exports as exports
     from napari_fob.commands.overview import write_overview
     from napari_fob.session import AnnotationSession
     from napari_fob.session.sidecar import stage_session
@@ -199,6 +206,9 @@ def segment_volume(
     unit = result_folder(out_dir, [Path(image_path), Path(support_path)], overwrite=overwrite)
     timings: dict[str, float] = {}
     image, support = read_inputs(Path(image_path), Path(support_path), series=series)
+    plan = exports.plan_exports(
+        image, Path(image_path), dicom_seg=dicom_seg, labels_format=labels_format
+    )
     chosen = choose_labels(support, labels, Path(support_path))
     zs = parse_slices(slices, image.data.shape[0])
     check_supports_in_range(support, chosen, zs, slices, Path(support_path))
@@ -230,6 +240,7 @@ def segment_volume(
     t = time.perf_counter()
     with unit:
         written = stage_session(session, unit)
+        extra, seg, export_notices = exports.write_exports(unit, session, image, plan)
         timings["save"] = time.perf_counter() - t
         t = time.perf_counter()
         write_overview(
@@ -246,8 +257,10 @@ def segment_volume(
         report = {
             "image": str(image_path),
             "support": str(support_path),
-            "outputs": {k: str(v) for k, v in written.items()}
+            "outputs": {k: str(v) for k, v in (written | extra).items()}
             | {"overview": str(out_dir / OVERVIEW_FILE), "report": str(out_dir / REPORT_FILE)},
+            "dicom_series": exports.describe_source(image),
+            "dicom_seg": seg or None,
             "shape": list(session.shape),
             "mode": mode,
             "slices": slices,
@@ -256,7 +269,7 @@ def segment_volume(
             "window": session.window.to_dict(),
             "prompts": generator.describe(),
             "segmenter": segmenter.describe(),
-            "notices": list(notices),
+            "notices": [*notices, *export_notices],
             "labels": per_label,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
         }

@@ -132,6 +132,7 @@ def read_dicom_series(folder: str | os.PathLike, *, series: str | None = None) -
         "format": "dicom",
         "series_uid": uid,
         "study_uid": str(first.get("StudyInstanceUID", "")),
+        "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "")),
         "modality": str(first.get("Modality", "")),
         "files": [str(s.path) for s in slices],
         "sop_instance_uids": [str(s.ds.get("SOPInstanceUID", "")) for s in slices],

@@ -117,6 +117,37 @@ def read_support(path: str | os.PathLike, like: Volume) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(data.astype(np.int32), like.axes))
 
 
+def write_labels_nrrd(path: str | os.PathLike, labels: np.ndarray, like: Volume) -> Path:
+    """Write ``(Z, Y, X)`` integer labels as NRRD on `like`'s file grid (SimpleITK, gzip).
+
+    The voxel order, origin, spacing and directions are the source's (RAS affine turned back
+    into ITK's LPS), so 3D Slicer shows the labels on the NRRD they were drawn on. The file is
+    written as given: the caller places it (e.g. a `napari_fob.core.atomic.ResultFolder` path).
+    Values: uint8 when the largest label is < 256, else uint16 or uint32.
+    """
+    import SimpleITK as sitk
+
+    labels = np.asarray(labels)
+    if labels.shape != like.array_shape:
+        raise ValueError(
+            f"{path}: labels shape {labels.shape} differs from the source grid "
+            f"{like.array_shape} (Z, Y, X) of {like.path or 'the image'}"
+        )
+    hi = int(labels.max()) if labels.size else 0
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{path}: label values must be >= 0, found {labels.min()}")
+    dtype = np.uint8 if hi < 256 else np.uint16 if hi < 65536 else np.uint32
+    file_array = like.to_file_order(labels).astype(dtype)  # (i, j, k)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(file_array, (2, 1, 0))))
+    lps = LPS_TO_RAS @ np.asarray(like.affine, dtype=float)  # the flip is its own inverse
+    spacing = np.sqrt(np.sum(lps[:3, :3] ** 2, axis=0))
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(v) for v in lps[:3, 3]])
+    img.SetDirection([float(v) for v in (lps[:3, :3] / spacing).ravel()])
+    sitk.WriteImage(img, str(path), useCompression=True, imageIO=_ITK_IO["nrrd"])
+    return Path(path)
+
+
 def _read_dicom_file(path: Path, series: str | None) -> Volume:
     """One file of a series: read its folder's series (the file's own unless `series`)."""
     import pydicom

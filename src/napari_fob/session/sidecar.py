@@ -15,12 +15,12 @@ the session was opened on; an identity affine for a plain array). ``prompts.json
   (a labels file from another save is refused; older sidecars without it load unchecked).
 
 The two files are one unit (`napari_fob.core.atomic.ResultFolder`): a save replaces both or neither,
-even when killed half-way, and also removes a previous ``report.json`` / ``overview.png`` of
-``fob segment`` that would no longer describe the labels. A folder already holding a result is
-refused unless ``overwrite=True``. Undo history is not saved. `load_session` checks every field
-of ``prompts.json`` first (`sidecar_schema`, pydantic): a bad file is one ValueError naming the
-file and the field. Imports numpy, nibabel (through `io`), pydantic (through the schema) and the
-standard library.
+even when killed half-way, and also removes a previous ``report.json`` / ``overview.png`` /
+``labels.seg.dcm`` / ``labels.nrrd`` of ``fob segment`` that would no longer describe the labels.
+A folder already holding a result is refused unless ``overwrite=True``. Undo history is not
+saved. `load_session` checks every field of ``prompts.json`` first (`sidecar_schema`, pydantic):
+a bad file is one ValueError naming the file and the field. Imports numpy, nibabel (through
+`io`), pydantic (through the schema) and the standard library.
 """
 
 from __future__ import annotations
@@ -46,7 +46,14 @@ LABELS_FILE = "labels.nii.gz"
 PROMPTS_FILE = "prompts.json"
 # every file of one saved result: a save writes the first two and removes the others, which
 # `fob segment` writes beside them and which would describe older labels
-RESULT_FILES = (LABELS_FILE, PROMPTS_FILE, "report.json", "overview.png")
+RESULT_FILES = (
+    LABELS_FILE,
+    PROMPTS_FILE,
+    "report.json",
+    "overview.png",
+    "labels.seg.dcm",  # DICOM inputs: the labels as DICOM-SEG
+    "labels.nrrd",  # NRRD inputs, when asked
+)
 
 
 def rle_encode(mask: np.ndarray) -> list[list[int]]:
