@@ -149,10 +149,20 @@ def peak_confidence(
         idx = (rc[..., 0] * w + rc[..., 1]).view(-1, 1)
     if heat_loss != "softmax-ce":
         return maps.flatten(2).reshape(b * n, -1).gather(1, idx).view(b, n).clamp(0, 1)
-    prob = maps.flatten(2).float().softmax(dim=-1).view(b * n, 1, h, w)
+    prob = maps.flatten(2).float().softmax(dim=-1).view(b * n, h, w)
     k = 2 * max(1, round(2 * sigma)) + 1
-    mass = F.avg_pool2d(prob, k, stride=1, padding=k // 2, count_include_pad=True) * (k * k)
-    return mass.flatten(1).gather(1, idx).view(b, n).clamp(0, 1)
+    # the mass of the k x k window centred on the point (zero outside the map), read from an
+    # integral image: only one window per channel is needed, not the whole pooled map
+    pad = k // 2
+    integral = F.pad(F.pad(prob, (pad, pad, pad, pad)).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    flat, width = integral.flatten(1), w + 2 * pad + 1
+    r, c = idx // w, idx % w
+
+    def at(rr: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+        return flat.gather(1, rr * width + cc)
+
+    mass = at(r + k, c + k) - at(r, c + k) - at(r + k, c) + at(r, c)
+    return mass.view(b, n).clamp(0, 1)
 
 
 class Fob(nn.Module):
