@@ -30,9 +30,9 @@ REAL_ANATOMY_NOTE = (
     "\nThese two bundled samples are a smoke test, not the yardstick: the brain's structures "
     "informed inference choices and the phantom comes from the training generator. The "
     "yardstick is the real-anatomy benchmark (held-out deep grey nuclei on real MRI), where "
-    "the shipped FoB loses to re-drawing the support's ring beyond 5 slices and the "
-    "registration baseline (--prompts registration) is best: docs/benchmarks.md, 'Real "
-    "anatomy'; run it with `python bench/real_anatomy.py` (needs the bench extra)."
+    "FoB with its registration prior is on par with the registration baseline beyond 5 slices "
+    "and ahead of re-drawing the support's ring: docs/benchmarks.md, 'Real anatomy'; run it "
+    "with `python bench/real_anatomy.py` (needs the bench extra)."
 )
 
 
