@@ -45,6 +45,7 @@ _OS_HINTS = {
     errno.EACCES: "check the file's permissions",
     errno.EPERM: "check the file's permissions",
     errno.ENOSPC: "free some disk space",
+    errno.EFBIG: "the disk is full or the file-size limit (ulimit -f) is reached",
     errno.EROFS: "write somewhere writable (--out)",
 }
 
@@ -146,8 +147,8 @@ def _os_message(err: OSError) -> str:
         text = f"{err.strerror}: {err.filename}"
         if err.filename2 is not None:
             text += f" -> {err.filename2}"
-    else:
-        text = str(err) or type(err).__name__
+    else:  # one paragraph: some libraries put a newline in theirs (nibabel's short read)
+        text = " ".join(str(err).split()) or type(err).__name__
     hint = _OS_HINTS.get(err.errno)
     return f"{text}; {hint}" if hint else text
 

@@ -92,10 +92,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise
+        named = _named(err, path)
+        if named is err:
+            raise
+        raise named from err
     _fsync_dir(path.parent)
+
+
+def _named(err: BaseException, path: Path) -> BaseException:
+    """A write error that names no file (a full disk: writers raise ``[Errno 28]`` alone) as
+    the same error naming `path`, so the user learns where it happened; others as they are."""
+    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+        return OSError(err.errno, err.strerror or os.strerror(err.errno), str(path))
+    return err
 
 
 @contextlib.contextmanager
@@ -309,16 +320,19 @@ class ResultFolder:
         return self.folder / name
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc_type is not None:
-            for tmp in self._staged.values():
-                tmp.unlink(missing_ok=True)
-            return False
-        try:
-            self._commit()
-        except BaseException:
-            for tmp in self._staged.values():
-                tmp.unlink(missing_ok=True)
-            raise
+        if exc_type is None:
+            try:
+                self._commit()
+                return False
+            except BaseException as err:
+                exc = err
+        for tmp in self._staged.values():
+            tmp.unlink(missing_ok=True)
+        named = _named(exc, self.folder)
+        if named is not exc:
+            raise named from exc
+        if exc_type is None:
+            raise exc
         return False
 
     def _commit(self) -> None:

@@ -188,6 +188,8 @@ def load_fob(path_or_name: str | os.PathLike = DEFAULT_NAME, *, device: Any = "c
         config = replace(FobConfig.from_dict(dict(ckpt["config"])), encoder_weights=None)
     except (TypeError, ValueError, KeyError) as err:
         raise ValueError(f"FoB checkpoint {path}: bad config ({err})") from err
+    if not isinstance(ckpt.get("model"), dict):
+        raise ValueError(f"FoB checkpoint {path}: holds no model weights (no 'model' entry)")
     model = Fob(config=config)
     check_state(model, ckpt["model"], source=str(path))
     model.load_state_dict(ckpt["model"], strict=True)

@@ -90,6 +90,14 @@ def load_sam(model_type: str, checkpoint: str | Path) -> Sam:
     model = sam_model_registry[model_type](checkpoint=None)
     try:
         state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:  # text, a pickle of Python objects, a damaged zip
+        raise ValueError(
+            f"SAM checkpoint {checkpoint}: not a PyTorch weights file that can be read safely "
+            "(weights only); pass an official sam_vit_*.pth file"
+        ) from err
+    try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, AttributeError, TypeError) as err:
         first = str(err).strip().splitlines()[0][:200]

@@ -91,6 +91,7 @@ class AnnotationSession:
         self.thresholds: dict[int, float] = {}
         self.batch_size = 16
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
+        self.autosave_error: Exception | None = None  # why the last autosave failed, if it did
         self.events = SessionEvents()
         self.history = History()
         self._images01: dict[int, np.ndarray] = {}
@@ -320,8 +321,10 @@ class AnnotationSession:
         )
 
     def autosave(self) -> None:
-        if self.autosave_dir is not None:
-            self.save(self.autosave_dir, overwrite=True)
+        """Save into `autosave_dir` after a commit; a failure warns, never raises (sidecar)."""
+        from napari_fob.session import sidecar
+
+        self.autosave_error = sidecar.autosave(self)
 
     # ---- records (the walks, edits and sidecar change the session through these) ---------
     def check_label(self, label: int) -> int:

@@ -26,6 +26,7 @@ a bad file is one ValueError naming the file and the field. Imports numpy, nibab
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,28 @@ def save_session(
         out_dir, names=RESULT_FILES, overwrite=overwrite, protect=inputs_of(session)
     ) as unit:
         return stage_session(session, unit)
+
+
+def autosave(session: AnnotationSession) -> Exception | None:
+    """Save `session` into its ``autosave_dir`` (if set); returns the error of a failed save.
+
+    Called after a commit has been applied: raising would report the commit as failed although
+    the labels and the undo step are in place. A failure (a full disk, a folder gone or made
+    read-only) is a `UserWarning` naming the folder instead (napari shows it as a
+    notification), and the next commit tries again.
+    """
+    if session.autosave_dir is None:
+        return None
+    try:
+        save_session(session, session.autosave_dir, overwrite=True)
+    except (OSError, ValueError) as err:
+        warnings.warn(
+            f"autosave into {session.autosave_dir} failed: {err}; the commit is kept in the "
+            "session (undo still works): save it somewhere else",
+            stacklevel=3,
+        )
+        return err
+    return None
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

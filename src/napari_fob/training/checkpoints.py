@@ -110,3 +110,25 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
             "init_checkpoint to fine-tune from it instead"
         )
     return state
+
+
+def load_resumed_model(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """Load a training state's weights into the model this run's config built.
+
+    Raises:
+        ValueError: the checkpoint holds another model (e.g. ``--set model=...`` changed since
+            the run started), naming both.
+    """
+    from napari_fob.model.checkpoint import check_state
+
+    try:
+        check_state(model, state["model"], source=str(path))
+    except ValueError as err:
+        saved = (state.get("config") or {}).get("name")
+        built = model.config.name
+        detail = f" ({err})" if saved == built else ""
+        raise ValueError(
+            f"--resume: {path} holds a {saved!r} model but this run's settings build {built!r}"
+            f"{detail}; resume with the run's own settings, or start a new run in another --out"
+        ) from None
+    model.load_state_dict(state["model"])

@@ -186,7 +186,11 @@ class Trainer:
     """
 
     def __init__(self, config: dict, *, resume: bool = False) -> None:
-        from napari_fob.training.checkpoints import latest_path, load_training_state
+        from napari_fob.training.checkpoints import (
+            latest_path,
+            load_resumed_model,
+            load_training_state,
+        )
         from napari_fob.training.manifest import load_split, read_manifest
 
         self.config = config
@@ -208,7 +212,7 @@ class Trainer:
         self._seed_everything()
         self.model = build_model(config, self.device)
         if state is not None:
-            self.model.load_state_dict(state["model"])
+            load_resumed_model(self.model, state, latest_path(self.out))
         self.episodes = episode_config(config, self.model.config)
         self.ddp_model = ddp.wrap_model(self.model, self.info, self.device)
         self.optimizer = torch.optim.Adam(
