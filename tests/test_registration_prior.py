@@ -169,3 +169,23 @@ def test_supports_handed_over_again_are_not_encoded_again():
     predictor.set_support(images[0], masks[0], slice_index=0, committed=True)  # a new version
     assert calls == [1, 1, 1, 1, 1]
     assert len(predictor.support_indices) == 1
+
+
+def test_chain_footprints_are_carried_from_the_painted_support_not_a_committed_mask():
+    """In chain mode a committed support gives the network its prototypes, but the footprint is
+    the painted support's mask carried to the query: a committed mask's errors (here a leak)
+    are not carried on, and the foreground core applies."""
+    torch.manual_seed(0)
+    images, masks = moving_volume()
+    predictor = FobPredictor(build_fob("tiny"), device="cpu")
+    predictor.set_support(images[0], masks[0], slice_index=0)
+    predictor.show(list(images[1:9]), list(range(1, 9)))
+    leaked = masks[5] | disk((20, 50), 8)  # the segmenter's mask on slice 5 leaked
+    predictor.set_support(images[5], leaked, slice_index=5, committed=True)
+    committed = [s for s in predictor._supports if s.committed][0]
+    foot = predictor.query_footprint(committed, 6)
+    truth = geometry.resize_mask_to_grid(masks[6], predictor.grid_size)
+    assert iou(foot.mask, truth) > 0.8 and foot.depth is not None
+    assert committed.footprint.depth is None  # its own footprint has no core
+    (ps,) = predictor.predict([images[6]], slice_indices=[6])
+    assert ps.meta["support_slice_index"] == 5  # the prototypes are the committed slice's

@@ -44,7 +44,9 @@ in one volume").
   penalty, the band exclusion, the fine ring, the foreground core) and the evidence below use
   the support mask carried to the query slice by the registration baseline's walk
   (`registration.MaskTracker`: optical flow between neighbouring slices), so the network's job
-  becomes correcting where registration drifts rather than where the structure moved.
+  becomes correcting where registration drifts rather than where the structure moved. Walks
+  start from painted supports only: in chain mode a committed mask gives the prototypes, but
+  its segmentation errors would otherwise be carried on from step to step.
 - **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the query's footprint
   (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
   the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not

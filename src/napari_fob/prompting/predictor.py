@@ -144,18 +144,25 @@ class FobPredictor:
 
     def query_footprint(self, support: EncodedSupport, z: int | None) -> Footprint:
         """The footprint the additions use for a query on slice `z`: the support's, or with
-        ``prior_source="registration"`` its mask carried to `z` (the support's where that
-        vanishes at the grid, or when either slice index is unknown)."""
-        zs = support.slice_index
-        if self._tracker is None or z is None or zs is None or z == zs:
+        ``prior_source="registration"`` the mask of the nearest *painted* support carried to
+        `z` (a committed support gives the network its prototypes, but its mask, the
+        segmenter's, would carry its errors on from step to step of a chain). The support's
+        own footprint where that vanishes at the grid, where a slice index is unknown, or
+        where no painted support can be walked to `z` (another volume, another slice size)."""
+        if self._tracker is None or z is None:
             return support.footprint
-        if not self._tracker.knows(zs, z):  # another volume's support, or another slice size
+        painted = [s for s in self._supports if not s.committed and s.slice_index is not None]
+        source = nearest_slice(painted, z, key=lambda s: s.slice_index) if painted else support
+        zs = source.slice_index
+        if zs is None or not self._tracker.knows(zs, z):
             return support.footprint
+        if z == zs:
+            return source.footprint
         cfg = self.model.config
         foot = footprint(
             self._tracker.mask_at(zs, z), self.grid_size, cfg.n_bg,
             ring_r=cfg.ring_r, ring_eps=cfg.ring_eps, ring_kernel=cfg.ring_kernel,
-            with_depth=support.footprint.depth is not None,
+            with_depth=source.footprint.depth is not None,
         )  # fmt: skip
         return support.footprint if foot is None else foot
 
@@ -229,7 +236,10 @@ class FobPredictor:
             self._encoded.pop(next(iter(self._encoded)))
         self._supports.append(replace(encoded, slice_index=idx))
         if self._tracker is not None and idx is not None:
-            self._tracker.set_support(idx, img, m)
+            if committed:  # walks start from painted supports only (`query_footprint`)
+                self._tracker.remember(idx, img)
+            else:
+                self._tracker.set_support(idx, img, m)
 
     def _encode(self, img: np.ndarray, m: np.ndarray, committed: bool) -> EncodedSupport:
         import torch
