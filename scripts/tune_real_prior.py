@@ -33,16 +33,19 @@ from _real_anatomy_data import (  # noqa: E402
 from real_anatomy import GRID, RING_EPS, RING_R, evaluated  # noqa: E402
 
 
-def parse_priors(text: str) -> list[tuple[float, float, float | None]]:
-    """ "a,b,k;a,b,k" -> [(a, b, k)]; k "none" turns the inward penalty off."""
+def parse_priors(text: str) -> list[tuple[float, float, float | None, bool]]:
+    """ "a,b,k;a,b,k,fine" -> [(a, b, k, fine)]; k "none" turns the inward penalty off; a
+    fourth field "fine" draws every ring on the fine ring (``fine_ring=True``)."""
     out = []
     for item in filter(None, (part.strip() for part in text.split(";"))):
-        a, b, k = item.split(",")
-        out.append((float(a), float(b), None if k.strip().lower() == "none" else float(k)))
+        a, b, k, *rest = item.split(",")
+        fine = [r.strip() for r in rest] == ["fine"]
+        k_value = None if k.strip().lower() == "none" else float(k)
+        out.append((float(a), float(b), k_value, fine))
     return out
 
 
-def variants(checkpoint: str, priors: list[tuple[float, float, float | None]]) -> dict:
+def variants(checkpoint: str, priors: list[tuple[float, float, float | None, bool]]) -> dict:
     """Row name -> prompt generator."""
     from napari_fob.prompting.generators import FobGenerator, make_generator
     from napari_fob.prompting.predictor import FobPredictor, load_predictor
@@ -52,15 +55,17 @@ def variants(checkpoint: str, priors: list[tuple[float, float, float | None]]) -
         "registration": make_generator("registration"),
         "fob (support prior)": FobGenerator(predictor=FobPredictor(model, device="cpu")),
     }
-    for a, b, k in priors:
+    for a, b, k, fine in priors:
         predictor = FobPredictor(
             model,
             device="cpu",
             prior_source="registration",
             location_prior=(a, b),
             inward_prior=k,
+            fine_ring=True if fine else "committed",
         )
-        rows[f"fob reg prior ({a:g}, {b:g}) k={k}"] = FobGenerator(predictor=predictor)
+        name = f"fob reg prior ({a:g}, {b:g}) k={k}" + (", fine ring" if fine else "")
+        rows[name] = FobGenerator(predictor=predictor)
     return rows
 
 
