@@ -4,7 +4,7 @@ For ``mni-brain`` and ``abdomen-phantom`` it writes the sample files, runs the s
 in-process once per prompt generator (FoB when its weights exist, the ``mask-ring`` baseline
 with the painted support fixed, and ``mask-ring-chain``: the same baseline in chain mode, each
 slice's ring re-drawn from the neighbouring slice's committed mask), then prints per structure
-and generator: the Dice of the committed labels and the prompt metrics of DESIGN.md §5, bucketed
+and generator: the Dice of the committed labels and the prompt metrics (docs/geometry.md), bucketed
 by distance |dz| from the support slice (all, >= 5), the timings, and whether FoB beats both
 baselines on ``ring_error`` and ``bg_inside`` at |dz| >= 5. It says which FoB weights
 and which segmenter were used. Without a shipped FoB model it falls back to ``mask-ring``

@@ -1,4 +1,4 @@
-"""Prompt quality against ground truth (DESIGN.md section 5) and Dice.
+"""Prompt quality against ground truth (docs/geometry.md, "Metrics") and Dice.
 
 Pure numpy / scipy; must not import torch, napari, Qt or magicgui. Points are ``(N, 2)`` float
 arrays of ``(row, col)`` slice pixels, rounded to the nearest pixel wherever a pixel is needed;

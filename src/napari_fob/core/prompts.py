@@ -1,7 +1,7 @@
 """`PromptSet`: the prompts of one structure on one slice.
 
 Pure numpy; imports nothing heavy. Points are ``(N, 2)`` float arrays in ``(row, col)`` pixel
-units of the original slice (see `geometry.py` for every conversion to other frames).
+units of the original slice (see `napari_fob.geometry` for every conversion to other frames).
 """
 
 from __future__ import annotations

@@ -1,24 +1,31 @@
 """Prompt generators: one interface for FoB and for the baselines it is compared against.
 
 A generator turns support masks (painted or committed slices) into a `PromptSet` for each query
-slice. Four are provided:
+slice. Four are provided (`GENERATORS`):
 
-- ``fob``: the FoB model through `napari_fob.prompting.predictor.FobPredictor`.
-- ``mask-ring``: the baseline of DESIGN.md §5 (micro-sam's prompt projection): the ring and the
-  foreground points are re-drawn with `geometry.py` from the **nearest** support mask; the ring is
-  computed at the model grid (like FoB's rings) and mapped back to slice pixels.
+- ``fob``: the FoB model through `napari_fob.prompting.predictor.FobPredictor`, with this
+  project's in-volume additions (`napari_fob.prompting.in_volume`); by default they take the
+  query's footprint from the support mask carried to it by registration
+  (``prior_source="registration"``), ``paper_inference`` turns them off.
+- ``mask-ring``: the prompt-projection baseline (micro-sam's): the ring and the foreground
+  points are re-drawn with `napari_fob.geometry` from the **nearest** support mask; the ring is
+  computed at the model grid and mapped back to slice pixels.
 - ``copy``: the nearest support's own points, unchanged (a benchmark floor).
 - ``registration``: the nearest support's mask carried slice to slice by image registration
   (optical flow) and the ring and points re-drawn from the warped mask as mask-ring draws them
   (`napari_fob.prompting.registration`): the classical propagation baseline.
 
-Evidence of the geometric baselines. FoB's ``evidence`` is the maximum of its foreground map. The
-baselines have no model, so their evidence is an **image-similarity score**: the fraction of the
-reference mask's pixels whose windowed intensity on the query slice lies inside the central
-intensity band of the structure on the reference slice (its 5th..95th percentiles widened by
-``tolerance``, in [0, 1] units). It is ~1 while the structure still fills the reference footprint
-and falls towards 0 where the structure has ended (other tissue takes its place), which is what
-automatic extent needs.
+Evidence (``PromptSet.evidence``, what automatic extent compares with its threshold) is the
+same **image-similarity score** for every generator: the fraction of a footprint's pixels whose
+windowed intensity on the query slice lies inside the central intensity band of the structure
+on the support (its 5th..95th percentiles widened by ``tolerance``, in [0, 1] units; for a
+committed support, the band of the nearest painted one: `intensity.reference_band`,
+`intensity.band_overlap`). The footprint is the nearest support's mask for mask-ring and copy,
+the warped mask for registration, and the query's footprint of the in-volume inference for FoB
+(see `in_volume`, "Evidence"). It is ~1 while the structure still fills the footprint and falls
+towards 0 where the structure has ended (other tissue takes its place), which is what automatic
+extent needs. FoB's foreground map C is not used: its maximum is not calibrated across slices
+with the shipped model (it is kept in ``meta["fg_map_max"]``).
 
 The shared machinery of the mask-based generators lives in `napari_fob.prompting.geometric`.
 Pure numpy here; torch is imported only when a ``fob`` generator is built.

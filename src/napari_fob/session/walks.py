@@ -9,7 +9,7 @@
   evidence is below the threshold (its confidence is stored, its prompts are not) or at the
   volume's edge.
 
-Qt-free and torch-free, like `session.py`.
+Qt-free and torch-free, like `session.annotation`.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@
 - `annotation_protocol`: per volume and structure, the support is the structure's central slice;
   every other slice showing it is a query; metrics are reported by distance |dz| (`DZ_BINS`).
 
-Prompt metrics (DESIGN.md §5) are measured at one grid and ring for every method and model
-(`core.metrics.METRIC_GRID`: 256, r = 15, eps = 2), never at a model's own grid; Dice needs a
-segmenter (``None`` skips it). `validate` runs the annotation protocol on held-out volumes
-during training. Numpy here; torch only through the generator.
+Prompt metrics (docs/geometry.md, "Metrics") are measured at one grid and ring for every
+method and model (`core.metrics.METRIC_GRID`: 256, r = 15, eps = 2), never at a model's own
+grid; Dice needs a segmenter (``None`` skips it). `validate` runs the annotation protocol on
+held-out volumes during training. Numpy here; torch only through the generator.
 """
 
 from __future__ import annotations
