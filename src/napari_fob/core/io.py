@@ -56,7 +56,7 @@ def read_nifti(path: str | os.PathLike, slice_axis: int = 2) -> Volume:
     axes = array_axes(slice_axis)
     img = _load_nifti(path)
     file_shape = _spatial_shape(img.shape, path)
-    data = img.get_fdata(dtype=np.float32).reshape(file_shape)
+    data = _voxels(img, path, lambda: img.get_fdata(dtype=np.float32)).reshape(file_shape)
     affine = np.asarray(img.affine, dtype=float)
     return Volume(
         data=np.ascontiguousarray(np.transpose(data, axes)),
@@ -89,7 +89,7 @@ def read_labels(path: str | os.PathLike, like: Volume) -> np.ndarray:
             f"{path}: label affine\n{np.array2string(affine, precision=4)}\ndiffers from the "
             f"affine of the image {source}\n{np.array2string(like.affine, precision=4)}"
         )
-    data = np.asanyarray(img.dataobj).reshape(file_shape)
+    data = _voxels(img, path, lambda: np.asanyarray(img.dataobj)).reshape(file_shape)
     if not np.issubdtype(data.dtype, np.integer):
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise ValueError(f"{path}: expected whole-number label values, found fractions")
@@ -209,6 +209,23 @@ def _load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
             f"{path}: expected a single-file NIfTI image (.nii/.nii.gz), found {type(img).__name__}"
         )
     return img
+
+
+def _voxels(img: nib.Nifti1Image, path: str | os.PathLike, read: Any) -> np.ndarray:
+    """The voxels `read()` returns, or a ValueError naming the file: a NIfTI of several numbers
+    per voxel (RGB, complex) is not a greyscale volume, and a file shorter than its header says
+    is damaged, not an environment fault."""
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise ValueError(
+            f"{path}: voxels of type {dtype} (e.g. RGB or complex); expected one real number "
+            "per voxel (a greyscale volume)"
+        )
+    try:
+        return read()
+    except (OSError, EOFError, ValueError) as err:
+        said = " ".join(str(err).split())  # nibabel's messages span lines
+        raise ValueError(f"{path}: damaged or truncated NIfTI data ({said})") from err
 
 
 def check_gzip(path: str | os.PathLike) -> None:
