@@ -6,7 +6,8 @@ in one volume").
   k of a query lies near ring point k of the support, the nearer the smaller |dz|. The coarse
   points that seed SPR are the argmax of the heatmaps' log-likelihood plus an isotropic
   Gaussian log-prior around the support ring with width ``a + b |dz|`` pixels of a 256 grid
-  (``location_prior=(a, b)``, by default `DEFAULT_LOCATION_PRIOR`; ``"model"`` takes
+  (``location_prior=(a, b)``; by default `DEFAULT_REGISTRATION_PRIOR` with the registration
+  prior below, `DEFAULT_LOCATION_PRIOR` with the support's own footprint; ``"model"`` takes
   the prior the model was trained with; None turns it off, as does a query or support without
   a slice index). Moving inwards, towards or into the support's footprint, is penalised once more
   (``inward_prior=k``: an extra Gaussian of width ``k * sigma`` on how far a point is inside
@@ -19,13 +20,14 @@ in one volume").
   support's outline is moved out of it.
 - **Fine ring** (``fine_ring``: True, False, or "committed", the default: for committed
   supports only). The model draws the support's ring at its own S grid (the shipped model: S =
-  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), ~1 px off the paper's ring
+  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), which is off the paper's ring
   (r = 15, eps = 2 at 256) even on the support slice. With it, ring point k of a query is the
   support's ring point k drawn as the paper draws it, moved by how far the model moved its
   point k from its own support ring point (a point this shift puts into the band-excluded
   region keeps the model's position): next to the support this is the support's exact ring,
   far from it the model's displacement. It helps most next to a committed slice (chain mode)
-  and least far from a painted support, hence the default (numbers: docs/method.md).
+  and least far from a painted support, hence the default (numbers: docs/method.md, "Fine
+  ring").
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.
@@ -70,42 +72,40 @@ support's own, or its mask carried to the query by registration (`registration.M
 
 DEFAULT_PRIOR_SOURCE = "registration"
 """The product's prior source: on real MRI the registered footprint is nearer the truth than
-the support's own, and the network is held near it. Chosen on the real-anatomy tune split
-(docs/method.md, "The registration prior")."""
+the support's own (numbers: docs/method.md, "The registration prior")."""
 
 DEFAULT_REGISTRATION_PRIOR = (0.5, 0.0)
 """(a, b) of the location prior around the registered footprint, pixels of a 256 grid: narrow
 and not growing with |dz|, because the footprint already follows the structure and the
-shipped network's own localisation moves points away from it more often than towards it
-(the narrower, the better on the tune split). Chosen on the real-anatomy tune split
-(docs/method.md)."""
+shipped network moves points away from it more often than towards it (chosen on the
+real-anatomy tune split; numbers: docs/method.md, "The registration prior")."""
 
 DEFAULT_LOCATION_PRIOR = (1.0, 0.75)
-"""(a, b) of the location prior at inference, pixels of a 256 grid: wide enough for a structure
-that shrinks or drifts between slices, narrow enough to keep ring points near the support's.
-Independent of the prior a model was trained with (``FobConfig.location_prior``;
-``FobPredictor(location_prior="model")`` uses that). Chosen on tuning phantoms by the rule
-fewest background points inside, then ring error (grid and numbers: docs/method.md)."""
+"""(a, b) of the location prior around the support's own footprint (``prior_source="support"``),
+pixels of a 256 grid: wide enough for a structure that shrinks or drifts between slices, narrow
+enough to keep ring points near the support's. Independent of the prior a model was trained
+with (``FobPredictor(location_prior="model")`` uses that). Chosen on tuning phantoms by fewest
+background points inside, then ring error (numbers: docs/method.md, "Location prior")."""
 
 DEFAULT_INWARD_PRIOR = 1.0
-"""Width factor k of the inward penalty (see the module docstring): a point inside the support's
-ring cuts the mask, one a little outside costs little. Chosen with the location prior above,
-by the same rule (docs/method.md)."""
+"""Width factor k of the inward penalty: a point inside the support's ring cuts the mask, one a
+little outside costs little (chosen with the location prior; numbers: docs/method.md,
+"Location prior")."""
 
 DEFAULT_FG_RELATIVE = 0.7
 """Foreground points where C > min(T, 0.7 max C): the shipped model's C rarely reaches the paper's
-T = 0.9, which left one point per slice. Chosen on tuning phantoms (docs/method.md)."""
+T = 0.9, which left one point per slice (numbers: docs/method.md, "Inference (Sec. 3.7)")."""
 
 
 DEFAULT_FG_CORE = 0.75
 """Foreground points from the support's core (see `core_foreground_candidates`): the fraction
 of the support mask's maximal depth a pixel must lie at — deep enough that the structure is
-still there a few slices away, shallow enough to spread the points over a large organ. Chosen
-on tuning phantoms by random-walker Dice, confirmed on fresh ones (docs/method.md)."""
+still there a few slices away, shallow enough to spread the points over a large organ (numbers:
+docs/method.md, "Foreground from the support's core")."""
 
 FG_CORE_FLOOR = 0.5
 """Core candidates must also have C >= 0.5 max C, so the model's foreground map still says where
-the structure is (it costs little Dice on the tuning phantoms: docs/method.md)."""
+the structure is (numbers: docs/method.md, "Foreground from the support's core")."""
 
 FG_CORE_MIN_PIXELS = 3
 """Fewer core candidates than this (the structure left the footprint, a thin support) and the
@@ -161,10 +161,9 @@ def core_foreground_candidates(
 
 
 DEFAULT_BAND_EXCLUSION = 20.0
-"""Penalty (log units) on ring points in the query's structure region (see the module
-docstring): large enough to move a point off a structure that grew far past the support's ring
-(a smaller one is outweighed by the location prior), chosen on tuning phantoms with
-`scripts/tune_inference.py` (docs/method.md)."""
+"""Penalty (log units) on ring points in the query's structure region: large enough to move a
+point off a structure that grew far past the support's ring (a smaller one is outweighed by the
+location prior; numbers: docs/method.md, "Band exclusion")."""
 
 BAND_EXCLUSION_MARGIN = 0.375
 """Ring radii (``ring_r``) the structure region is grown by before it is penalised: the
@@ -173,8 +172,8 @@ it (3 px at the shipped model's 128 grid)."""
 
 BAND_EXCLUSION_REACH = 3.0
 """Ring radii beyond the support's footprint the structure region may reach: a bound on its
-leaks into touching tissue of the same intensity (24 px at the shipped model's 128 grid; a
-smaller reach left a liver's dome out on the tuning phantoms)."""
+leaks into touching tissue of the same intensity, wide enough for a structure that grows past
+the support (24 px at the shipped model's 128 grid; docs/method.md, "Band exclusion")."""
 
 
 FINE_RING_GRID, FINE_RING_R, FINE_RING_EPS = 256, 15.0, 2.0

@@ -14,8 +14,10 @@ footprint.
 The walk uses every slice the generator has been shown since its supports were (re)set: the
 supports, and the query images of this and earlier `predict` calls. A gap between known slices
 is crossed in one registration step. The flow is computed on a crop around the mask (its
-bounding box grown by ``crop_margin`` pixels), which is where it matters and keeps a step to a
-few milliseconds. Warped masks are cached per (support slice, slice) until the supports change.
+bounding box grown by ``crop_margin`` pixels): the flow is local, so the crop changes nothing
+but the cost, several times lower than on the whole slice (timings: docs/method.md, "The
+registration baseline"). Warped masks are cached per (support slice, slice) until the
+supports change.
 
 numpy / scipy / scikit-image only.
 """
