@@ -57,8 +57,8 @@ class RandomWalkerSegmenter:
             background. Without a ring (< 3 bg points) the region is the points' bounding box.
         crop_margin: pixels added around the ring's bounding box for the walk.
         tol: tolerance of the conjugate-gradient solver (``mode="cg_j"`` only).
-        mode: scikit-image solver: ``"bf"`` (direct sparse solve; on a 2D crop of ~20k pixels
-            it is ~40x faster than conjugate gradients) or ``"cg_j"``.
+        mode: scikit-image solver: ``"bf"`` (direct sparse solve, much faster than conjugate
+            gradients on a slice crop; docs/segmenters.md) or ``"cg_j"``.
     """
 
     name = "random-walker"
