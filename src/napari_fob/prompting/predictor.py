@@ -317,7 +317,8 @@ class FobPredictor:
             the slice's pixels; ``bg_scores`` (confidence of each ring point in [0, 1], see
             `model.fob.peak_confidence`),
             ``fg_scores`` (C at each point), ``evidence`` (intensity-band overlap of the
-            support footprint, see `in_volume`), ``origin="fob"``.
+            query's footprint, the support's or the registered one, see `in_volume`),
+            ``origin="fob"``.
         Raises:
             RuntimeError: no support is set yet.
             ValueError: bad images, indices or batch size.
