@@ -181,6 +181,8 @@ def predict(
     if not method.endswith("-chain"):
         generator.clear_supports()
         generator.set_support(case.image01[zc], truth[zc], slice_index=zc)
+        if hasattr(generator, "show"):  # a walking generator sees every slice, as in a session
+            generator.show([case.image01[z] for z in zs], [int(z) for z in zs])
         images = [case.image01[z] for z in queries]
         return generator.predict(images, slice_indices=[int(z) for z in queries], label=label)
     out = []

@@ -58,7 +58,8 @@ def test_prompt_quality_quick_writes_valid_json(tmp_path):
         ("all", "fob-chain-own", ("mask-ring-chain-own",)),
         ("phantom", "fob-chain-own", ("mask-ring-chain-own",)),
     ]
-    assert report["settings"]["fob"]["location_prior"] == [1.0, 0.75]
+    assert report["settings"]["fob"]["location_prior"] == [0.5, 0.0]
+    assert report["settings"]["fob"]["prior_source"] == "registration"
     assert report["settings"]["checkpoint"] == "default"
     assert "| fob |" in done.stdout
 
