@@ -53,7 +53,9 @@ def variants(checkpoint: str, priors: list[tuple[float, float, float | None, boo
     model = load_predictor(checkpoint, device="cpu").model
     rows = {
         "registration": make_generator("registration"),
-        "fob (support prior)": FobGenerator(predictor=FobPredictor(model, device="cpu")),
+        "fob (support prior)": FobGenerator(
+            predictor=FobPredictor(model, device="cpu", prior_source="support")
+        ),
     }
     for a, b, k, fine in priors:
         predictor = FobPredictor(
@@ -62,7 +64,7 @@ def variants(checkpoint: str, priors: list[tuple[float, float, float | None, boo
             prior_source="registration",
             location_prior=(a, b),
             inward_prior=k,
-            fine_ring=True if fine else "committed",
+            fine_ring=True if fine else "committed",  # the rows before the fine-ring one
         )
         name = f"fob reg prior ({a:g}, {b:g}) k={k}" + (", fine ring" if fine else "")
         rows[name] = FobGenerator(predictor=predictor)

@@ -103,9 +103,9 @@ def test_the_product_default_is_the_registration_prior_with_its_own_width():
     model = build_fob("tiny")
     default = FobPredictor(model, device="cpu")
     assert (default.prior_source, DEFAULT_PRIOR_SOURCE) == ("registration", "registration")
-    assert default.location_prior == DEFAULT_REGISTRATION_PRIOR
+    assert default.location_prior == DEFAULT_REGISTRATION_PRIOR and default.fine_ring is True
     support = FobPredictor(model, device="cpu", prior_source="support")
-    assert support.location_prior == DEFAULT_LOCATION_PRIOR
+    assert support.location_prior == DEFAULT_LOCATION_PRIOR and support.fine_ring == "committed"
     described = make_generator("fob", model=model, device="cpu").describe()
     assert described["prior_source"] == "registration"
     assert described["location_prior"] == list(DEFAULT_REGISTRATION_PRIOR)

@@ -256,7 +256,7 @@ def test_paper_inference_turns_off_the_in_volume_additions(tmp_path):
     assert reports["paper"]["prior_source"] == "support"
     assert reports["ours"]["inward_prior"] == 1.0 and reports["ours"]["fg_relative"] == 0.7
     assert reports["ours"]["band_exclusion"] == 20.0 and reports["paper"]["band_exclusion"] is None
-    assert reports["ours"]["fine_ring"] == "committed" and reports["paper"]["fine_ring"] is False
+    assert reports["ours"]["fine_ring"] is True and reports["paper"]["fine_ring"] is False
     assert reports["ours"]["fg_core"] == 0.75 and reports["paper"]["fg_core"] is None
     assert reports["paper"]["location_prior"] is None
     assert reports["paper"]["inward_prior"] is None and reports["paper"]["fg_relative"] is None

@@ -18,16 +18,18 @@ in one volume").
   by a small margin), every ring point pays a flat penalty (``band_exclusion``, log units), so a
   ring point that the network and the prior would leave on a structure that grew past the
   support's outline is moved out of it.
-- **Fine ring** (``fine_ring``: True, False, or "committed", the default: for committed
-  supports only). The model draws the support's ring at its own S grid (the shipped model: S =
+- **Fine ring** (``fine_ring``: True, False, or "committed": for committed supports only;
+  by default True with the registration prior and "committed" with the support's). The model draws the support's ring at its own S grid (the shipped model: S =
   128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), which is off the paper's ring
   (r = 15, eps = 2 at 256) even on the support slice. With it, ring point k of a query is the
   support's ring point k drawn as the paper draws it, moved by how far the model moved its
   point k from its own support ring point (a point this shift puts into the band-excluded
   region keeps the model's position): next to the support this is the support's exact ring,
-  far from it the model's displacement. It helps most next to a committed slice (chain mode)
-  and least far from a painted support, hence the default (numbers: docs/method.md, "Fine
-  ring").
+  far from it the model's displacement. Around the support's own footprint it helps most
+  next to a committed slice (chain mode) and least far from a painted support; around the
+  registered footprint it is the registered ring drawn as the paper draws it, moved by the
+  network, on every slice (numbers: docs/method.md, "Fine ring" and "The registration
+  prior").
 - **Foreground threshold.** Foreground points are spread over the pixels where C exceeds
   ``min(T, fg_relative * max C)`` (``fg_relative=0.7``; None keeps the paper's fixed T): C of
   the shipped model rarely reaches T = 0.9, which left a single foreground point per slice.

@@ -74,7 +74,7 @@ class FobPredictor:
         fg_relative: float | None = DEFAULT_FG_RELATIVE,
         inward_prior: float | None = DEFAULT_INWARD_PRIOR,
         band_exclusion: float | None = DEFAULT_BAND_EXCLUSION,
-        fine_ring: bool | str = "committed",
+        fine_ring: bool | str = "default",
         fg_core: float | None = DEFAULT_FG_CORE,
         prior_source: str = DEFAULT_PRIOR_SOURCE,
     ) -> None:
@@ -100,6 +100,8 @@ class FobPredictor:
         self.fg_relative = check_addition("fg_relative", fg_relative)
         self.inward_prior = check_addition("inward_prior", inward_prior)
         self.band_exclusion = check_addition("band_exclusion", band_exclusion)
+        if fine_ring == "default":  # each source has its own (docs/method.md)
+            fine_ring = True if prior_source == "registration" else "committed"
         if fine_ring not in (True, False, "committed"):
             raise ValueError(f"fine_ring: expected True, False or 'committed', got {fine_ring!r}")
         self.fine_ring = fine_ring
