@@ -139,13 +139,15 @@ def _own_chain(
     for side in (zs[zs > zc], zs[zs < zc][::-1]):
         source_z, source_mask = zc, truth[zc]
         for z in (int(v) for v in side):
-            generator.clear_supports()
-            generator.set_support(
-                case.image01[source_z],
-                source_mask,
-                slice_index=source_z,
-                committed=source_z != zc,
-            )
+            generator.clear_supports()  # the painted support stays, as in the product's chain
+            generator.set_support(case.image01[zc], truth[zc], slice_index=zc)
+            if source_z != zc:
+                generator.set_support(
+                    case.image01[source_z], source_mask, slice_index=source_z, committed=True
+                )
+            if hasattr(generator, "show"):  # a walking generator sees the slices in between
+                between = [int(v) for v in zs if min(zc, z) < v < max(zc, z)]
+                generator.show([case.image01[v] for v in between], between)
             (ps,) = generator.predict([case.image01[z]], slice_indices=[z], label=label)
             prompts[z] = ps
             mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
