@@ -25,6 +25,7 @@ for _sub in ("commands", "model"):  # helpers of the tests that sit there
 from test_fob_checkpoint import _flip_tensor_bytes  # noqa: E402
 from test_segment import make_case, segment  # noqa: E402
 
+from faults import die_before_step  # noqa: E402
 from napari_fob.cli import main  # noqa: E402
 from napari_fob.core import atomic  # noqa: E402
 from napari_fob.core.io import read_nifti  # noqa: E402
@@ -188,23 +189,6 @@ def test_two_writers_leave_one_whole_result(tmp_path, case):
     assert loads_whole(out, case["image"]) and sorted(os.listdir(out)) == RESULT
 
 
-def _die_before_step(n: int) -> None:
-    """In a forked child: SIGKILL itself before its n-th file-system step."""
-    steps = [0]
-
-    def counted(fn):
-        def wrapped(*args, **kwargs):
-            steps[0] += 1
-            if steps[0] == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return fn(*args, **kwargs)
-
-        return wrapped
-
-    for name in ("open", "fsync", "replace", "unlink"):
-        setattr(os, name, counted(getattr(os, name)))
-
-
 @pytest.mark.slow  # about 25 s: one forked run per file-system step
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkill_during_fob_segment_leaves_the_old_or_the_new_result(case, previous):
@@ -218,7 +202,7 @@ def test_sigkill_during_fob_segment_leaves_the_old_or_the_new_result(case, previ
         pid = os.fork()
         if pid == 0:
             try:
-                _die_before_step(n)
+                die_before_step(n)
                 main(argv)
             finally:
                 os._exit(0)

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from faults import die_before_step
 from napari_fob.core.io import Volume, read_nifti, write_image
 from napari_fob.prompting.generators import MaskRingGenerator
 from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
@@ -193,26 +194,6 @@ def test_saved_files_follow_the_umask(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == expected
 
 
-def _die_at_step(n: int, save) -> None:
-    import os
-    import signal
-
-    steps = [0]
-
-    def step(fn):
-        def wrapped(*args, **kwargs):
-            steps[0] += 1
-            if steps[0] == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return fn(*args, **kwargs)
-
-        return wrapped
-
-    for name in ("open", "fsync", "replace", "unlink"):  # os itself: this is a forked child
-        setattr(os, name, step(getattr(os, name)))
-    save()
-
-
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
 def test_kill_during_save_leaves_the_old_or_the_new_session(tmp_path):
     """A child process saving state B over state A is SIGKILLed before its n-th file-system
@@ -231,7 +212,8 @@ def test_kill_during_save_leaves_the_old_or_the_new_session(tmp_path):
         pid = os.fork()
         if pid == 0:  # child: die before the n-th file-system step of the save
             try:
-                _die_at_step(n, lambda: new.save(out, overwrite=True))
+                die_before_step(n)
+                new.save(out, overwrite=True)
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
