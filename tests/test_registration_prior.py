@@ -189,3 +189,53 @@ def test_chain_footprints_are_carried_from_the_painted_support_not_a_committed_m
     assert committed.footprint.depth is None  # its own footprint has no core
     (ps,) = predictor.predict([images[6]], slice_indices=[6])
     assert ps.meta["support_slice_index"] == 5  # the prototypes are the committed slice's
+
+
+@pytest.mark.parametrize("how", ["explicit range, support at its end", "auto, two supports"])
+def test_batches_never_make_a_walk_jump_over_slices_of_later_batches(how):
+    """A target prompted in a later batch is a step of an earlier batch's walk: the session
+    shows every slice of the span before the first batch (explicit slices and the inner slices
+    of automatic extent), so small batches give the prompts of walking slice by slice."""
+    from napari_fob.prompting.registration import RegistrationGenerator
+    from napari_fob.segmenters import get_segmenter
+    from napari_fob.session import AnnotationSession
+    from napari_fob.session.events import run
+
+    rng = np.random.default_rng(1)
+    tissue = 0.2 + 0.1 * rng.random((64, 128))
+    rr, cc = np.mgrid[:64, :128]
+    masks = np.stack([(rr - 32) ** 2 + (cc - 20 - 5 * z) ** 2 <= 81 for z in range(17)])
+    images = np.where(masks, 0.8, tissue[None]).astype(np.float32)  # 5 px a slice
+    segmenter, _ = get_segmenter("random-walker")
+    session = AnnotationSession(
+        images, generator=RegistrationGenerator(), segmenter=segmenter, window=(0.0, 1.0)
+    )
+    session.set_support(1, 16, masks[16])
+    if how.startswith("explicit"):
+        run(session.predict(1, list(range(0, 16)), mode="fixed", batch_size=4))
+        checked = [0, 3]  # the first batch: its walk crosses slices 4..15 of later batches
+    else:
+        session.set_support(1, 0, masks[0])
+        run(session.predict(1, "auto", mode="fixed", batch_size=4, threshold=0.0))
+        checked = [9, 10]  # walked from slice 16 through 13..15, slices of the last batch
+    ring = RegistrationGenerator().ring
+    for z in checked:
+        error = np.linalg.norm(session.prompts[(1, z)].bg - ring(masks[z]), axis=1).mean()
+        assert error < 2.0, (z, error)
+
+
+def test_a_refused_support_leaves_the_others_and_paper_inference_refuses_the_prior():
+    from napari_fob.prompting.generators import make_generator
+
+    torch.manual_seed(0)
+    images, masks = moving_volume()
+    predictor = FobPredictor(build_fob("tiny"), device="cpu")
+    predictor.set_support(images[0], masks[0], slice_index=0)
+    with pytest.raises(ValueError, match="empty"):
+        predictor.set_support(images[0], np.zeros(SHAPE, bool), slice_index=0)
+    assert predictor.support_indices == [0]
+    with pytest.raises(ValueError, match="paper inference has no location prior"):
+        make_generator(
+            "fob", model=build_fob("tiny"), device="cpu", paper_inference=True,
+            prior_source="registration",
+        )  # fmt: skip

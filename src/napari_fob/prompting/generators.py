@@ -199,6 +199,11 @@ def make_generator(
         options: dict[str, Any] = {"prior_source": prior_source or DEFAULT_PRIOR_SOURCE}
         if prior_source is not None and prior_source not in PRIOR_SOURCES:
             raise ValueError(f"prior_source {prior_source!r}: expected one of {PRIOR_SOURCES}")
+        if paper_inference and prior_source == "registration":
+            raise ValueError(
+                "paper inference has no location prior: a registration prior cannot be asked "
+                "for with it"
+            )
         if paper_inference:
             options = {
                 "location_prior": None,

@@ -19,8 +19,9 @@ in one volume").
   ring point that the network and the prior would leave on a structure that grew past the
   support's outline is moved out of it.
 - **Fine ring** (``fine_ring``: True, False, or "committed": for committed supports only;
-  by default True with the registration prior and "committed" with the support's). The model draws the support's ring at its own S grid (the shipped model: S =
-  128, ring radius 8, i.e. 16 px of a 256 grid in 2 px steps), which is off the paper's ring
+  by default True with the registration prior and "committed" with the support's). The model
+  draws the support's ring at its own S grid (the shipped model: S = 128, ring radius 8, i.e.
+  16 px of a 256 grid in 2 px steps), which is off the paper's ring
   (r = 15, eps = 2 at 256) even on the support slice. With it, ring point k of a query is the
   support's ring point k drawn as the paper draws it, moved by how far the model moved its
   point k from its own support ring point (a point this shift puts into the band-excluded

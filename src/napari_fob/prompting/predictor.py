@@ -230,9 +230,9 @@ class FobPredictor:
         if not m.any():
             raise ValueError("support mask is empty: paint the structure on the support slice")
         idx = None if slice_index is None else int(slice_index)
-        self._supports = [sup for sup in self._supports if sup.slice_index != idx]
         key = support_key(img, m, committed)
-        encoded = self._encoded.pop(key, None) or self._encode(img, m, committed)
+        encoded = self._encoded.pop(key, None) or self._encode(img, m, committed)  # may refuse
+        self._supports = [sup for sup in self._supports if sup.slice_index != idx]
         self._encoded[key] = encoded  # most recent last
         while len(self._encoded) > ENCODED_SUPPORTS_KEPT:
             self._encoded.pop(next(iter(self._encoded)))

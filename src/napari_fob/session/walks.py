@@ -164,14 +164,14 @@ def _evidence(p: PromptSet, z: int) -> float:
 
 def _show_span(session, label: int, targets: list[int]) -> None:
     """Show a generator that walks through the volume (``show``: registration, FoB with the
-    registration prior) every slice between the supports and `targets` that it is not asked
-    to prompt, so that its walk never jumps a gap in one step."""
+    registration prior) every slice from the supports to `targets`, the targets included,
+    before the first batch: a target prompted in a later batch is a step of an earlier
+    batch's walk, and a walk must never jump a gap in one step."""
     show = getattr(session.generator, "show", None)
     if show is None or not targets:
         return
     ends = [*session.supports[label], *targets]
-    skip = set(targets) | set(session.supports[label])
-    span = [z for z in range(min(ends), max(ends) + 1) if z not in skip]
+    span = [z for z in range(min(ends), max(ends) + 1) if z not in session.supports[label]]
     if span:
         show([session.image01(z) for z in span], span)
 
@@ -190,6 +190,7 @@ def _fixed(session, entry, label, targets, threshold, batch_size):
     inner, down, up = _directions(session, label)
     total = session.shape[0] - len(supports)
     done: list[int] = []
+    _show_span(session, label, inner)  # the walks outward go batch by batch, each adjacent
     for start in range(0, len(inner), batch_size):
         batch = inner[start : start + batch_size]
         for z, p in zip(batch, _query(session, label, batch, batch_size)):
