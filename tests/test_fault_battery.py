@@ -227,7 +227,8 @@ def test_sigkill_during_fob_segment_leaves_the_old_or_the_new_result(case, previ
 def test_ctrl_c_while_writing_is_130_and_keeps_the_previous_result(case, previous):
     out, before = previous
     script = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job's is off\n"
         "import napari_fob.commands.overview as overview\n"
         "def slow(*a, **k):\n"
         "    print('ready', flush=True); time.sleep(60)\n"

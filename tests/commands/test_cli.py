@@ -133,8 +133,12 @@ def test_unwritable_output_is_exit_1_and_debug_shows_the_traceback(tmp_path):
 def test_ctrl_c_is_exit_130():
     code = textwrap.dedent(
         """
-        import sys, time
+        import signal, sys, time
         import napari_fob.commands.info as info
+
+        # Ctrl-C as a terminal sends it, even where this test runs as a background job (a
+        # non-interactive shell starts those with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from napari_fob.cli import main
 
         def run(args):
