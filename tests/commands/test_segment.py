@@ -222,10 +222,6 @@ def test_segment_job_with_tiny_fob_and_tiny_sam(tmp_path):
 
 
 def test_fob_prior_option_reaches_the_generator(tmp_path):
-    from napari_fob.commands.segment import FOB_PRIORS
-    from napari_fob.prompting.in_volume import PRIOR_SOURCES
-
-    assert FOB_PRIORS == PRIOR_SOURCES
     case = make_case(tmp_path / "case")
     out = tmp_path / "support-prior"
     args = ["segment", str(case["image"]), "--support", str(case["support"]), "--slices", "12:15"]

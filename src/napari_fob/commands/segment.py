@@ -26,10 +26,9 @@ from typing import Any
 
 from napari_fob.cli import UsageError
 from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_format
+from napari_fob.prompting import PRIOR_SOURCES
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.session.walks import MODES, check_threshold
-
-FOB_PRIORS = ("support", "registration")  # prompting.in_volume.PRIOR_SOURCES, without its imports
 
 HELP = (
     "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
@@ -100,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fob-prior",
-        choices=FOB_PRIORS,
+        choices=PRIOR_SOURCES,
         default=None,
         help="where FoB's location prior comes from: the support's own ring (support) or the "
         "support mask carried to each slice by registration (default: the product's, "

@@ -68,10 +68,7 @@ import numpy as np
 
 from napari_fob import geometry
 from napari_fob.core.intensity import structure_region
-
-PRIOR_SOURCES = ("support", "registration")
-"""Where a query's footprint comes from (`FobPredictor` ``prior_source``): the nearest
-support's own, or its mask carried to the query by registration (`registration.MaskTracker`)."""
+from napari_fob.prompting import PRIOR_SOURCES  # noqa: F401  (re-exported)
 
 DEFAULT_PRIOR_SOURCE = "registration"
 """The product's prior source: on real MRI the registered footprint is nearer the truth than
