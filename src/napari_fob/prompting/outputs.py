@@ -1,8 +1,8 @@
 """The network's outputs for one query turned into a `PromptSet` (`prompt_set`), with the
 in-volume additions that act on them (`in_volume`: fine ring, foreground threshold and core).
 
-numpy and `geometry` at module level; torch only through the tensors it is given. Must not
-import napari or Qt.
+numpy and `geometry` at module level; torch only through the tensors it is given; never
+napari or Qt.
 """
 
 from __future__ import annotations
