@@ -145,9 +145,8 @@ def _own_chain(
                 generator.set_support(
                     case.image01[source_z], source_mask, slice_index=source_z, committed=True
                 )
-            if hasattr(generator, "show"):  # a walking generator sees the slices in between
-                between = [int(v) for v in zs if min(zc, z) < v < max(zc, z)]
-                generator.show([case.image01[v] for v in between], between)
+            between = [int(v) for v in zs if min(zc, z) < v < max(zc, z)]
+            generator.show([case.image01[v] for v in between], between)  # as in a session
             (ps,) = generator.predict([case.image01[z]], slice_indices=[z], label=label)
             prompts[z] = ps
             mask = np.asarray(segmenter.segment(case.image[z], ps, window=case.window), bool)
@@ -183,8 +182,7 @@ def predict(
     if not method.endswith("-chain"):
         generator.clear_supports()
         generator.set_support(case.image01[zc], truth[zc], slice_index=zc)
-        if hasattr(generator, "show"):  # a walking generator sees every slice, as in a session
-            generator.show([case.image01[z] for z in zs], [int(z) for z in zs])
+        generator.show([case.image01[z] for z in zs], [int(z) for z in zs])  # as in a session
         images = [case.image01[z] for z in queries]
         return generator.predict(images, slice_indices=[int(z) for z in queries], label=label)
     out = []

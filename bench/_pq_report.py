@@ -172,3 +172,16 @@ def write_section(docs: Path, title: str, body: str) -> None:
         end = text.find("\n## ", start + 1)
         text = text[: start + 1] + section + ("" if end < 0 else text[end:])
     docs.write_text(text)
+
+
+def machine() -> dict:
+    """The machine a benchmark ran on, recorded beside its numbers (cores, platform, the load
+    average when it ended: other jobs on a small CPU change every wall time)."""
+    import os
+    import platform
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_at_end": os.getloadavg(),
+    }

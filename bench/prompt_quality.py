@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -48,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pq_cases import METHODS, central_slice, label_slices, load_cases, make_methods, predict  # noqa: E402
-from _pq_report import markdown, plot, summarise, target, write_section  # noqa: E402
+from _pq_report import machine, markdown, plot, summarise, target, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID, RING_R, RING_EPS = 256, 15, 2  # metrics at the paper's grid and ring for every method
@@ -149,11 +147,7 @@ def run(args: argparse.Namespace, sam: object | None = None) -> dict:
         "segmenter_notice": notice,
         "prompt_seconds": timing,
         "wall_s": time.perf_counter() - t0,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(),
     }
     return report
 

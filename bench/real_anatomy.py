@@ -42,14 +42,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _pq_report import machine  # noqa: E402
 from _ra_report import markdown, summarise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,24 +117,45 @@ def prompts_and_masks(method, generator, segmenter, window, case, zs):
     else:
         generator.clear_supports()
         generator.set_support(vol[zc], truth[zc], slice_index=zc)
-        # registration walks every slice of the extent; the others are asked the scored ones,
-        # and a generator that walks (FoB's registration prior) is shown the rest, as the
-        # session shows it the slices between support and targets
-        asked = case.queries if method == "registration" else zs
-        if hasattr(generator, "show") and method != "registration":
-            generator.show([vol[z] for z in case.queries], case.queries)
-        got = dict(zip(asked, generator.predict([vol[z] for z in asked], slice_indices=asked)))
-        prompts = [got[z] for z in zs]
+        # the scored slices are asked; a generator that walks (registration, FoB's registration
+        # prior) is shown every slice of the extent, as the session shows it the span
+        generator.show([vol[z] for z in case.queries], case.queries)
+        prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
     return {
         z: (p, np.asarray(segmenter.segment(vol[z], p, window=window), bool))
         for z, p in zip(zs, prompts)
     }
 
 
+def scored_rows(method: str, case, plane: str, out: dict) -> list[dict]:
+    """One row per slice of `prompts_and_masks`'s output: the prompt metrics (at the 256 grid)
+    and the mask's overlap counts with the truth, for the 3D Dice."""
+    from napari_fob.core.metrics import prompt_metrics
+
+    rows = []
+    for z, (ps, mask) in out.items():
+        truth = case.mask[z]
+        row = prompt_metrics(ps, truth, scale_to_grid=GRID, r=RING_R, eps=RING_EPS)
+        rows.append(
+            {
+                "method": method,
+                "split": case.split,
+                "plane": plane,
+                "structure": case.name,
+                "z": int(z),
+                "dz": abs(int(z) - case.support),
+                **{k: (None if v != v else float(v)) for k, v in row.items()},
+                "inter": int((mask & truth).sum()),
+                "pred": int(mask.sum()),
+                "true": int(truth.sum()),
+            }
+        )
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict:
     from _real_anatomy_data import cases, load_template, plane_of_axis
     from napari_fob.core.intensity import resolve_window
-    from napari_fob.core.metrics import prompt_metrics
     from napari_fob.segmenters import get_segmenter
 
     t0 = time.perf_counter()
@@ -156,23 +176,7 @@ def run(args: argparse.Namespace) -> dict:
                 t = time.perf_counter()
                 out = prompts_and_masks(method, methods[method], segmenter, window, case, zs)
                 timing[method] += time.perf_counter() - t
-                for z, (ps, mask) in out.items():
-                    truth = case.mask[z]
-                    row = prompt_metrics(ps, truth, scale_to_grid=GRID, r=RING_R, eps=RING_EPS)
-                    rows.append(
-                        {
-                            "method": method,
-                            "split": case.split,
-                            "plane": plane,
-                            "structure": case.name,
-                            "z": int(z),
-                            "dz": abs(int(z) - case.support),
-                            **{k: (None if v != v else float(v)) for k, v in row.items()},
-                            "inter": int((mask & truth).sum()),
-                            "pred": int(mask.sum()),
-                            "true": int(truth.sum()),
-                        }
-                    )
+                rows += scored_rows(method, case, plane, out)
             print(f"{plane}/{case.name} ({case.split}): {len(zs)} slices", flush=True)
     report = summarise(rows, METHODS)
     report["settings"] = {
@@ -190,11 +194,7 @@ def run(args: argparse.Namespace) -> dict:
         "registration": methods["registration"].describe(),
         "method_seconds": timing,
         "wall_s": time.perf_counter() - t0,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": machine(),
     }
     return report
 

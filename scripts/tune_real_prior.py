@@ -30,7 +30,7 @@ from _real_anatomy_data import (  # noqa: E402
     refuse_test,
     structures,
 )
-from real_anatomy import GRID, RING_EPS, RING_R, evaluated  # noqa: E402
+from real_anatomy import evaluated, prompts_and_masks, scored_rows  # noqa: E402
 
 
 def parse_priors(text: str) -> list[tuple[float, float, float | None, bool]]:
@@ -72,10 +72,8 @@ def variants(checkpoint: str, priors: list[tuple[float, float, float | None, boo
 
 
 def run(args: argparse.Namespace) -> dict:
-    import numpy as np
 
     from napari_fob.core.intensity import resolve_window
-    from napari_fob.core.metrics import prompt_metrics
     from napari_fob.segmenters import get_segmenter
 
     names = args.names.split(",") if args.names else structures(args.atlas, "tune")
@@ -87,39 +85,12 @@ def run(args: argparse.Namespace) -> dict:
     for axis in (int(a) for a in args.axes.split(",")):
         plane = plane_of_axis(affine, axis)
         for case in cases(axis, atlas=args.atlas, names=names):
-            vol, truth, zc = case.volume, case.mask, case.support
-            window = resolve_window(vol, (0.0, 1.0))
-            zs = evaluated(case.queries, zc, args.stride)
+            window = resolve_window(case.volume, (0.0, 1.0))
+            zs = evaluated(case.queries, case.support, args.stride)
             for method, generator in methods.items():
                 t = time.perf_counter()
-                generator.clear_supports()
-                generator.set_support(vol[zc], truth[zc], slice_index=zc)
-                if method == "registration":  # the baseline walks every slice of the extent
-                    asked = [vol[z] for z in case.queries]
-                    got = dict(
-                        zip(case.queries, generator.predict(asked, slice_indices=case.queries))
-                    )
-                    prompts = [got[z] for z in zs]
-                else:
-                    generator.predictor.show([vol[z] for z in case.queries], case.queries)
-                    prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
-                for z, ps in zip(zs, prompts):
-                    mask = np.asarray(segmenter.segment(vol[z], ps, window=window), bool)
-                    row = prompt_metrics(ps, truth[z], scale_to_grid=GRID, r=RING_R, eps=RING_EPS)
-                    rows.append(
-                        {
-                            "method": method,
-                            "split": "tune",
-                            "plane": plane,
-                            "structure": case.name,
-                            "z": int(z),
-                            "dz": abs(int(z) - zc),
-                            **{k: (None if v != v else float(v)) for k, v in row.items()},
-                            "inter": int((mask & truth[z]).sum()),
-                            "pred": int(mask.sum()),
-                            "true": int(truth[z].sum()),
-                        }
-                    )
+                out = prompts_and_masks(method, generator, segmenter, window, case, zs)
+                rows += scored_rows(method, case, plane, out)
                 seconds[method] += time.perf_counter() - t
             print(f"axis {axis} {case.name}: {len(zs)} slices", flush=True)
     return {"report": summarise(rows, tuple(methods)), "seconds": seconds}

@@ -94,8 +94,7 @@ def prompt_quality(
         generator.clear_supports()
         for z in sup_z:
             generator.set_support(normalise(image[z], window), support[z] == label, slice_index=z)
-        if hasattr(generator, "show"):  # a walking generator sees every slice, as in a session
-            generator.show([normalise(image[z], window) for z in zs], zs)
+        generator.show([normalise(image[z], window) for z in zs], zs)  # as in a session
         for start in range(0, len(zs), 16):
             batch = zs[start : start + 16]
             images = [normalise(image[z], window) for z in batch]

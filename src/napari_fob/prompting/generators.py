@@ -81,10 +81,10 @@ class PromptGenerator(Protocol):
     ) -> list[PromptSet]:
         """One PromptSet per (H, W) float32 [0, 1] query image, from the nearest support."""
 
-    # Optional, for generators that walk through the volume (registration, FoB with the
-    # registration prior): ``show(images01, slice_indices)`` gives them slices they may step
-    # through without prompting them; the session shows the slices between the supports and
-    # explicit targets.
+    # Optional (every built-in generator has it; the session calls it when present):
+    # ``show(images01, slice_indices)`` gives a generator that walks through the volume
+    # (registration, FoB with the registration prior) slices it may step through without
+    # prompting them; the others ignore it.
 
 
 class MaskRingGenerator(GeometricGenerator):

@@ -65,6 +65,10 @@ class GeometricGenerator:
     def clear_supports(self) -> None:
         self._supports.clear()
 
+    def show(self, images01: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
+        """Slices a generator that walks through the volume may step through; the mask
+        baselines prompt from the nearest support alone and ignore them."""
+
     def set_support(
         self,
         image01: np.ndarray,

@@ -161,8 +161,9 @@ def annotation_protocol(
                 queries = queries[np.linspace(0, len(queries) - 1, max_slices).round().astype(int)]
             generator.clear_supports()
             generator.set_support(vol.image01[zc], vol.labels[zc] == label, slice_index=zc)
-            if hasattr(generator, "show"):  # a walking generator sees every slice, as in use
-                generator.show([vol.image01[z] for z in zs], [int(z) for z in zs])
+            show = getattr(generator, "show", None)  # optional in the protocol
+            if show is not None:  # a walking generator sees every slice, as in use
+                show([vol.image01[z] for z in zs], [int(z) for z in zs])
             rows, masks = _predict_and_score(
                 generator, segmenter, vol, label, queries, grid_size, in_volume=True
             )
