@@ -7,8 +7,8 @@ result, so the same code runs headless (`run`) or inside a napari worker.
 
 Qt-free: this module must not import napari, qtpy, magicgui or torch (a generator or segmenter
 passed in may use torch itself). Saving and loading live in `sidecar.py`, undo records in
-`history.py`, prompt walks in `walks.py`, prompt edits in `edits.py`,
-progress and events in `events.py`.
+`history.py`, prompt walks in `walks.py` (corrections propagate: `corrections.py`), prompt edits
+in `edits.py`, progress and events in `events.py`.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ class AnnotationSession:
     Args:
         volume: a `core.io.Volume` (its affine is kept for saving) or a (Z, Y, X) array of
             raw intensities; axis 0 is the slice axis.
-        generator: a `PromptGenerator` ("fob", "mask-ring", "copy").
-        segmenter: a segmenter with ``segment(image (H, W), promptset, *, window) -> (H, W) bool``
-            and ``describe() -> dict``.
+        generator: a `PromptGenerator` ("fob", "mask-ring", "copy", "registration").
+        segmenter: ``segment(image (H, W), promptset, *, window) -> (H, W) bool``, ``describe()``.
         window: the intensity window (a preset name, (low, high) or a `Window`).
         names: structure names by label value.
         labels: initial committed labels (Z, Y, X) integers (copied); zeros when None.
         autosave_dir: when set, the session is saved there after every commit.
+        propagate_corrections: a committed correction re-predicts the predicted slices by it.
     """
 
     def __init__(
@@ -65,6 +65,7 @@ class AnnotationSession:
         names: dict[int, str] | None = None,
         labels: np.ndarray | None = None,
         autosave_dir: Path | str | None = None,
+        propagate_corrections: bool = True,
     ) -> None:
         data = volume if isinstance(volume, np.ndarray) else getattr(volume, "data", None)
         if data is None or np.ndim(data) != 3:
@@ -90,6 +91,7 @@ class AnnotationSession:
         self.slices = SliceTable()  # prompts, status and confidence of every (label, z)
         self.thresholds: dict[int, float] = {}
         self.batch_size = 16
+        self.propagate_corrections = bool(propagate_corrections)
         self.autosave_dir = None if autosave_dir is None else Path(autosave_dir)
         self.autosave_error: Exception | None = None  # why the last autosave failed, if it did
         self.events = SessionEvents()
@@ -232,10 +234,11 @@ class AnnotationSession:
         """Segment each slice's prompts and write `label` into `labels` (one undo step).
 
         A support slice without prompts commits the painted mask itself; other slices without
-        prompts are skipped (reported in the progress message, absent from the returned list).
-        Only voxels that are 0 or `label` change unless `overwrite`; the slice's previous
-        content of `label` is replaced. With `other_structures_as_bg`, a few points inside each
-        other committed structure on the slice are added as background points.
+        prompts are skipped (in the progress message, not in the returned list). Only voxels
+        that are 0 or `label` change unless `overwrite`; the slice's previous content of `label`
+        is replaced. `other_structures_as_bg`: points inside other committed structures on the
+        slice join the background. A corrected slice then re-predicts its predicted neighbours
+        (a second undo step, `corrections`; off with ``propagate_corrections=False``).
         """
         from napari_fob.session import walks
 

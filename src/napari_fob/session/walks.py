@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.session import corrections
 from napari_fob.session.events import Progress
 from napari_fob.session.history import Entry, SliceState
 
@@ -281,21 +282,27 @@ def commit(
     overwrite: bool,
     other_structures_as_bg: bool,
 ) -> Generator[Progress, None, list[int]]:
-    """See `AnnotationSession.commit`."""
+    """See `AnnotationSession.commit` (and `corrections` for what follows a corrected slice)."""
     label = session.check_label(label)
     zs = [session.check_z(z) for z in slices]
     writes = Writes(session, Entry(f"commit {label}", label))
-    walk = _commit(session, writes, label, zs, overwrite, other_structures_as_bg)
-    return (yield from writes.around(walk))
+    corrected: dict = {}
+    walk = _commit(session, writes, label, zs, overwrite, other_structures_as_bg, corrected)
+    done = yield from writes.around(walk)
+    if session.propagate_corrections and corrected:  # after the commit's undo step
+        yield from corrections.propagate(session, label, corrected, written=done)
+    return done
 
 
-def _commit(session, writes, label, zs, overwrite, other_structures_as_bg):
+def _commit(session, writes, label, zs, overwrite, other_structures_as_bg, corrected):
     done: list[int] = []
     for i, z in enumerate(zs):
         mask = session.segment_slice(label, z, other_structures_as_bg=other_structures_as_bg)
         if mask is None:
             yield Progress(i + 1, len(zs), f"slice {z}: no prompts, skipped")
             continue
+        if corrections.is_correction(session, label, z):
+            corrected[z] = mask
         done.append(z)
         write = writes.mask(label, z, mask, overwrite=overwrite)
         yield Progress(i + 1, len(zs), f"committed slice {z}", write)
