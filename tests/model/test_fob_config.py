@@ -23,7 +23,7 @@ def test_named_configs_hold_the_paper_values():
     )
     assert (paper.spr_offsets, paper.spr_iters, paper.tau, paper.fg_threshold) == (8, 3, 0.1, 0.9)
     assert (paper.lambda_heat, paper.lambda_coor, paper.rac) == (1e3, 1e-4, "infonce")
-    assert set(CONFIGS) == {"paper", "compact", "tiny"}
+    assert set(CONFIGS) == {"paper", "compact", "tiny", "official"}
     assert all(c.encoder_weights is None for c in CONFIGS.values())  # all build offline
 
 

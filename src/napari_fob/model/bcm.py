@@ -128,13 +128,17 @@ class MaskedAttentionLayer(nn.Module):
 
 
 class HeatmapHead(nn.Module):
-    """Head(.): conv1x1 -> InstanceNorm -> ReLU -> conv1x1: (B,C,h,w) -> (B,Np,h,w)."""
+    """Head(.): conv1x1 -> InstanceNorm -> ReLU -> conv1x1: (B,C,h,w) -> (B,Np,h,w).
 
-    def __init__(self, *, channels: int, n_points: int) -> None:
+    ``affine``: the InstanceNorm learns a per-channel scale and shift (the authors' network has
+    them, so their weights need it; this project's models do without).
+    """
+
+    def __init__(self, *, channels: int, n_points: int, affine: bool = False) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, channels, kernel_size=1),
-            nn.InstanceNorm2d(channels),
+            nn.InstanceNorm2d(channels, affine=affine),
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, n_points, kernel_size=1),
         )

@@ -25,7 +25,7 @@ import torch
 from napari_fob.core.atomic import atomic_open
 
 from .config import FobConfig
-from .fob import Fob
+from .fob import Fob, model_for_config
 from .spr import upgrade_state_dict
 
 FORMAT = "napari-fob/fob"
@@ -190,7 +190,7 @@ def load_fob(path_or_name: str | os.PathLike = DEFAULT_NAME, *, device: Any = "c
         raise ValueError(f"FoB checkpoint {path}: bad config ({err})") from err
     if not isinstance(ckpt.get("model"), dict):
         raise ValueError(f"FoB checkpoint {path}: holds no model weights (no 'model' entry)")
-    model = Fob(config=config)
+    model = model_for_config(config)
     check_state(model, ckpt["model"], source=str(path))
     model.load_state_dict(ckpt["model"], strict=True)
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))

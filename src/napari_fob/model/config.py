@@ -11,6 +11,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 ENCODERS = ("resnet101-deeplab", "resnet50", "resnet18", "tiny")
+#: "fob": this project's network (`model.fob.Fob`); "official": the FoB authors' network exactly
+#: (`model.official.OfficialFob`), which loads their released weights and runs in their
+#: inference behaviour (`prompting.official_compat`).
+ARCHITECTURES = ("fob", "official")
+#: How the predictor runs a model: "product", this project's inference (docs/method.md);
+#: "official", the authors' inference behaviour, defects included, which their weights were
+#: trained with (`prompting.official_compat`; only for the "official" architecture).
+INFERENCE_MODES = ("product", "official")
 RAC_KINDS = ("infonce", "hinge")
 HEAT_LOSSES = ("mse", "softmax-ce")
 
@@ -34,6 +42,8 @@ class FobConfig:
     """Architecture, geometry and loss settings of one FoB model (see `docs/method.md`)."""
 
     name: str = "custom"  # label stored in checkpoints; a named config's name
+    architecture: str = "fob"  # one of ARCHITECTURES: which network the fields describe
+    inference: str = "product"  # one of INFERENCE_MODES: how the predictor runs it
     encoder: str = "tiny"  # backbone: one of ENCODERS ("tiny" = three conv layers, for tests)
     encoder_weights: str | None = None  # None=random; "imagenet" | "coco-deeplab" | a file path
     grid_size: int = 64  # S: slices are resized to S x S (paper: 256)
@@ -67,6 +77,19 @@ class FobConfig:
     location_prior: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"FobConfig.architecture: expected one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
+        if self.inference not in INFERENCE_MODES:
+            raise ValueError(
+                f"FobConfig.inference: expected one of {INFERENCE_MODES}, got {self.inference!r}"
+            )
+        if (self.inference == "official") != (self.architecture == "official"):
+            raise ValueError(
+                "FobConfig: the 'official' inference runs the 'official' architecture and only "
+                f"it (got architecture={self.architecture!r}, inference={self.inference!r})"
+            )
         if self.encoder not in ENCODERS:
             raise ValueError(f"FobConfig.encoder: expected one of {ENCODERS}, got {self.encoder!r}")
         if self.rac not in RAC_KINDS:
@@ -152,11 +175,41 @@ CONFIGS: dict[str, FobConfig] = {
     ),
     # Tests: three conv layers, grid 64, C=16; geometry scaled down with the grid.
     "tiny": FobConfig(name="tiny"),
+    # The authors' network (github primebo1/FoB_SAM, models/FoB.py), checked against their code:
+    # ResNet-101 with DeepLab dilations (layer3 1024 ch at 1/4 -> 1x1 conv without bias to 512),
+    # plus layer4 -> avgpool -> fc -> linear(1000, 1): a scalar threshold added to the
+    # foreground logit; one attention head with FFN expansion 1; InstanceNorm with affine in the
+    # head; square ring kernels 15 and 21; SPR with 8 offsets, 3 iterations, one head; the
+    # 0.96 foreground threshold of their test code (0.9 in the paper). Only for their weights:
+    # `fob weights convert` writes such checkpoints, and they run in their inference behaviour.
+    "official": FobConfig(
+        name="official",
+        architecture="official",
+        inference="official",
+        encoder="resnet101-deeplab",
+        grid_size=256,
+        feature_channels=512,
+        n_bg=10,
+        n_fg=10,
+        ring_r=7,  # square kernels 2*7+1 = 15 and 2*(7+3)+1 = 21
+        ring_eps=3,
+        ring_kernel="square",
+        sigma=4.0,
+        spr_offsets=8,
+        spr_iters=3,
+        spr_hidden=512,  # the IDR scale MLP's hidden width (= C)
+        bcm_heads=1,
+        bcm_ffn=512,  # FFN expansion 1
+        fg_adaptive_threshold=True,
+        rac="hinge",
+        fg_threshold=0.96,
+    ),
 }
 
 
 def get_config(name_or_config: str | FobConfig, **overrides: Any) -> FobConfig:
-    """A named config (``"paper"``, ``"compact"``, ``"tiny"``) or a given one, with overrides.
+    """A named config (``"paper"``, ``"compact"``, ``"tiny"``, ``"official"``) or a given one,
+    with overrides.
 
     Raises:
         ValueError: for an unknown name or an override that is not a field.

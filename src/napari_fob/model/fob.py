@@ -288,7 +288,17 @@ class Fob(nn.Module):
         )
 
 
-def build_fob(name_or_config: str | FobConfig, **overrides) -> Fob:
-    """Build a FoB model from a named config (``"paper"``, ``"compact"``, ``"tiny"``) or a
-    `FobConfig`, with field overrides (e.g. ``encoder_weights="imagenet"``)."""
-    return Fob(config=get_config(name_or_config, **overrides))
+def model_for_config(config: FobConfig) -> nn.Module:
+    """The network a config describes: `Fob`, or `official.OfficialFob` for the authors'
+    architecture (``config.architecture == "official"``)."""
+    if config.architecture == "official":
+        from .official import OfficialFob
+
+        return OfficialFob(config=config)
+    return Fob(config=config)
+
+
+def build_fob(name_or_config: str | FobConfig, **overrides) -> nn.Module:
+    """Build a FoB model from a named config (``"paper"``, ``"compact"``, ``"tiny"``,
+    ``"official"``) or a `FobConfig`, with field overrides (e.g. ``encoder_weights="imagenet"``)."""
+    return model_for_config(get_config(name_or_config, **overrides))
