@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     down.add_argument("--no-progress", action="store_true", help="no progress bar (as --quiet)")
     where = sub.add_parser("path", help="print the path of weights that are found")
     where.add_argument("name", help="sam-vit-b, sam-vit-l or sam-vit-h")
-    for action in (sub.choices["list"], down, where):
+    from napari_fob.commands.weights_official import add_convert_parser
+
+    conv = add_convert_parser(sub)
+    for action in (sub.choices["list"], down, where, conv):
         add_common_options(action, nested=True)
 
 
@@ -64,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from napari_fob.cli import UsageError
 
     action = getattr(args, "weights_command", None)
+    from napari_fob.commands import weights_official
+
     if action in (None, "list"):
-        return _list()
+        code = _list()
+        weights_official.list_official()
+        return code
+    if action == "convert":
+        return weights_official.run_convert(args)
     if action == "path":
         info, found = _find(args.name)
         if found is None:

@@ -145,12 +145,25 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
-    """``"default"`` -> the packaged ``fob-compact.pt``; anything else -> that path.
+    """``"default"`` -> the packaged ``fob-compact.pt``; the name of one of the authors'
+    checkpoints (``"fob-abd-ct"``, ``"fob-abd-mri"``) -> its converted file in the weights
+    folder; anything else -> that path.
 
     Raises:
         FileNotFoundError: saying what is missing, where it was looked for and how to get it.
     """
     from napari_fob.core.paths import package_weights_dir
+
+    from .official_weights import OFFICIAL_CHECKPOINTS, converted_path, how_to_get
+
+    if str(path_or_name) in OFFICIAL_CHECKPOINTS:
+        path = converted_path(str(path_or_name))
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"FoB checkpoint {path_or_name!r} (the authors' weights, converted) is missing: "
+                f"looked for {path}. To get it: {how_to_get(str(path_or_name))}"
+            )
+        return path
 
     if str(path_or_name) == DEFAULT_NAME:
         path = package_weights_dir() / DEFAULT_FILE
