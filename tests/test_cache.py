@@ -54,7 +54,14 @@ def test_memory_lru_hits_misses_and_eviction():
     cache.put("c", _value(2), _meta())  # evicts b, the least recently used
     assert "b" not in cache and "a" in cache and "c" in cache
     np.testing.assert_array_equal(cache.get("c")["features"], _value(2)["features"])
-    assert cache.stats() == {"hits": 2, "disk_hits": 0, "misses": 1, "in_memory": 2, "on_disk": 0}
+    assert cache.stats() == {
+        "hits": 2,
+        "disk_hits": 0,
+        "misses": 1,
+        "in_memory": 2,
+        "on_disk": 0,
+        "evicted": 0,
+    }
 
 
 def test_disk_store_persists_across_instances(tmp_path):

@@ -37,9 +37,9 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "devices": (set(), {"torch"}),
     "model": ({"core", "devices"}, TORCH),
     "prompting": ({"root", "core", "geometry", "model", "devices"}, SCIENCE | {"torch"}),
-    "segmenters": (  # pooch and requests: the weights download
+    "segmenters": (  # pooch and requests: the weights download; sam2 + hydra: SAM 2.1
         {"core", "geometry", "devices"},
-        SCIENCE | TORCH | {"tqdm", "yaml", "pooch", "requests"},
+        SCIENCE | TORCH | {"tqdm", "yaml", "pooch", "requests", "sam2", "hydra"},
     ),
     "session": ({"root", "core", "geometry", "prompting"}, SCIENCE | {"pydantic"}),  # sidecar
     "samples": ({"core"}, SCIENCE),

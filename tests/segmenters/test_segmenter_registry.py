@@ -24,10 +24,10 @@ def test_auto_without_checkpoint_falls_back_with_a_notice():
 
 
 def test_names_and_errors(tmp_path):
-    assert SEGMENTERS == ("auto", "sam", "random-walker")
+    assert SEGMENTERS == ("auto", "sam", "sam2", "random-walker")
     seg, notice = get_segmenter("random-walker")
     assert isinstance(seg, RandomWalkerSegmenter) and notice is None
-    with pytest.raises(ValueError, match="auto, sam, random-walker"):
+    with pytest.raises(ValueError, match="auto, sam, sam2, random-walker"):
         get_segmenter("watershed")
     with pytest.raises(ValueError, match="vit_q"):
         get_segmenter("auto", sam_model="vit_q")

@@ -20,6 +20,7 @@ from napari_fob.core.prompts import PromptSet
 if TYPE_CHECKING:
     pass
 
+
 @runtime_checkable
 class Segmenter(Protocol):
     """Prompts -> mask on one slice.

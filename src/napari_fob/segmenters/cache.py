@@ -9,12 +9,19 @@ another model) is refused with a `ValueError` naming both, as micro-sam refuses 
 cache.
 
 On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
-metadata of every entry). Every write goes through `napari_fob.core.atomic` (a temporary file moved
-into place, mode from the umask), so a crash never leaves a half-written entry. An entry that
-cannot be read (lost, truncated, bit-flipped, empty, holding another key) is dropped with a
-warning and recomputed by the caller: damage costs time, never a crash.
+metadata of every entry). An application keeps one cache over a *root* folder instead
+(`default_cache`: ``paths.cache_dir()``), holding one such store per model; binding the cache
+to a model opens that model's store, so switching models keeps every model's embeddings. The
+root (or the single store) has a size cap: after each write the least recently used entries
+(file modification time, refreshed on every disk hit) are deleted until the total fits.
 
-Pure numpy + standard library: must not import torch, napari or Qt (the SAM side converts).
+Every write goes through `napari_fob.core.atomic` (a temporary file moved into place, mode from
+the umask), so a crash never leaves a half-written entry. An entry that cannot be read (lost,
+truncated, bit-flipped, empty, holding another key) is dropped with a warning and recomputed by
+the caller: damage costs time, never a crash.
+
+Pure numpy + standard library (and `core.paths`): must not import torch, napari or Qt (the
+SAM side converts).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import re
 import threading
 import warnings
 import zipfile
@@ -33,11 +42,43 @@ from typing import Any
 
 import numpy as np
 
-from napari_fob.core import atomic
+from napari_fob.core import atomic, paths
 
 MANIFEST = "manifest.json"
 FORMAT = "napari-fob-embeddings"
 VERSION = 1
+#: The environment variable that caps the default disk cache, in GB; 0 turns the disk half off.
+CAP_ENV = "FOB_EMBEDDING_CACHE_GB"
+#: The default cap: ~250 SAM 2.1 slices (16 MB each at 1024) or ~1000 SAM vit_b slices (4 MB).
+DEFAULT_CAP_GB = 4.0
+
+
+def default_cache(*, disk: bool = True, max_items: int = 64) -> EmbeddingCache:
+    """The cache the CLI and the widget use: ``max_items`` in memory, plus (when ``disk``) a
+    store per model under `paths.cache_dir` capped at ``$FOB_EMBEDDING_CACHE_GB`` (default
+    `DEFAULT_CAP_GB`; 0 keeps memory only).
+
+    Raises:
+        ValueError: ``$FOB_EMBEDDING_CACHE_GB`` is not a number >= 0.
+    """
+    text = os.environ.get(CAP_ENV, "").strip()
+    try:
+        cap_gb = float(text) if text else DEFAULT_CAP_GB
+    except ValueError:
+        cap_gb = -1.0
+    if not cap_gb >= 0:  # also refuses nan
+        raise ValueError(f"${CAP_ENV}={text!r}: expected a size in GB >= 0 (0: no disk cache)")
+    if not disk or cap_gb == 0:
+        return EmbeddingCache(max_items=max_items)
+    return EmbeddingCache(
+        max_items=max_items, disk_root=paths.cache_dir(), max_disk_bytes=int(cap_gb * 1e9)
+    )
+
+
+def store_name(model_id: str) -> str:
+    """The folder name of ``model_id``'s store under a root: readable, unique, path-safe."""
+    readable = re.sub(r"[^A-Za-z0-9._+-]", "_", model_id)[:60]
+    return f"{readable}-{hashlib.blake2b(model_id.encode(), digest_size=4).hexdigest()}"
 
 
 def array_signature(array: np.ndarray) -> str:
@@ -93,10 +134,13 @@ class EmbeddingCache:
     Thread-safe: a background precompute and the interactive path may share one cache.
 
     Args:
-        max_items: how many embeddings stay in memory (SAM vit_b: 4 MiB each).
+        max_items: how many embeddings stay in memory (SAM vit_b: 4 MiB each, SAM 2.1: 16).
         disk_dir: folder for the persistent store, created if missing; None keeps memory only.
         model_id: the model this cache is for; None binds a disk store to the first model put
             or bound, and leaves a memory-only cache open to several models.
+        disk_root: instead of ``disk_dir``, a folder holding one store per model
+            (`store_name`); the store of the model bound last is the one in use.
+        max_disk_bytes: cap on the ``.npz`` files of the root (or of ``disk_dir``); None: no cap.
 
     Raises:
         ValueError: ``disk_dir`` holds a store for another model, or an unreadable manifest.
@@ -108,15 +152,24 @@ class EmbeddingCache:
         max_items: int = 64,
         disk_dir: str | Path | None = None,
         model_id: str | None = None,
+        disk_root: str | Path | None = None,
+        max_disk_bytes: int | None = None,
     ) -> None:
         if int(max_items) < 1:
             raise ValueError(f"EmbeddingCache max_items: expected >= 1, got {max_items}")
+        if disk_dir is not None and disk_root is not None:
+            raise ValueError("EmbeddingCache: give disk_dir (one store) or disk_root, not both")
+        if max_disk_bytes is not None and int(max_disk_bytes) < 1:
+            raise ValueError(f"EmbeddingCache max_disk_bytes: expected >= 1, got {max_disk_bytes}")
         self.max_items = int(max_items)
         self.disk_dir = None if disk_dir is None else Path(disk_dir).expanduser()
+        self.disk_root = None if disk_root is None else Path(disk_root).expanduser()
+        self.max_disk_bytes = None if max_disk_bytes is None else int(max_disk_bytes)
         self.model_id: str | None = None
         self.hits = 0
         self.disk_hits = 0
         self.misses = 0
+        self.evicted = 0
         self._memory: OrderedDict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = OrderedDict()
         self._entries: dict[str, dict[str, Any]] = {}  # key -> meta of every entry on disk
         self._lock = threading.RLock()
@@ -132,9 +185,14 @@ class EmbeddingCache:
 
         Only a cache with a disk folder, or one created with ``model_id=``, is tied to a model;
         a plain in-memory cache may hold several models' embeddings (their keys differ), so an
-        application can keep one cache while the user switches models.
+        application can keep one cache while the user switches models. A cache over a
+        ``disk_root`` switches to ``model_id``'s store instead (its memory keeps the others).
         """
         with self._lock:
+            if self.disk_root is not None:
+                if model_id != self.model_id:
+                    self._switch_store(model_id)
+                return
             if self.disk_dir is None and not self._pinned:
                 return
             if self.model_id is not None and self.model_id != model_id:
@@ -169,6 +227,8 @@ class EmbeddingCache:
                 if value is not None:
                     self.hits += 1
                     self.disk_hits += 1
+                    with contextlib.suppress(OSError):  # recently used: evicted last
+                        os.utime(self.disk_dir / f"{key}.npz")
                     self._remember(key, value, self._entries[key])
                     return value
             self.misses += 1
@@ -202,9 +262,11 @@ class EmbeddingCache:
                 )
                 self._entries[key] = record
                 self._write_manifest()
+                self._enforce_cap(keep=path)
 
     def stats(self) -> dict[str, int]:
-        """Counters: hits (all), disk_hits (hits read from disk), misses, in_memory, on_disk."""
+        """Counters: hits (all), disk_hits (hits read from disk), misses, in_memory, on_disk
+        (entries of the store in use), evicted (entries the size cap deleted)."""
         with self._lock:
             return {
                 "hits": self.hits,
@@ -212,6 +274,7 @@ class EmbeddingCache:
                 "misses": self.misses,
                 "in_memory": len(self._memory),
                 "on_disk": len(self._entries),
+                "evicted": self.evicted,
             }
 
     # ---- internals -----------------------------------------------------------------------
@@ -220,6 +283,49 @@ class EmbeddingCache:
         self._memory.move_to_end(key)
         while len(self._memory) > self.max_items:
             self._memory.popitem(last=False)
+
+    def _switch_store(self, model_id: str) -> None:
+        assert self.disk_root is not None
+        self.disk_dir = self.disk_root / store_name(model_id)
+        self.model_id, self._entries = None, {}
+        self._open_disk()
+        if self.model_id not in (None, model_id):  # a renamed folder: refuse, never mix
+            raise ValueError(
+                f"embedding cache mismatch: the folder {self.disk_dir} holds embeddings of "
+                f"model {self.model_id!r}, not {model_id!r}; delete or move it"
+            )
+        self.model_id = model_id
+        self._write_manifest()
+
+    def _enforce_cap(self, *, keep: Path) -> None:
+        """Delete the least recently used ``.npz`` files until the store (root) fits the cap."""
+        if self.max_disk_bytes is None or self.disk_dir is None:
+            return
+        pattern = "*/*.npz" if self.disk_root is not None else "*.npz"
+        files = []
+        for path in (self.disk_root or self.disk_dir).glob(pattern):
+            with contextlib.suppress(OSError):  # removed meanwhile by another process
+                info = path.stat()
+                files.append((info.st_mtime_ns, info.st_size, path))
+        total = sum(size for _, size, _ in files)
+        victims: dict[Path, list[str]] = {}
+        for _, size, path in sorted(files, key=lambda f: (f[0], str(f[2]))):
+            if total <= self.max_disk_bytes:
+                break
+            if path == keep:
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+            total -= size
+            victims.setdefault(path.parent, []).append(path.stem)
+        for folder, keys in victims.items():
+            self.evicted += len(keys)
+            if folder == self.disk_dir:
+                for key in keys:
+                    self._entries.pop(key, None)
+                self._write_manifest()
+            else:
+                _drop_from_manifest(folder / MANIFEST, keys)
 
     def _open_disk(self) -> None:
         assert self.disk_dir is not None
@@ -275,3 +381,14 @@ class EmbeddingCache:
         }
         text = json.dumps(data, indent=1, sort_keys=True).encode()
         atomic.write_bytes(self.disk_dir / MANIFEST, text)
+
+
+def _drop_from_manifest(manifest: Path, keys: list[str]) -> None:
+    """Remove evicted ``keys`` from another store's manifest (a store not open here)."""
+    try:
+        data = json.loads(manifest.read_text())
+        for key in keys:
+            data.get("entries", {}).pop(key, None)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return  # that store reports its own damage when it is opened
+    atomic.write_bytes(manifest, json.dumps(data, indent=1, sort_keys=True).encode())

@@ -1,8 +1,10 @@
-"""SAM checkpoints: the official table, where a checkpoint is looked for, and the download.
+"""SAM and SAM 2.1 checkpoints: the official tables, where a checkpoint is looked for, the download.
 
 Nothing here downloads anything unless `download` is called (``fob weights download``); finding
-a checkpoint only looks at the file system. The sha256 sums and sizes of the official files are
-those published with the checkpoints (also listed by micro-sam's model registry).
+a checkpoint only looks at the file system. The sha256 sums and sizes of the SAM files are those
+published with the checkpoints (also listed by micro-sam's model registry). Meta publishes no
+sums or sizes for the SAM 2.1 files, so theirs are unknown (None) and a download of one is not
+hash-checked; the addresses are those of the sam2 repository's ``checkpoints/download_ckpts.sh``.
 
 Standard library + pyyaml at import; pooch (the transfer) only inside `download`. Must not
 import torch, napari or Qt.
@@ -22,6 +24,10 @@ ENV_VAR = "FOB_SAM_CHECKPOINT"
 CONFIG_KEY = "sam_checkpoint"
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 _BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+SAM2_ENV_VAR = "FOB_SAM2_CHECKPOINT"
+SAM2_CONFIG_KEY = "sam2_checkpoint"
+SAM2_MODEL_TYPES = ("hiera_t", "hiera_s", "hiera_b+", "hiera_l")
+_SAM2_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,21 @@ SAM_CHECKPOINTS: dict[str, WeightsInfo] = {
         2_564_550_879,
     ),
 }
-WEIGHTS: dict[str, WeightsInfo] = {info.name: info for info in SAM_CHECKPOINTS.values()}
+_SAM2_FILES = {"hiera_t": "tiny", "hiera_s": "small", "hiera_b+": "base_plus", "hiera_l": "large"}
+SAM2_CHECKPOINTS: dict[str, WeightsInfo] = {
+    size: WeightsInfo(
+        f"sam2.1-{size.replace('_', '-')}",
+        size,
+        f"sam2.1_hiera_{stem}.pt",
+        f"{_SAM2_BASE_URL}sam2.1_hiera_{stem}.pt",
+        None,  # not published by Meta
+        None,
+    )
+    for size, stem in _SAM2_FILES.items()
+}
+WEIGHTS: dict[str, WeightsInfo] = {
+    info.name: info for info in (*SAM_CHECKPOINTS.values(), *SAM2_CHECKPOINTS.values())
+}
 
 
 class DownloadError(RuntimeError):
@@ -79,11 +99,14 @@ class DownloadError(RuntimeError):
 
 
 def weights_info(name: str) -> WeightsInfo:
-    """Look up ``sam-vit-b`` (or the model type ``vit_b``) in the table; ValueError if unknown."""
+    """Look up ``sam-vit-b`` / ``sam2.1-hiera-t`` (or the model type ``vit_b`` / ``hiera_t``) in
+    the tables; ValueError if unknown."""
     if name in WEIGHTS:
         return WEIGHTS[name]
     if name in SAM_CHECKPOINTS:
         return SAM_CHECKPOINTS[name]
+    if name in SAM2_CHECKPOINTS:
+        return SAM2_CHECKPOINTS[name]
     raise ValueError(f"weights {name!r}: expected one of {', '.join(WEIGHTS)}")
 
 
@@ -93,8 +116,9 @@ def _check_model_type(model_type: str) -> WeightsInfo:
     return SAM_CHECKPOINTS[model_type]
 
 
-def _config_value(model_type: str) -> str | None:
-    """The ``sam_checkpoint`` key of the user config: a path, or a mapping model type -> path."""
+def _config_value(model_type: str, key: str = CONFIG_KEY) -> str | None:
+    """The ``sam_checkpoint`` (or ``sam2_checkpoint``) key of the user config: a path, or a
+    mapping model type -> path."""
     file = paths.user_config_file()
     if not file.is_file():
         return None
@@ -110,7 +134,7 @@ def _config_value(model_type: str) -> str | None:
             data = yaml.safe_load(text)
     except Exception as err:  # a broken config must be named, not ignored
         raise ValueError(f"user config {file}: cannot be parsed ({err})") from err
-    value = (data or {}).get(CONFIG_KEY) if isinstance(data, dict) else None
+    value = (data or {}).get(key) if isinstance(data, dict) else None
     if isinstance(value, dict):
         value = value.get(model_type)
     return None if value in (None, "") else str(value)
@@ -122,9 +146,10 @@ def _resolve(where: str, value: str | os.PathLike, info: WeightsInfo) -> Path:
     if path.is_dir():
         path = path / info.filename
     if not path.is_file():
+        kind = "SAM 2.1" if info.model_type in SAM2_CHECKPOINTS else "SAM"
         raise FileNotFoundError(
-            f"SAM checkpoint given by {where} not found: {path} (expected a .pth file of "
-            f"segment-anything's {info.model_type}, e.g. {info.filename})"
+            f"{kind} checkpoint given by {where} not found: {path} (expected a checkpoint file "
+            f"of {kind} {info.model_type}, e.g. {info.filename})"
         )
     return path
 
@@ -176,6 +201,63 @@ def find_sam_checkpoint(model_type: str = "vit_b", explicit: str | None = None) 
         return _resolve(f"{CONFIG_KEY} in {paths.user_config_file()}", value, info)
     standard = paths.weights_dir() / info.filename
     return standard if standard.is_file() else None
+
+
+def find_sam2_checkpoint(size: str = "hiera_t", explicit: str | None = None) -> Path | None:
+    """The SAM 2.1 checkpoint to use, or None when none is found.
+
+    The same search as `find_sam_checkpoint`, with ``--sam2-checkpoint``,
+    ``$FOB_SAM2_CHECKPOINT`` and the config key ``sam2_checkpoint`` (a path, or a mapping size
+    -> path), then ``sam2.1_hiera_<name>.pt`` in `paths.weights_dir`. A MedSAM2 file is found
+    only when given by one of the first three (it has no standard name here).
+
+    Raises:
+        FileNotFoundError: a path that was given explicitly does not exist.
+        ValueError: unknown size, or an unreadable config file.
+    """
+    if size not in SAM2_CHECKPOINTS:
+        raise ValueError(f"SAM 2.1 model {size!r}: expected one of {', '.join(SAM2_MODEL_TYPES)}")
+    info = SAM2_CHECKPOINTS[size]
+    if explicit is not None:
+        return _resolve("--sam2-checkpoint", explicit, info)
+    env = os.environ.get(SAM2_ENV_VAR)
+    if env:
+        return _resolve(f"${SAM2_ENV_VAR}", env, info)
+    value = _config_value(size, SAM2_CONFIG_KEY)
+    if value:
+        return _resolve(f"{SAM2_CONFIG_KEY} in {paths.user_config_file()}", value, info)
+    standard = paths.weights_dir() / info.filename
+    return standard if standard.is_file() else None
+
+
+def sam2_search_locations(size: str) -> list[tuple[str, Path]]:
+    """Where a SAM 2.1 checkpoint of ``size`` is looked for, in search order, as (what, path)."""
+    rows: list[tuple[str, Path]] = []
+    env = os.environ.get(SAM2_ENV_VAR)
+    if env:
+        rows.append((f"${SAM2_ENV_VAR}", Path(env).expanduser()))
+    try:
+        value = _config_value(size, SAM2_CONFIG_KEY)
+    except ValueError:
+        value = None
+    if value:
+        rows.append((f"{SAM2_CONFIG_KEY} in {paths.user_config_file()}", Path(value).expanduser()))
+    rows.append((f"weights folder ({size})", paths.weights_dir() / SAM2_CHECKPOINTS[size].filename))
+    return rows
+
+
+def find_checkpoint(info: WeightsInfo) -> Path | None:
+    """`find_sam_checkpoint` or `find_sam2_checkpoint`, whichever table ``info`` is from."""
+    if info.model_type in SAM2_CHECKPOINTS:
+        return find_sam2_checkpoint(info.model_type)
+    return find_sam_checkpoint(info.model_type)
+
+
+def search_locations(info: WeightsInfo) -> list[tuple[str, Path]]:
+    """`sam_search_locations` or `sam2_search_locations` for ``info``'s model type."""
+    if info.model_type in SAM2_CHECKPOINTS:
+        return sam2_search_locations(info.model_type)
+    return sam_search_locations(info.model_type)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -265,7 +347,8 @@ def _retrieve(
     target = folder / info.filename
     advice = f"download the file elsewhere and put it at {target}"
     if info.model_type:
-        advice += " or pass --sam-checkpoint"
+        flag = "--sam2-checkpoint" if info.model_type in SAM2_CHECKPOINTS else "--sam-checkpoint"
+        advice += f" or pass {flag}"
     fetcher = pooch.create(
         path=folder,
         base_url=info.url.rsplit("/", 1)[0] + "/",
