@@ -1,10 +1,12 @@
 """Main-thread stalls of the annotator as napari really loads it (Plugins menu, threads on).
 
 A 20 ms QTimer ticks on napari's main thread; the largest gap between two ticks while an action
-runs is how long the user could not move the mouse, type or see the canvas update. Six actions
+runs is how long the user could not move the mouse, type or see the canvas update. Seven actions
 on each bundled sample, through napari's plugin manager with real clicks and a real mouse drag:
 
-- open: ``File > Open Sample`` and ``Plugins > napari-fob > FoB annotator``;
+- open sample: ``File > Open Sample`` (napari adds the image and two labels layers; the first
+  layers of a session also pay napari's own lazy imports);
+- open annotator: ``Plugins > napari-fob > FoB annotator``, until its layers are created;
 - predict: one support slice (the sample's liver / first structure), ``Predict prompts`` over
   the range the widget proposes, until the worker is done;
 - commit range: ``Commit range`` with the random walker (no SAM weights on this machine);
@@ -35,7 +37,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests" / "_widgets"))  # the real-input helpers
 TARGET_MS = 100.0
-ACTIONS = ("open", "predict", "commit range", "drag", "undo", "save")
+ACTIONS = ("open sample", "open annotator", "predict", "commit range", "drag", "undo", "save")
 SAMPLES = {"abdomen-phantom": "abdomen CT phantom", "mni-brain": "MNI T1"}
 
 
@@ -52,15 +54,21 @@ class StackSampler:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
+        import threading
         import traceback
 
         while True:
             time.sleep(0.01)
             if time.perf_counter() - self.meter.last > 0.05:
-                frame = sys._current_frames().get(self.main)
-                if frame is not None:
+                me = threading.get_ident()
+                for ident, frame in sys._current_frames().items():
+                    if ident == me:
+                        continue
+                    # Another thread's stack matters when it holds the interpreter lock in a
+                    # long C call (scipy.ndimage, imports): the main thread then waits for it.
+                    who = "main" if ident == self.main else "worker"
                     stack = traceback.extract_stack(frame)[-14:]
-                    key = tuple(
+                    key = (f"[{who}]",) + tuple(
                         f"{f.filename.split('site-packages/')[-1]}:{f.lineno} {f.name}"
                         for f in stack
                     )
@@ -68,7 +76,7 @@ class StackSampler:
 
     def report(self, title: str) -> None:
         print(f"--- where the main thread was while late: {title}")
-        for stack, n in self.samples.most_common(3):
+        for stack, n in self.samples.most_common(6):
             print(f"  {n} x 10 ms:\n    " + "\n    ".join(stack))
         self.samples.clear()
 
@@ -129,11 +137,11 @@ def measure_sample(sample: str, prompts: str, out_dir: Path, profile: bool = Fal
     wait(500)
     state: dict = {}
 
-    def open_all() -> None:
-        viewer.open_sample("napari-fob", sample)
-        state["w"] = open_annotator(viewer)
+    def open_annotator_now() -> None:
+        state["w"] = open_annotator(viewer, settle=False)
 
-    run("open", open_all)
+    run("open sample", lambda: viewer.open_sample("napari-fob", sample))
+    run("open annotator", open_annotator_now, lambda: not state["w"].creating_layers)
     w = state["w"]
     if prompts == "mask-ring":
         w._c.prompts.setCurrentIndex(1)

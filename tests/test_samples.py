@@ -153,3 +153,18 @@ def test_fob_sample_command(tmp_path, capsys):
     assert "lung" in err and "mni-brain" in err and "abdomen-phantom" in err
     assert main(["sample", "mni-brain", "--seed", "3", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_bundled_phantom_is_the_generators_seed_0(tmp_path):
+    # load_sample reads seed 0 from the shipped file (instant in napari's File > Open Sample);
+    # it must stay what the generator makes, else re-run scripts/make_phantom_sample.py.
+    from napari_fob.samples.bundled import BUNDLED_SEED, load_bundled, save_bundled
+
+    image, labels, _ = make_abdomen_phantom(seed=BUNDLED_SEED)
+    stored_image, stored_labels = load_bundled()
+    assert stored_image.dtype == np.float32 and stored_labels.dtype == np.uint8
+    np.testing.assert_array_equal(stored_labels, labels)
+    np.testing.assert_array_equal(stored_image, image)
+    assert load_bundled(tmp_path) is None  # without the file, load_sample generates it
+    with pytest.raises(ValueError, match="whole HU"):
+        save_bundled(tmp_path, image + 0.5, labels)

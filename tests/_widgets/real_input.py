@@ -19,9 +19,16 @@ from qtpy.QtWidgets import QApplication, QPushButton
 MOVE_GAP_MS = 25  # vispy drops mouse moves that come less than 10 ms after the previous one
 
 
-def open_annotator(viewer: Any) -> Any:
-    """The annotator widget as napari's Plugins menu opens it (the viewer it gets is a proxy)."""
+def open_annotator(viewer: Any, *, settle: bool = True) -> Any:
+    """The annotator widget as napari's Plugins menu opens it (the viewer it gets is a proxy).
+
+    With `settle`, returns once the widget has created its layers (one per event-loop turn when
+    an image is open); without an image there are none to wait for.
+    """
     _, widget = viewer.window.add_plugin_dock_widget("napari-fob", "FoB annotator")
+    end = time.perf_counter() + 30.0
+    while settle and widget.creating_layers and time.perf_counter() < end:
+        wait(20)
     return widget
 
 

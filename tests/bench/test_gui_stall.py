@@ -27,7 +27,9 @@ def test_gui_stall_bench_measures_every_action(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     rows = report["results"]["abdomen-phantom"]
-    assert list(rows) == ["open", "predict", "commit range", "drag", "undo", "save"]
+    assert list(rows) == [
+        "open sample", "open annotator", "predict", "commit range", "drag", "undo", "save"
+    ]
     for action, row in rows.items():
         assert 0 < row["stall_ms"] < LOOSE_BOUND_MS, (action, row)
     assert "| predict |" in done.stdout and "Target 100 ms" in done.stdout

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from napari_fob._widgets import files
@@ -52,6 +53,7 @@ class AnnotatorWidget(QWidget):
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
         self._adding_layers = False
+        self._growing = self._closed = False
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
         self.glue = SessionGlue(
@@ -161,11 +163,7 @@ class AnnotatorWidget(QWidget):
         image = self.image_layer()
         if image is None:
             raise ValueError("no image layer: open a volume (or a sample) first")
-        self._adding_layers = True
-        try:
-            layers = L.ensure_layers(self.viewer, image)
-        finally:
-            self._adding_layers = False
+        layers = self._add_layers(image)
         if self.editor is not None and self.editor.layer_ids == layers.ids():
             return self.layers  # the same layers: keep the editor and its listeners
         first = self.layers is None
@@ -183,6 +181,35 @@ class AnnotatorWidget(QWidget):
         )  # fmt: skip
         self._set_click(modifier_click_adder(self.editor, self.image_layer))
         return layers
+
+    def _add_layers(self, image: Any, at_most: int | None = None) -> L.PromptLayers | None:
+        self._adding_layers = True
+        try:
+            return L.ensure_layers(self.viewer, image, at_most=at_most)
+        finally:
+            self._adding_layers = False
+
+    @property
+    def creating_layers(self) -> bool:
+        """True while `grow_layers` is still adding the annotator's layers."""
+        return self._growing
+
+    def grow_layers(self) -> None:
+        """Create the annotator's missing layers one per event-loop turn, then adopt them.
+
+        Used when the widget opens on an image: adding all five at once held napari's main
+        thread for about a second; one at a time, the viewer redraws and takes input between
+        them. An action that needs the layers earlier (`ensure_layers`) creates the rest.
+        """
+        self._growing = False
+        image = self.image_layer()
+        if image is None or self._closed or self.layers is not None:
+            return
+        if self._add_layers(image, at_most=1) is None:
+            self._growing = True
+            QTimer.singleShot(0, self.grow_layers)
+        else:
+            self.ensure_layers()
 
     def _set_click(self, callback: Any) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
@@ -305,15 +332,18 @@ class AnnotatorWidget(QWidget):
         if self._adding_layers:
             return  # our own layers being added: nothing to update
         self.glue.fill_image_choices(self._c.image)
-        if self.layers is None and self.image_layer() is not None:
-            self.ensure_layers()  # the support layer is there to paint on from the start
+        if self.layers is None and not self._growing and self.image_layer() is not None:
+            self.grow_layers()  # the support layer is there to paint on from the start
         self.form.follow_image(self.image_layer())
 
     def _on_image_changed(self, *_: Any) -> None:
         self.glue.on_image_changed()
         image = self.image_layer()
-        if image is not None:
-            self.ensure_layers()  # the support layer is there to paint on
+        if image is not None and self.layers is None:
+            if not self._growing:
+                self.grow_layers()  # the support layer is there to paint on
+        elif image is not None:
+            self.ensure_layers()  # another image: its own support and labels layers
         self.form.follow_image(image)
 
     def _on_ndisplay(self, event: Any = None) -> None:
@@ -370,6 +400,7 @@ class AnnotatorWidget(QWidget):
         super().hideEvent(event)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self._closed = True
         self.cancel()
         self.release_shortcuts()
         self._set_click(None)

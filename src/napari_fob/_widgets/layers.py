@@ -149,13 +149,17 @@ def _find(viewer: Any, name: str) -> Any | None:
     return viewer.layers[name] if name in viewer.layers else None
 
 
-def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
+def ensure_layers(viewer: Any, image: Any, *, at_most: int | None = None) -> PromptLayers | None:
     """Return the annotator's layers on `viewer`, creating those missing (idempotent).
 
     Args:
         viewer: a napari Viewer.
         image: the napari Image layer being annotated ((Z, Y, X) data); new layers take its
             shape, scale and translate so they overlay it exactly.
+        at_most: create at most this many missing layers (support first) and return None while
+            some are still missing. Adding one napari layer holds the main thread for 100-300 ms
+            on a software-rendered display, so the widget creates them one per event-loop turn
+            when it opens (docs/benchmarks.md, "Main-thread stalls").
     """
     shape = tuple(image.data.shape)
     geo = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
@@ -164,24 +168,12 @@ def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
     size = max(2.0, min(shape[1:]) / 40.0)
 
     def labels(name: str, opacity: float) -> Any:
-        layer = _find(viewer, name)
-        if layer is None or tuple(layer.data.shape) != shape:
-            if layer is not None:  # left over from another image: replace it
-                viewer.layers.remove(layer)
-            layer = viewer.add_labels(
-                np.zeros(shape, np.uint8), name=name, opacity=opacity, metadata=dict(meta), **geo
-            )
-        return layer
+        return viewer.add_labels(
+            np.zeros(shape, np.uint8), name=name, opacity=opacity, metadata=dict(meta), **geo
+        )
 
-    support = labels(SUPPORT_LAYER, 0.6)
-    output = labels(OUTPUT_LAYER, 0.45)
-    if getattr(output.colormap, "seed", None) != OUTPUT_COLOR_SEED:
-        from napari.utils.colormaps import label_colormap
-
-        output.colormap = label_colormap(49, seed=OUTPUT_COLOR_SEED)
-    rings = _find(viewer, RING_LAYER)
-    if rings is None:
-        rings = viewer.add_shapes(
+    def rings() -> Any:
+        return viewer.add_shapes(
             ndim=3,
             name=RING_LAYER,
             shape_type="path",
@@ -190,24 +182,52 @@ def ensure_layers(viewer: Any, image: Any) -> PromptLayers:
             face_color="transparent",
             **geo,
         )
-    points = {}
-    for kind, name, color in (("fg", FG_LAYER, FG_COLOR), ("bg", BG_LAYER, BG_COLOR)):
+
+    def points(name: str, color: str) -> Any:
+        return viewer.add_points(
+            np.zeros((0, 3)),
+            ndim=3,
+            name=name,
+            features=empty_features(),
+            face_color=color,
+            border_color="white",
+            border_width=0.1,
+            size=size,
+            out_of_slice_display=False,
+            **geo,
+        )
+
+    makers = {
+        SUPPORT_LAYER: lambda: labels(SUPPORT_LAYER, 0.6),
+        OUTPUT_LAYER: lambda: labels(OUTPUT_LAYER, 0.45),
+        RING_LAYER: rings,
+        FG_LAYER: lambda: points(FG_LAYER, FG_COLOR),
+        BG_LAYER: lambda: points(BG_LAYER, BG_COLOR),
+    }
+    found: dict[str, Any] = {}
+    budget = len(makers) if at_most is None else at_most
+    for name, make in makers.items():
         layer = _find(viewer, name)
+        stale = name in (SUPPORT_LAYER, OUTPUT_LAYER) and (
+            layer is not None and tuple(layer.data.shape) != shape
+        )
+        if stale:  # left over from another image: replace it
+            viewer.layers.remove(layer)
+            layer = None
         if layer is None:
-            layer = viewer.add_points(
-                np.zeros((0, 3)),
-                ndim=3,
-                name=name,
-                features=empty_features(),
-                face_color=color,
-                border_color="white",
-                border_width=0.1,
-                size=size,
-                out_of_slice_display=False,
-                **geo,
-            )
-        points[kind] = layer
-    return PromptLayers(points["fg"], points["bg"], rings, support, output)
+            if budget <= 0:
+                return None
+            budget -= 1
+            layer = make()
+        found[name] = layer
+    output = found[OUTPUT_LAYER]
+    if getattr(output.colormap, "seed", None) != OUTPUT_COLOR_SEED:
+        from napari.utils.colormaps import label_colormap
+
+        output.colormap = label_colormap(49, seed=OUTPUT_COLOR_SEED)
+    return PromptLayers(
+        found[FG_LAYER], found[BG_LAYER], found[RING_LAYER], found[SUPPORT_LAYER], output
+    )
 
 
 def show_overlays(layers: PromptLayers, ndisplay: int) -> None:

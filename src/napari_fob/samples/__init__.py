@@ -91,10 +91,15 @@ def load_sample(name: str, *, seed: int | None = None) -> Sample:
         image, labels, names = load_mni_brain()
         description = DESCRIPTION
     elif name == "abdomen-phantom":
-        from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
+        from napari_fob.samples.bundled import BUNDLED_SEED, load_bundled
+        from napari_fob.samples.phantom import NAMES, make_abdomen_phantom, phantom_affine
 
-        seed = 0 if seed is None else int(seed)
-        data, labels, names = make_abdomen_phantom(seed=seed)
+        seed = BUNDLED_SEED if seed is None else int(seed)
+        stored = load_bundled() if seed == BUNDLED_SEED else None
+        if stored is not None:  # the file: no second of scipy on napari's main thread
+            (data, labels), names = stored, dict(NAMES)
+        else:
+            data, labels, names = make_abdomen_phantom(seed=seed)
         spacing = (2.5, 1.5, 1.5)
         image = Volume.from_array(data, affine=phantom_affine(data.shape, spacing))
         description = (

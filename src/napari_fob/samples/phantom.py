@@ -10,7 +10,8 @@ the left of the screen, so the liver appears on the left.
 Organs are smoothly deformed ellipsoids: ``f = |R (p - c) / s| + amp * noise(p)`` with a
 low-frequency random field, inside where ``f < 1``. Every size, position, rotation and field
 depends on the seed. The superior-inferior extent is bounded so each organ starts and ends
-inside the volume. Pure numpy/scipy: no napari, Qt or torch.
+inside the volume. Pure numpy/scipy: no napari, Qt or torch; scipy is imported only when a
+phantom is generated (the bundled seed 0, `samples.bundled`, is read without it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 NAMES: dict[int, str] = {1: "liver", 2: "spleen", 3: "left kidney", 4: "right kidney"}
 REFERENCE_FOV_MM = (160.0, 240.0, 240.0)  # (w, v, u) extent the anatomy below is laid out for
@@ -121,6 +121,7 @@ def _body(grid: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.nd
 def _smooth_field(shape: tuple[int, ...], rng: np.random.Generator, coarse: int) -> np.ndarray:
     """Low-frequency random field in [-1, 1]: smoothed noise on a grid `coarse` times smaller,
     upsampled linearly one axis at a time (much faster than ``ndi.zoom`` at this size)."""
+    from scipy import ndimage as ndi
     small = rng.normal(size=tuple(max(2, s // coarse) for s in shape))
     field = ndi.gaussian_filter(small, 0.8).astype(np.float32)
     for axis, n in enumerate(shape):
@@ -197,6 +198,8 @@ def _blob(
     angle_jitter: float,
     jitter_mm: float = 6.0,
 ) -> _Blob:
+    from scipy import ndimage as ndi
+
     c = np.asarray(centre, dtype=float) + rng.normal(0, jitter_mm, 3)
     s = np.asarray(semi, dtype=float) * rng.uniform(0.85, 1.15, 3)
     amp = rng.uniform(0.1, 0.2)
@@ -213,6 +216,7 @@ def _blob(
 
 def _blob_f(grid: tuple[np.ndarray, ...], blob: _Blob) -> np.ndarray:
     """The implicit function ``f`` of a blob on the full grid (inside where f < 1)."""
+    from scipy import ndimage as ndi
     w, v, u = (g - c for g, c in zip(grid, blob.centre))
     cos, sin = np.cos(blob.angle), np.sin(blob.angle)
     vr, ur = cos * v - sin * u, sin * v + cos * u
@@ -300,6 +304,7 @@ def _vessels(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
 
 def _finish(image: np.ndarray, body: np.ndarray, rng: np.random.Generator) -> None:
     """Partial-volume blur, smooth tissue texture and Gaussian noise, in place."""
+    from scipy import ndimage as ndi
     image[...] = ndi.gaussian_filter(image, sigma=0.6)
     image += 8.0 * _smooth_field(image.shape, rng, 3) * body
     image += rng.normal(0.0, 12.0, size=image.shape).astype(np.float32)
