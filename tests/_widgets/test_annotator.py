@@ -23,6 +23,7 @@ from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 # torch (through torchvision -> triton) is imported here, before any OpenGL context: importing
 # triton after Mesa's llvmpipe loaded its LLVM crashes the process (see _widgets/_mesa_guard.py).
 from napari_fob.segmenters.sam import SamSegmenter, build_tiny_sam
+from napari_fob.session.review import needs_look
 
 pytestmark = pytest.mark.gui
 CROP = (slice(44, 60), slice(40, 136), slice(22, 118))  # 16 x 96 x 96: the liver's top end
@@ -196,16 +197,21 @@ def test_structures_keep_their_own_prompts_and_committed_ones_are_locked(annotat
     assert len(w.layers.rings.data) == hi - lo  # the liver's prompts are back
 
 
-def test_review_keys_jump_to_slices_that_need_review(annotator):
+def test_review_keys_jump_to_slices_that_need_review_worst_first(annotator):
     w = annotator
     lo, hi = w.test_info["range"]
     w.predict()
     w.jump_to(lo)
     w.commit_slice()
+    order = needs_look(w.session, LIVER)  # lowest confidence first; lo is committed
+    assert lo not in order and len(order) > 1
     w.review_step(1)
-    assert w.current_slice() == lo + 1
+    assert w.current_slice() == order[0]
+    w.review_step(1)
+    assert w.current_slice() == order[1]
     w.review_step(-1)
-    assert w.current_slice() == lo + 1  # lo is committed, nothing to review before it
+    w.review_step(-1)
+    assert w.current_slice() == order[0]  # the worst: nothing to review before it
     assert "No slice" in w._c.message.text()
     item = w._review.item(3)
     w._review.itemClicked.emit(item)

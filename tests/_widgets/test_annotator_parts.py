@@ -12,19 +12,23 @@ from napari_fob._widgets.review import SliceEntry, next_to_review
 from napari_fob.core.prompts import PromptSet
 
 
-def test_next_to_review_skips_committed_and_stops_at_the_ends():
+def test_next_to_review_goes_worst_first_skips_committed_and_stops_at_the_ends():
     entries = [
         SliceEntry(2, "predicted", 0.9, False),
         SliceEntry(4, "committed", 0.9, False),
         SliceEntry(5, "committed", 0.2, True),  # committed but doubtful: still to review
         SliceEntry(7, "support", None, False),
         SliceEntry(9, "edited", 0.8, False),
+        SliceEntry(11, "re-predicted", 0.85, False),  # re-predicted from a correction
     ]
-    assert next_to_review(entries, 2, 1) == 5
+    assert next_to_review(entries, 7, 1) == 5  # from a slice not to review: the worst
     assert next_to_review(entries, 5, 1) == 9
-    assert next_to_review(entries, 9, 1) is None
-    assert next_to_review(entries, 9, -1) == 5
-    assert next_to_review(entries, 2, -1) is None
+    assert next_to_review(entries, 9, 1) == 11
+    assert next_to_review(entries, 11, 1) == 2
+    assert next_to_review(entries, 2, 1) is None
+    assert next_to_review(entries, 2, -1) == 11
+    assert next_to_review(entries, 5, -1) is None
+    assert next_to_review(entries, 7, -1) == 2
     with pytest.raises(ValueError, match="step"):
         next_to_review(entries, 2, 2)
 

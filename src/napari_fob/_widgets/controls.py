@@ -26,14 +26,14 @@ from qtpy.QtWidgets import (
 from napari_fob._widgets.backends import FOB_DEFAULT
 from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
 from napari_fob.segmenters.registry import SEGMENTERS
-from napari_fob.segmenters.weights import SAM_MODEL_TYPES
+from napari_fob.segmenters.weights import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
 from napari_fob.session.walks import MODES
 
 PROMPT_CHOICES = ("FoB", "mask-ring baseline", "registration baseline")
 #: The generator name of each PROMPT_CHOICES entry (combo index -> `make_generator` name).
 PROMPT_NAMES = ("fob", "mask-ring", "registration")
 SEGMENTER_CHOICES = SEGMENTERS  # the registry's names, in its order
-SAM_MODELS = SAM_MODEL_TYPES
+SAM_MODELS = SAM_MODEL_TYPES + SAM2_MODEL_TYPES  # SAM's, then SAM 2.1's (segmenter sam2)
 
 
 def hbox(*widgets: QWidget) -> QWidget:
@@ -101,6 +101,13 @@ class Controls:
         self.other_bg = QCheckBox("other structures as background")
         self.other_bg.setChecked(True)
         form.addRow(hbox(self.overwrite, self.other_bg))
+        self.propagate = QCheckBox("propagate corrections")
+        self.propagate.setChecked(True)
+        self.propagate.setToolTip(
+            "Committing a slice whose points you corrected re-predicts the predicted slices "
+            "next to it from its mask (undo: one step)"
+        )
+        form.addRow(self.propagate)
         layout.addWidget(rng)
 
         # --- models ----------------------------------------------------------------------
@@ -114,7 +121,8 @@ class Controls:
         self.segmenter = QComboBox()
         self.segmenter.addItems(SEGMENTER_CHOICES)
         self.segmenter.setToolTip(
-            "auto: SAM when a checkpoint is found, else the random walker (said below)"
+            "auto: SAM, then SAM 2.1, whichever checkpoint is found first, else the random "
+            "walker (said below); sam2: SAM 2.1 with a hiera_* model"
         )
         self.sam_model = QComboBox()
         self.sam_model.addItems(SAM_MODELS)

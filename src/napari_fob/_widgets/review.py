@@ -1,8 +1,9 @@
 """The per-slice review list: what happened on each slice of the active structure.
 
 One row per slice that has a support, prompts or committed voxels: ``z 12 · predicted · 0.83``.
-Low-confidence slices are highlighted; clicking a row jumps the viewer to that slice. The
-navigation rule for the N / B keys (`next_to_review`) is plain Python so it is tested without Qt.
+Low-confidence slices are highlighted; clicking a row jumps the viewer to that slice. The N / B
+keys (`next_to_review`) go through the slices that need review worst first (the session's
+review order, plain Python, tested without Qt).
 Imports qtpy (widget side only).
 """
 
@@ -15,6 +16,8 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import QListWidget, QListWidgetItem
 
+from napari_fob.session.review import step_in, worst_first
+
 LOW_CONFIDENCE_COLOR = "#8a5a00"
 COMMITTED_COLOR = "#1f4d2a"
 
@@ -24,14 +27,14 @@ class SliceEntry:
     """Review state of one slice of one structure."""
 
     z: int
-    status: str  # "support", "predicted", "edited", "committed" or "none"
+    status: str  # "support", "predicted", "re-predicted", "edited", "committed" or "none"
     confidence: float | None
     low_confidence: bool
 
     @property
     def needs_review(self) -> bool:
         """Prompts nobody has looked at yet, or a committed slice the model doubted."""
-        return self.status in ("predicted", "edited") or self.low_confidence
+        return self.status in ("predicted", "re-predicted", "edited") or self.low_confidence
 
     def text(self) -> str:
         conf = "" if self.confidence is None else f" · {self.confidence:.2f}"
@@ -40,16 +43,10 @@ class SliceEntry:
 
 
 def next_to_review(entries: Sequence[SliceEntry], current: int, step: int) -> int | None:
-    """The nearest slice after (`step` = +1) or before (-1) `current` that needs review.
-
-    Returns None when there is none in that direction (no wrap-around: the user sees the end).
-    """
-    if step not in (1, -1):
-        raise ValueError(f"review step: expected +1 or -1, got {step}")
-    candidates = [e.z for e in entries if e.needs_review and (e.z - current) * step > 0]
-    if not candidates:
-        return None
-    return min(candidates) if step > 0 else max(candidates)
+    """The next (`step` = +1) or previous (-1) slice that needs review in the review order:
+    lowest confidence first (`napari_fob.session.review`), so N from elsewhere goes to the
+    worst slice. None past the end of the order (no wrap-around: the user sees the end)."""
+    return step_in(worst_first(entries), current, step)
 
 
 class ReviewList(QListWidget):

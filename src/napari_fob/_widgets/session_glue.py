@@ -19,6 +19,7 @@ from napari_fob._widgets._mesa_guard import block_triton_under_mesa
 from napari_fob._widgets.backends import BackendChoice, build
 from napari_fob._widgets.review import SliceEntry
 from napari_fob.core.intensity import Window
+from napari_fob.session.corrections import REPREDICTED
 
 
 def volume_metadata(layer: Any) -> dict[str, Any] | None:
@@ -85,10 +86,10 @@ class SessionGlue:
         if self.backend_key != "given" and self.backend_key != choice:
             yield (0, 1, "Loading models")
             block_triton_under_mesa()  # before torch is imported (see _mesa_guard)
-            if self.cache is None:
-                from napari_fob.segmenters.cache import EmbeddingCache
+            if self.cache is None:  # memory + the disk store under paths.cache_dir()
+                from napari_fob.segmenters.cache import default_cache
 
-                self.cache = EmbeddingCache(max_items=64)
+                self.cache = default_cache()
             built = build(choice, cache=self.cache)
             self.generator, self.segmenter, self.backend_text, self.backend_details = built
             self.backend_key = choice
@@ -118,6 +119,7 @@ class SessionGlue:
             self.attach(self.new_session(image))
         session = self.session
         session.set_window(self.window())
+        session.propagate_corrections = self.c.propagate.isChecked()
         name = self.c.name.text().strip()
         if name:
             session.names[label] = name
@@ -187,6 +189,8 @@ class SessionGlue:
         out = []
         for z in sorted(zs):
             status = s.slice_status(label, z)
+            if status == "predicted" and REPREDICTED in s.prompts[(label, z)].meta:
+                status = "re-predicted"  # from a correction next to it: to be looked at again
             if status == "none":
                 status = "support" if z in s.supports.get(label, {}) else "committed"
             out.append(SliceEntry(z, status, s.confidence(label, z), s.low_confidence(label, z)))
