@@ -28,6 +28,7 @@ from napari_fob.cli import UsageError
 from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_format
 from napari_fob.prompting import PRIOR_SOURCES
 from napari_fob.segmenters.registry import SEGMENTERS
+from napari_fob.segmenters.weights import SAM2_MODEL_TYPES
 from napari_fob.session.walks import MODES, check_threshold
 
 HELP = (
@@ -105,9 +106,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "support mask carried to each slice by registration (default: the product's, "
         "docs/method.md)",
     )
-    parser.add_argument("--segmenter", choices=SEGMENTERS, default="auto")
+    parser.add_argument(
+        "--segmenter",
+        choices=SEGMENTERS,
+        default="auto",
+        help="auto: the first of SAM, SAM 2.1 whose checkpoint is found, else the random walker "
+        "(said in a notice; docs/segmenters.md)",
+    )
     parser.add_argument("--sam-model", default="vit_b", choices=("vit_b", "vit_l", "vit_h"))
     parser.add_argument("--sam-checkpoint", metavar="PATH")
+    parser.add_argument("--sam2-model", default="hiera_t", choices=SAM2_MODEL_TYPES)
+    parser.add_argument(
+        "--sam2-checkpoint", metavar="PATH", help="a SAM 2.1 or MedSAM2 checkpoint (.pt)"
+    )
+    parser.add_argument(
+        "--sam2-input-size",
+        type=int,
+        default=1024,
+        help="SAM 2.1's input side: 1024 for Meta's checkpoints, 512 for MedSAM2",
+    )
+    parser.add_argument(
+        "--embedding-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep SAM / SAM 2.1 image embeddings on disk in the cache folder, so a re-run "
+        "reuses them (capped at $FOB_EMBEDDING_CACHE_GB, default 4); --no-embedding-cache: "
+        "memory only",
+    )
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     parser.add_argument("--window", default="auto", metavar="PRESET|LO,HI")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -219,6 +244,7 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     """(generator, segmenter, notices); missing weights become a UsageError."""
     from napari_fob.prompting.generators import make_generator
     from napari_fob.segmenters import get_segmenter
+    from napari_fob.segmenters.cache import default_cache
 
     try:
         generator = make_generator(
@@ -232,10 +258,16 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
             args.segmenter,
             sam_model=args.sam_model,
             sam_checkpoint=args.sam_checkpoint,
+            sam2_model=getattr(args, "sam2_model", "hiera_t"),
+            sam2_checkpoint=getattr(args, "sam2_checkpoint", None),
+            sam2_input_size=getattr(args, "sam2_input_size", 1024),
             device=args.device,
+            cache=default_cache(disk=getattr(args, "embedding_cache", True)),
         )
     except FileNotFoundError as err:
         raise UsageError(f"missing weights: {err}") from None
+    except ImportError as err:  # --segmenter sam2 without the sam2 package
+        raise UsageError(str(err)) from None
     return generator, segmenter, [notice] if notice else []
 
 

@@ -198,6 +198,7 @@ def segment_volume(
     """
     from napari_fob.commands import segment_exports as exports
     from napari_fob.commands.overview import write_overview
+    from napari_fob.segmenters.registry import cache_stats
     from napari_fob.session import AnnotationSession
     from napari_fob.session.sidecar import stage_session
 
@@ -269,6 +270,7 @@ def segment_volume(
             "window": session.window.to_dict(),
             "prompts": generator.describe(),
             "segmenter": segmenter.describe(),
+            "embedding_cache": cache_stats(segmenter),
             "notices": [*notices, *export_notices],
             "labels": per_label,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from napari_fob.segmenters.base import Segmenter
+from napari_fob.segmenters.weights import SAM2_MODEL_TYPES
 
 if TYPE_CHECKING:
     from napari_fob.segmenters.cache import EmbeddingCache
@@ -125,6 +126,8 @@ def get_segmenter(
     """
     if name not in SEGMENTERS:
         raise ValueError(f"segmenter {name!r}: expected one of {', '.join(SEGMENTERS)}")
+    if name == "sam" and sam_model in SAM2_MODEL_TYPES:
+        raise ValueError(f"SAM model {sam_model!r} is a SAM 2.1 size: use the segmenter sam2")
     wants = _wants(sam_model, sam_checkpoint, sam2_model, sam2_checkpoint)
     if name == "random-walker":
         from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
@@ -181,3 +184,10 @@ def _build(want: _Want, checkpoint, sam2_input_size: int, options) -> Segmenter:
     return Sam2Segmenter(
         size=want.model, checkpoint=checkpoint, image_size=sam2_input_size, **options
     )
+
+
+def cache_stats(segmenter: Segmenter) -> dict[str, int] | None:
+    """The embedding cache's counters of a SAM / SAM 2.1 segmenter (`EmbeddingCache.stats`:
+    hits, disk_hits, misses, ...), or None for a backend without a cache (random walker)."""
+    cache = getattr(segmenter, "cache", None)
+    return None if cache is None else cache.stats()
