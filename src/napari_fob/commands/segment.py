@@ -6,7 +6,10 @@ writes ``labels.nii.gz`` (the image's grid and affine), ``prompts.json`` (the se
 DICOM series also ``labels.seg.dcm`` (``--no-dicom-seg`` turns it off) and for an NRRD with
 ``--labels-format nrrd`` also ``labels.nrrd`` (`segment_exports`). Volumes
 are processed one after another; under ``torchrun`` (env RANK / WORLD_SIZE) volume i goes to
-rank i % world size. The work itself is `segment_job.segment_volume`.
+rank i % world size. The work itself is `segment_job.segment_volume`. With
+``--reference-image REF --reference-labels REF_LABELS`` (or manifest columns
+image,reference_image,reference_labels[,out]) the supports come from another, labelled scan
+instead (`segment_reference`), and a summary CSV lists every volume and structure.
 
 Every output folder is checked before anything is computed: it must not hold an input (IMAGE,
 SUPPORT of any job) and must not hold a previous result unless ``--overwrite``; a manifest's
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_fob.cli import UsageError
+from napari_fob.commands import segment_reference
 from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_format
 from napari_fob.prompting import PRIOR_SOURCES
 from napari_fob.segmenters.registry import SEGMENTERS
@@ -57,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SUPPORT",
         help="support labels on the image's grid (one per IMAGE, in the same order)",
     )
-    parser.add_argument("--manifest", metavar="CSV", help="CSV with columns image,support[,out]")
+    segment_reference.add_arguments(parser)
+    parser.add_argument(
+        "--manifest",
+        metavar="CSV",
+        help="CSV with columns image,support[,out] or image,reference_image,reference_labels[,out]",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--overwrite",
@@ -141,8 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True)
 class Job:
     image: Path
-    support: Path
+    support: Path | None  # None: the supports come from `reference`
     out: Path
+    reference: tuple[Path, Path] | None = None  # (reference image, its labels)
 
 
 def parse_window(text: str) -> str | tuple[float, float]:
@@ -180,21 +190,24 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
     manifest's ``out`` column, relative to --out).
     """
     out = Path(args.out)
-    pairs: list[tuple[Path, Path, Path | None]] = []
-    if len(args.support) != len(args.images):
+    pairs: list[tuple[Path, Path | None, Path | None, tuple[Path, Path] | None]] = []
+    if getattr(args, "reference_image", None) or getattr(args, "reference_labels", None):
+        pairs += segment_reference.command_line_pairs(args)
+    elif len(args.support) != len(args.images):
         raise UsageError(
             f"{len(args.images)} IMAGE(s) but {len(args.support)} --support: give one --support "
             "per IMAGE, in the same order (or use --manifest)."
         )
-    pairs += [(Path(i), Path(s), None) for i, s in zip(args.images, args.support)]
+    else:
+        pairs += [(Path(i), Path(s), None, None) for i, s in zip(args.images, args.support)]
     if args.manifest:
         pairs += read_manifest(Path(args.manifest))
     if not pairs:
         raise UsageError("nothing to segment: give IMAGE --support SUPPORT or --manifest CSV.")
     single = len(pairs) == 1
-    stems = [_stem(image) for image, _, _ in pairs]
+    stems = [_stem(image) for image, *_ in pairs]
     jobs = []
-    for (image, support, sub), stem in zip(pairs, stems):
+    for (image, support, sub, reference), stem in zip(pairs, stems):
         if stems.count(stem) > 1:  # same file name in different folders: keep them apart
             stem = f"{image.parent.name}_{stem}"
         if sub is not None and (sub.is_absolute() or ".." in sub.parts or sub == Path(".")):
@@ -203,34 +216,25 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
                 f"{out} (relative, without '..')"
             )
         target = out / sub if sub is not None else (out if single else out / stem)
-        jobs.append(Job(image, support, target))
+        jobs.append(Job(image, support, target, reference))
     if len({j.out for j in jobs}) != len(jobs):
         raise UsageError("two volumes would write into the same output folder; give `out` names")
     return jobs
 
 
-def read_manifest(path: Path) -> list[tuple[Path, Path, Path | None]]:
-    """Rows of a CSV (image,support[,out]); relative paths are relative to the CSV's folder."""
+def read_manifest(path: Path) -> list[tuple]:
+    """Rows of a CSV, (image, support, out, reference) each (`segment_reference.manifest_row`:
+    columns image,support[,out] or image,reference_image,reference_labels[,out]); relative
+    paths are relative to the CSV's folder."""
     if not path.exists():
         raise FileNotFoundError(f"--manifest {path}: no such file")
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        missing = {"image", "support"} - set(reader.fieldnames or [])
-        if missing:
-            raise UsageError(
-                f"--manifest {path}: missing column(s) {sorted(missing)}; expected "
-                "image,support[,out]"
-            )
-        rows = []
-        for row in reader:
-            out = row.get("out") or None
-            rows.append(
-                (
-                    path.parent / row["image"].strip(),
-                    path.parent / row["support"].strip(),
-                    Path(out.strip()) if out else None,
-                )
-            )
+        segment_reference.check_columns(path, list(reader.fieldnames or []))
+        rows = [
+            segment_reference.manifest_row(path, number, row)
+            for number, row in enumerate(reader, start=2)
+        ]
     return rows
 
 
@@ -275,7 +279,7 @@ def check_outputs(jobs: list[Job], *, overwrite: bool) -> None:
     """Every job's output folder, checked before any work (one UsageError listing them all)."""
     from napari_fob.commands.segment_job import result_folder
 
-    inputs = [p for job in jobs for p in (job.image, job.support)]
+    inputs = [p for job in jobs for p in (job.image, job.support, *(job.reference or ())) if p]
     problems = []
     for job in jobs:
         try:
@@ -301,19 +305,32 @@ def run(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     check_threshold(args.threshold, "--threshold")  # before any model is loaded
     check_outputs(jobs, overwrite=args.overwrite)
+    summary = segment_reference.summary_path(args, every)
+    if any(job.reference for job in jobs):
+        segment_reference.check_prompts(args)  # before any model is loaded
     generator, segmenter, notices = build_models(args)
     for notice in notices:
         print(f"NOTICE: {notice}", file=sys.stderr)
+    across = generator
+    if any(job.reference for job in jobs):
+        across = segment_reference.across_volume_generator(args, generator)
     failed: list[tuple[Job, Exception]] = []
+    rows: list[dict[str, Any]] = []
     for job in jobs:
+        gen = across if job.reference else generator
         if len(jobs) == 1:  # one volume: its error is the command's error
-            _segment_one(job, args, generator, segmenter, notices, labels, window)
+            report = _segment_one(job, args, gen, segmenter, notices, labels, window)
+            rows += segment_reference.summary_rows(job.image, job.out, report, None)
             continue
         try:
-            _segment_one(job, args, generator, segmenter, notices, labels, window)
+            report = _segment_one(job, args, gen, segmenter, notices, labels, window)
+            rows += segment_reference.summary_rows(job.image, job.out, report, None)
         except (UsageError, ValueError, OSError) as err:
             failed.append((job, err))
+            rows += segment_reference.summary_rows(job.image, job.out, None, err)
             print(f"{job.image}: FAILED, nothing written to {job.out}: {err}", file=sys.stderr)
+    if summary is not None:
+        print(f"summary: {segment_reference.write_summary(summary, rows)}")
     if failed:
         print(
             f"fob segment: {len(failed)} of {len(jobs)} volume(s) failed:\n"
@@ -335,9 +352,18 @@ def _segment_one(
     notices: list[str],
     labels: list[int] | None,
     window: Any,
-) -> None:
+) -> dict[str, Any]:
     from napari_fob.commands.segment_job import segment_volume
 
+    if job.reference is not None:
+        report = segment_reference.segment_from_reference(
+            job.image, job.reference, job.out, generator=generator, segmenter=segmenter,
+            notices=notices, labels=labels, slices=args.slices, window=window,
+            progress=not args.quiet, overwrite=args.overwrite, series=getattr(args, "series", None),
+            dicom_seg=args.dicom_seg, labels_format=args.labels_format,
+        )  # fmt: skip
+        _print_done(job, report)
+        return report
     report = segment_volume(
         job.image,
         job.support,
@@ -356,6 +382,11 @@ def _segment_one(
         dicom_seg=args.dicom_seg,
         labels_format=args.labels_format,
     )
+    _print_done(job, report)
+    return report
+
+
+def _print_done(job: Job, report: dict[str, Any]) -> None:
     n = sum(len(v["slices_with_voxels"]) for v in report["labels"].values())
     print(
         f"{job.image}: {len(report['labels'])} structure(s), {n} labelled slice(s) -> "

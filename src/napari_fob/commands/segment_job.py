@@ -150,7 +150,7 @@ def read_names(support_path: Path) -> dict[int, str]:
     return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
 
 
-def _drive(gen, desc: str, progress: bool):
+def drive(gen, desc: str, progress: bool):
     """Run a session generator under a tqdm bar (terminals only); returns its result."""
     from tqdm import tqdm
 
@@ -197,10 +197,7 @@ def segment_volume(
             `overwrite`); both checked before any computation.
     """
     from napari_fob.commands import segment_exports as exports
-    from napari_fob.commands.overview import write_overview
-    from napari_fob.segmenters.registry import cache_stats
     from napari_fob.session import AnnotationSession
-    from napari_fob.session.sidecar import stage_session
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -227,7 +224,7 @@ def segment_volume(
     per_label: dict[str, Any] = {}
     for label in chosen:
         t = time.perf_counter()
-        predicted = _drive(
+        predicted = drive(
             session.predict(label, zs, mode=mode, threshold=threshold), f"prompts {label}", progress
         )
         timings["predict"] += time.perf_counter() - t
@@ -235,9 +232,39 @@ def segment_volume(
         todo = sorted(set(predicted) | set(session.supports[label]))
         if mode == "chain":  # the chain committed as it went; only the painted slices remain
             todo = sorted(session.supports[label])
-        _drive(session.commit(label, todo), f"masks {label}", progress)
+        drive(session.commit(label, todo), f"masks {label}", progress)
         timings["commit"] += time.perf_counter() - t
-        per_label[str(label)] = _label_report(session, label, predicted)
+        per_label[str(label)] = label_report(session, label, predicted)
+    source = {"image": str(image_path), "support": str(support_path)}
+    settings = dict(mode=mode, slices=slices, threshold=threshold, nonfinite_voxels=nonfinite)
+    return write_result(
+        unit, out_dir, session, image, plan, source=source, settings=settings, notices=notices,
+        per_label=per_label, timings=timings, t0=t0,
+    )  # fmt: skip
+
+
+def write_result(
+    unit: Any,
+    out_dir: Path,
+    session: Any,
+    image: Any,
+    plan: Any,
+    *,
+    source: dict[str, Any],
+    settings: dict[str, Any],
+    notices: Sequence[str],
+    per_label: dict[str, Any],
+    timings: dict[str, float],
+    t0: float,
+) -> dict[str, Any]:
+    """Write a job's files into its open `unit` (labels, sidecar, exports, overview, report)
+    and return the report: `source` (the input paths) and `settings` (how the prompts were
+    placed) are recorded as given. Shared by the support and the reference jobs."""
+    from napari_fob.commands import segment_exports as exports
+    from napari_fob.commands.overview import write_overview
+    from napari_fob.segmenters.registry import cache_stats
+    from napari_fob.session.sidecar import stage_session
+
     t = time.perf_counter()
     with unit:
         written = stage_session(session, unit)
@@ -251,26 +278,22 @@ def segment_volume(
             session.labels,
             session.prompts,
             names=session.names,
-            title=Path(image_path).name,
+            title=Path(source["image"]).name,
         )
         timings["overview"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         report = {
-            "image": str(image_path),
-            "support": str(support_path),
+            **source,
             "outputs": {k: str(v) for k, v in (written | extra).items()}
             | {"overview": str(out_dir / OVERVIEW_FILE), "report": str(out_dir / REPORT_FILE)},
             "dicom_series": exports.describe_source(image),
             "dicom_seg": seg or None,
             "shape": list(session.shape),
-            "mode": mode,
-            "slices": slices,
-            "threshold": threshold,
-            "nonfinite_voxels": nonfinite,
+            **settings,
             "window": session.window.to_dict(),
-            "prompts": generator.describe(),
-            "segmenter": segmenter.describe(),
-            "embedding_cache": cache_stats(segmenter),
+            "prompts": session.generator.describe(),
+            "segmenter": session.segmenter.describe(),
+            "embedding_cache": cache_stats(session.segmenter),
             "notices": [*notices, *export_notices],
             "labels": per_label,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
@@ -291,12 +314,12 @@ def result_folder(out_dir: Path, inputs: Sequence[Path], *, overwrite: bool) -> 
     return ResultFolder(out_dir, names=RESULT_FILES, overwrite=overwrite, protect=inputs)
 
 
-def _label_report(session: Any, label: int, predicted: list[int]) -> dict[str, Any]:
+def label_report(session: Any, label: int, predicted: list[int]) -> dict[str, Any]:
     keys = [z for (_, z) in session.slices.keys(label) if session.confidence(label, z) is not None]
     committed = [int(z) for z in np.flatnonzero((session.labels == label).any(axis=(1, 2)))]
     return {
         "name": session.names.get(label),
-        "support_slices": sorted(session.supports[label]),
+        "support_slices": sorted(session.supports.get(label, {})),  # none from a reference
         "predicted_slices": sorted(predicted),
         "slices_with_voxels": committed,
         "voxels": int((session.labels == label).sum()),
