@@ -147,13 +147,21 @@ def run(args: argparse.Namespace) -> dict:
             "per_label": per_label,
             "curve": [float(v) for v in np.mean([r["curve"] for r in rows], axis=0)],
         }
-    out["settings"] = {
-        "data": str(args.data), "labels": chosen, "target": args.target,
-        "max_actions": args.max_actions, "segmenter": segmenter.describe(),
-        "window": [window.low, window.high], "checkpoint": args.checkpoint,
-        "method_seconds": seconds, "wall_s": time.perf_counter() - t0, "machine": machine(),
-    }  # fmt: skip
+        out["settings"] = {
+            "data": str(args.data), "labels": chosen, "target": args.target,
+            "max_actions": args.max_actions, "segmenter": segmenter.describe(),
+            "window": [window.low, window.high], "checkpoint": args.checkpoint,
+            "method_seconds": seconds, "wall_s": time.perf_counter() - t0, "machine": machine(),
+        }  # fmt: skip
+        save(args.out, out)  # after every method: a long run keeps what it finished
     return out
+
+
+def save(path: Path, report: dict) -> None:
+    from napari_fob.core import atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -172,6 +180,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--export-real-anatomy", type=Path, metavar="DIR",
                    help="write the --structures of real anatomy into DIR, then stop")  # fmt: skip
     p.add_argument("--structures", default="Caudate_L,Putamen_L,Thalamus_L,Hippocampus_L")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="PNG",
+        help="print the tables of the --from results, plot their curves to PNG",
+    )
+    p.add_argument("--from", dest="results", nargs="+", default=[], metavar="NAME=JSON")
     p.add_argument("--atlas", default="hcpex")
     args = p.parse_args(argv)
     if "," in str(args.window):
@@ -181,8 +196,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--methods {','.join(bad)}: expected names from {', '.join(METHODS + EXTRA)}")
     if args.max_actions < 0 or not 0 < args.target <= 1:
         p.error("--max-actions must be >= 0 and --target in (0, 1]")
-    if args.export_real_anatomy is None and (args.data is None or args.out is None):
-        p.error("--data and --out are required (or --export-real-anatomy DIR)")
+    other = args.export_real_anatomy is not None or args.report is not None
+    if not other and (args.data is None or args.out is None):
+        p.error("--data and --out are required (or --export-real-anatomy DIR, or --report)")
     return args
 
 
@@ -195,11 +211,15 @@ def main(argv: list[str] | None = None) -> int:
                                     atlas=args.atlas)  # fmt: skip
         print(f"wrote {args.export_real_anatomy}: {names}")
         return 0
-    report = run(args)
-    from napari_fob.core import atomic
+    if args.report is not None:
+        from _interaction_report import load, markdown, plot
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(args.out, json.dumps(report, indent=2) + "\n")
+        reports = load(args.results)
+        for title, report in reports:
+            print(markdown(title, report) + "\n")
+        plot(reports, args.report)
+        return 0
+    run(args)
     print(f"wrote {args.out}")
     return 0
 

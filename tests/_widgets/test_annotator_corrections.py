@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_annotator import LIVER, cropped_sample, liver_slices
+from test_annotator import LIVER
+from test_annotator import annotator as annotated  # noqa: F401  the fixture, reused
 
-from napari_fob._widgets.annotator import AnnotatorWidget
-from napari_fob.prompting.generators import make_generator
-from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
 from napari_fob.session.corrections import REPREDICTED
 
 pytestmark = pytest.mark.gui
@@ -25,20 +23,15 @@ def corrected_commit(widget, qtbot, z: int) -> None:
 
 
 @pytest.mark.parametrize("propagate", [True, False])
-def test_a_corrected_commit_repredicts_in_the_background(make_napari_viewer, qtbot, monkeypatch,
-                                                         propagate):  # fmt: skip
+def test_a_corrected_commit_repredicts_in_the_background(
+    annotated,  # noqa: F811  the fixture imported above
+    qtbot,
+    monkeypatch,
+    propagate,
+):
+    widget = annotated  # the loop of test_annotator, but with real worker threads
     monkeypatch.delenv("NAPARI_FOB_NOTHREADS", raising=False)
-    volume, truth, _ = cropped_sample()
-    viewer = make_napari_viewer()
-    viewer.add_image(volume.data, name="phantom", contrast_limits=(-160, 240))
-    widget = AnnotatorWidget(viewer)
-    widget.glue.set_backends(make_generator("mask-ring"), RandomWalkerSegmenter())
-    layers = widget.ensure_layers()
-    zs = liver_slices(truth)
-    zc = zs[len(zs) // 2]
-    support = np.zeros(truth.shape, np.uint8)
-    support[zc][truth[zc] == LIVER] = LIVER
-    layers.support.data = support
+    zc = widget.test_info["support_z"]
     widget._c.z_from.setValue(zc - 4)
     widget._c.z_to.setValue(zc)
     assert widget._c.propagate.isChecked()  # on by default
@@ -58,4 +51,3 @@ def test_a_corrected_commit_repredicts_in_the_background(make_napari_viewer, qtb
         assert s.slice_status(LIVER, zc - 3) == "committed"
     else:
         assert again == [] and "re-predicted" not in rows.values()
-    widget.close()
