@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e ".[gui,test,train,bench]" $(TORCH_PINS)
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install -q --no-build-isolation sam2==1.1.0 $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e ".[gui,test,train,bench,sam2]" $(TORCH_PINS)
 	touch $(STAMP)
 
 venv: $(STAMP)
