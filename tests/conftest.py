@@ -16,6 +16,8 @@ def _isolated_fob_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FOB_HOME", str(home))
     monkeypatch.setenv("FOB_CONFIG", str(home / "config.yaml"))
     monkeypatch.delenv("FOB_SAM_CHECKPOINT", raising=False)
+    monkeypatch.delenv("FOB_SAM2_CHECKPOINT", raising=False)
+    monkeypatch.delenv("FOB_EMBEDDING_CACHE_GB", raising=False)
     yield
 
 
