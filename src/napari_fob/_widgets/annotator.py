@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from napari_fob._widgets import files
 from napari_fob._widgets import layers as L
@@ -24,6 +24,7 @@ from napari_fob._widgets.backends import BackendChoice
 from napari_fob._widgets.controls import PROMPT_NAMES, Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
+from napari_fob._widgets.gallery import Gallery
 from napari_fob._widgets.jobs import JobHooks, JobRunner
 from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import GlueHooks, SessionGlue
@@ -76,7 +77,14 @@ class AnnotatorWidget(QWidget):
         self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
         self._review = ReviewList(self.jump_to)
-        layout.addWidget(self._review)
+        self.marks: dict[tuple[int, int], str] = {}  # (structure, slice) -> reviewed / flagged
+        self._marked_session: Any = None
+        self._gallery_shows: tuple[int, int] | None = None
+        self._gallery = Gallery(self.jump_to, self.set_mark, self._gallery_source)
+        self._tabs = QTabWidget()
+        self._tabs.addTab(self._review, "List")
+        self._tabs.addTab(self._gallery, "Gallery")
+        layout.addWidget(self._tabs)
         handlers = {
             "predict": self.predict, "commit_slice": self.commit_slice,
             "commit_range": self.commit_range, "clear": self.clear_slice, "undo": self.undo,
@@ -278,7 +286,11 @@ class AnnotatorWidget(QWidget):
         self.viewer.dims.set_current_step(0, int(z))
 
     def review_step(self, step: int) -> None:
-        z = next_to_review(self._review.entries, self.current_slice(), step)
+        """N / B: the next / previous slice to review, skipping those marked reviewed."""
+        entries = [
+            e for e in self._review.entries if self.marks.get((self.label, e.z)) != "reviewed"
+        ]
+        z = next_to_review(entries, self.current_slice(), step)
         if z is None:
             self.say("No slice to review in that direction.")
         else:
@@ -322,10 +334,39 @@ class AnnotatorWidget(QWidget):
             return
         self.editor.show(self.session.prompts, self.label)
         self.glue.show_labels()
-        self._review.set_entries(self.glue.review_entries(self.label))
+        entries = self.glue.review_entries(self.label)
+        self._review.set_entries(entries)
         self._review.select_slice(self.current_slice())
+        self._show_gallery(entries)
         if not self.busy:
             self.set_busy(False)
+
+    # ---- the gallery ---------------------------------------------------------------------------
+    def _gallery_source(self) -> tuple[Any, int] | None:
+        return None if self.session is None else (self.session, self.label)
+
+    def _show_gallery(self, entries: list[Any]) -> None:
+        label = self.label
+        if self.session is not self._marked_session:  # marks belong to one session
+            self.marks.clear()
+            self._marked_session = self.session
+        if (id(self.session), label) != self._gallery_shows:
+            self._gallery.forget()  # another structure's thumbnails would show a moment
+            self._gallery_shows = (id(self.session), label)
+        marks = {z: m for (k, z), m in self.marks.items() if k == label}
+        self._gallery.set_entries(entries, marks)
+        self._gallery.select_slice(self.current_slice())
+
+    def set_mark(self, z: int, mark: str | None) -> None:
+        """Mark slice `z` of the active structure "reviewed" or "flagged" (None: unmark)."""
+        key = (self.label, int(z))
+        if mark is None:
+            self.marks.pop(key, None)
+            self.say(f"Slice {z}: mark removed.")
+        else:
+            self.marks[key] = mark
+            self.say(f"Slice {z}: {mark}.")
+        self._show_gallery(self._review.entries)
 
     # ---- form events ----------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:
@@ -371,6 +412,7 @@ class AnnotatorWidget(QWidget):
 
     def _on_slice_changed(self, event: Any = None) -> None:
         self._review.select_slice(self.current_slice())
+        self._gallery.select_slice(self.current_slice())
         self.jobs.start_prefetch()
 
     # ---- shortcuts and closing ------------------------------------------------------------------
@@ -401,6 +443,7 @@ class AnnotatorWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self._closed = True
+        self._gallery.stop()
         self.cancel()
         self.release_shortcuts()
         self._set_click(None)
