@@ -26,6 +26,8 @@ from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
 from napari_fob._widgets.gallery import Gallery
 from napari_fob._widgets.jobs import JobHooks, JobRunner
+from napari_fob._widgets.progress_panel import ProgressPanel
+from napari_fob._widgets.reference import ReferencePanel
 from napari_fob._widgets.review import ReviewList, next_to_review
 from napari_fob._widgets.session_glue import GlueHooks, SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
@@ -57,6 +59,8 @@ class AnnotatorWidget(QWidget):
         self._growing = self._closed = False
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
+        self._progress = ProgressPanel(lambda: self.reported(self.cancel))
+        layout.addWidget(self._progress)
         self.glue = SessionGlue(
             GlueHooks(
                 viewer=self.viewer, choice=self.choice, say=self.say,
@@ -71,7 +75,7 @@ class AnnotatorWidget(QWidget):
                 session=lambda: self.session, choice=self.choice, glue=self.glue, say=self.say,
                 set_busy=self.set_busy, show_backends=self.show_backends,
                 refresh=self._refresh_from_job,
-                current_slice=self.current_slice,
+                current_slice=self.current_slice, progress=self._progress,
             )
         )  # fmt: skip
         self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
@@ -85,6 +89,9 @@ class AnnotatorWidget(QWidget):
         self._tabs.addTab(self._review, "List")
         self._tabs.addTab(self._gallery, "Gallery")
         layout.addWidget(self._tabs)
+        layout.addWidget(ReferencePanel(viewer=self.viewer, run_job=self.run_job,
+            prepare=self.glue.prepare, label=lambda: self.label, slice_range=self.slice_range,
+            image_layer=self.image_layer, say=self.say))  # fmt: skip
         handlers = {
             "predict": self.predict, "commit_slice": self.commit_slice,
             "commit_range": self.commit_range, "clear": self.clear_slice, "undo": self.undo,

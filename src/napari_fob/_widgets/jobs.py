@@ -41,6 +41,7 @@ class JobHooks:
     show_backends: Callable[[], None]
     refresh: Callable[[bool], None]  # refresh(only_if_dirty)
     current_slice: Callable[[], int]
+    progress: Any = None  # the dock's `ProgressPanel` (start / step / finish), or None
 
 
 class JobRunner:
@@ -89,6 +90,8 @@ class JobRunner:
 
         w.set_busy(True)
         self.description, self.last_progress = description, None
+        if w.progress is not None:
+            w.progress.start(description)
         self.job = workers.start(
             gen,
             description=description,
@@ -100,11 +103,15 @@ class JobRunner:
 
     def _on_progress(self, item: Any) -> None:
         self.last_progress = item
+        if self.w.progress is not None:
+            self.w.progress.step(item)
         self.w.say(str(getattr(item, "message", "") or (item[2] if len(item) > 2 else "")))
         self.w.show_backends()
         self.w.refresh(True)
 
     def _on_end(self) -> None:
+        if self.w.progress is not None:
+            self.w.progress.finish()
         if self.job is not None and self.job.cancelled:
             self.w.say(cancelled_message(self.description, self.last_progress))
         self.w.set_busy(False)
