@@ -1,6 +1,7 @@
 """The methods the simulated annotator is run with (issue 18, part 1; bench/interaction.py).
 
-Each holds the masks of one structure over its range and takes one `Action` at a time:
+Each holds the masks of one structure over its range; ``edit(action)`` does one gesture
+(`Action`) and ``commit(z)`` recommits slice z and applies the method's propagation rule:
 
 - `SessionLoop` (``fob``, ``mask-ring``, ``registration``): the product itself. An
   `AnnotationSession` predicts the range from the support; a slice's mask is what the product
@@ -95,7 +96,7 @@ class SessionLoop:
         p = self.s.prompts.get((LABEL, z))
         return np.zeros((0, 2)) if p is None else p.bg
 
-    def act(self, action: Action) -> None:
+    def edit(self, action: Action) -> None:
         s, z = self.s, action.z
         if (LABEL, z) not in s.prompts:
             s.set_prompts(LABEL, z, empty_prompts(z))
@@ -103,7 +104,9 @@ class SessionLoop:
             s.move_point(LABEL, z, "bg", action.index, action.rc)
         else:
             s.add_point(LABEL, z, "fg" if action.kind == "fg" else "bg", action.rc)
-        run(s.commit(LABEL, [z]))
+
+    def commit(self, z: int) -> None:
+        run(self.s.commit(LABEL, [z]))  # and the session's propagation of the correction
 
 
 class _Masks:
@@ -127,19 +130,18 @@ class _Masks:
         p = self.prompts.get(z)
         return np.zeros((0, 2)) if p is None else p.bg
 
-    def correct(self, action: Action) -> int:
+    def edit(self, action: Action) -> None:
         z = action.z
         p = apply(self.prompts.get(z, empty_prompts(z)), action)
         self.prompts[z], self.mask[z] = p, self.segment(z, p)
         self.fixed.add(z)
-        return z
+
+    def commit(self, z: int) -> None:
+        """The slice's mask is already its segmentation; propagation is the method's."""
 
 
 class PerSlice(_Masks):
     """No propagation (see the module docstring)."""
-
-    def act(self, action: Action) -> None:
-        self.correct(action)
 
 
 def box_prompts(prev: np.ndarray, z: int) -> PromptSet:
@@ -179,5 +181,5 @@ class MicroSamStyle(_Masks):
                 self.prompts[z], self.mask[z] = p, m
                 prev, z = m, z + step
 
-    def act(self, action: Action) -> None:
-        self.propagate(self.correct(action))
+    def commit(self, z: int) -> None:
+        self.propagate(z)

@@ -72,16 +72,30 @@ def dice3d(masks: dict[int, np.ndarray], truth: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * inter / total
 
 
-def simulate(method, truth: np.ndarray, n: int) -> list[float]:
-    """Dice after 0..n actions of the simulated annotator on `method` (n + 1 values)."""
+def simulate(method, truth: np.ndarray, n: int, *, finish: int = 0, target: float = 1.0):
+    """Dice after 0..n actions of the simulated annotator on `method` (n + 1 values).
+
+    `finish` 0 (the issue's rule): every gesture is followed by the slice's recommit and the
+    method's propagation. `finish` K > 0: the annotator stays on the slice it picked, and
+    recommits (and propagates) only once that slice's Dice reaches `target` or after K
+    gestures on it; the Dice in between counts the edited slice as *Commit range* would.
+    """
     from _interaction_actions import choose, worst_slice
 
     curve = [dice3d(method.masks(), truth)]
+    current, gestures = None, 0
     for _ in range(n):
         masks = method.masks()
-        z = worst_slice(masks, truth)
+        z = worst_slice(masks, truth) if current is None else current
         if z is not None:
-            method.act(choose(z, masks[z], truth[z], method.bg(z)))
+            method.edit(choose(z, masks[z], truth[z], method.bg(z)))
+            gestures += 1
+            right = dice3d({z: method.masks()[z]}, truth) >= target
+            if finish == 0 or right or gestures >= finish:
+                method.commit(z)
+                current, gestures = None, 0
+            else:
+                current = z
         curve.append(dice3d(method.masks(), truth))
     return curve
 
@@ -134,7 +148,9 @@ def run(args: argparse.Namespace) -> dict:
             zc, zs = structure_setup(labels, support, label)
             t = time.perf_counter()
             method = build(m, gens, segmenter, volume, window, truth, zc, zs)
-            row = summary(simulate(method, truth, args.max_actions), args.target)
+            curve = simulate(method, truth, args.max_actions, finish=args.finish_slice,
+                             target=args.target)  # fmt: skip
+            row = summary(curve, args.target)
             seconds[m] += time.perf_counter() - t
             per_label[str(label)] = {"name": names.get(label, str(label)), **row}
             print(f"{m} {names.get(label, label)}: auc {row['auc']:.3f} actions "
@@ -149,7 +165,8 @@ def run(args: argparse.Namespace) -> dict:
         }
         out["settings"] = {
             "data": str(args.data), "labels": chosen, "target": args.target,
-            "max_actions": args.max_actions, "segmenter": segmenter.describe(),
+            "max_actions": args.max_actions, "finish_slice": args.finish_slice,
+            "segmenter": segmenter.describe(),
             "window": [window.low, window.high], "checkpoint": args.checkpoint,
             "method_seconds": seconds, "wall_s": time.perf_counter() - t0, "machine": machine(),
         }  # fmt: skip
@@ -172,6 +189,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=0.85, help="Dice that counts as done")
     p.add_argument("--max-actions", type=int, default=8, help="N: actions per structure")
     p.add_argument("--segmenter", default="random-walker", help="segmenter registry name")
+    p.add_argument("--finish-slice", type=int, default=0, metavar="K",
+                   help="0: recommit after every gesture (default); K: stay on a slice until "
+                   "its Dice reaches --target or K gestures, then recommit")  # fmt: skip
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS),
                    help=f"comma-separated, from {', '.join(METHODS + EXTRA)}")  # fmt: skip
     p.add_argument("--window", default="auto", help="'auto', a preset or LOW,HIGH")
@@ -194,8 +214,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad = [m for m in args.methods if m not in METHODS + EXTRA]
     if bad:
         p.error(f"--methods {','.join(bad)}: expected names from {', '.join(METHODS + EXTRA)}")
-    if args.max_actions < 0 or not 0 < args.target <= 1:
-        p.error("--max-actions must be >= 0 and --target in (0, 1]")
+    if args.max_actions < 0 or args.finish_slice < 0 or not 0 < args.target <= 1:
+        p.error("--max-actions and --finish-slice must be >= 0 and --target in (0, 1]")
     other = args.export_real_anatomy is not None or args.report is not None
     if not other and (args.data is None or args.out is None):
         p.error("--data and --out are required (or --export-real-anatomy DIR, or --report)")

@@ -13,6 +13,13 @@ slice the user edited or committed is never touched, and neither is a painted su
 Verified masks are the committed masks of slices whose prompts came from the user (origin
 "user", status "committed"): derived from the slice table, so they survive save and load
 without a field of their own; they are not added to ``session.supports`` (the painted ones).
+The generator is handed them as *committed* supports: the mask is still the segmenter's,
+made from the user's points, and may be far from right after one gesture, so it must not
+vouch for itself (its evidence uses the painted band) and FoB takes only its prototypes from
+it, its location prior still walking from the painted support (`FobPredictor.query_footprint`).
+Handed over as painted instead, one-gesture corrections lowered FoB's Dice on the neighbours
+(docs/benchmarks.md, "Interaction cost"). Mask-ring and registration re-draw and re-warp
+from the corrected mask itself, as those baselines do.
 
 The re-prediction is one undo step of its own, after the commit's step (undo once: the old
 predictions are back, the commit stays). Its prompts are computed where the walk runs (a
@@ -114,7 +121,8 @@ def propagate(
 
 
 def _load(session: AnnotationSession, label: int, extra: dict[int, np.ndarray]) -> None:
-    """The generator holds the painted supports and the `extra` (verified, corrected) masks."""
+    """The generator holds the painted supports and, as committed ones, the `extra` (verified,
+    corrected) masks (see the module docstring)."""
     gen = session.generator
     gen.clear_supports()
     supports = session.supports.get(label, {})
@@ -122,7 +130,7 @@ def _load(session: AnnotationSession, label: int, extra: dict[int, np.ndarray]) 
         gen.set_support(session.image01(z), mask, slice_index=z)
     for z, mask in sorted(extra.items()):
         if z not in supports:
-            gen.set_support(session.image01(z), mask, slice_index=z)
+            gen.set_support(session.image01(z), mask, slice_index=z, committed=True)
 
 
 def _show(session: AnnotationSession, anchors: list[int], targets: list[int]) -> None:
