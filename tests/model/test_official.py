@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import official_recipe as recipe
+import pytest
+import torch
+
+from napari_fob.model import convert
+from napari_fob.model.checkpoint import load_checkpoint
 from napari_fob.model.config import CONFIGS, FobConfig, get_config
 
 
@@ -26,3 +34,136 @@ def test_official_config_is_their_architecture():
 def test_official_inference_only_with_official_architecture(fields):
     with pytest.raises(ValueError, match="FobConfig"):
         get_config("tiny", **fields)
+
+
+# --- conversion and equivalence with the authors' code (fixture: scripts/official_reference.py)
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "official_equivalence.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def zero_state() -> dict[str, torch.Tensor]:
+    """Their state dict with every tensor zero (shapes from the fixture's key list)."""
+    dtypes = {"torch.int64": torch.int64}
+    return {k: torch.zeros(s, dtype=dtypes.get(d, torch.float32)) for k, s, d in FIXTURE["keys"]}
+
+
+def test_their_keys_map_onto_the_official_network(zero_state):
+    state = convert.official_state_dict(zero_state, source="theirs")
+    assert len(state) == len(zero_state) - len(convert.UNUSED_KEYS)
+    assert state["bcm.layer.qkv.weight"].shape == (1536, 512)  # their mha.in_proj_weight
+
+
+@pytest.mark.parametrize("wrap", ["bare", "module", "state_dict", "model"])
+def test_unwrap_accepts_their_saving_styles(zero_state, wrap):
+    sd = {"module." + k: v for k, v in zero_state.items()} if wrap == "module" else zero_state
+    obj = {wrap: sd} if wrap in ("state_dict", "model") else sd
+    assert set(convert.unwrap_state_dict(obj, source="x")) == set(zero_state)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda s: s.pop("refine.norm3.bias"), ["missing", "spr.norm3.bias"]),
+        (lambda s: s.update({"extra.layer.weight": torch.zeros(2)}), ["extra.layer.weight"]),
+        (lambda s: s.update({"head.head.3.weight": torch.zeros(8, 512, 1, 1)}), ["bcm.head.net.3"]),
+    ],
+)
+def test_conversion_refuses_what_does_not_fit_naming_it(zero_state, change, words):
+    state = dict(zero_state)
+    change(state)
+    with pytest.raises(ValueError) as err:
+        convert.official_state_dict(state, source="theirs.pth")
+    assert all(w in str(err.value) for w in words + ["theirs.pth"])
+
+
+def test_conversion_refuses_a_file_that_is_not_a_state_dict(tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save([torch.zeros(2)], bad)
+    with pytest.raises(ValueError, match="state dict"):
+        convert.convert_official(bad, tmp_path / "out.pt")
+    with pytest.raises(FileNotFoundError, match="huggingface"):
+        convert.convert_official(tmp_path / "absent.pth", tmp_path / "out.pt")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> Path:
+    """The recipe's weights saved as their training code saves them, then converted."""
+    folder = tmp_path_factory.mktemp("official")
+    source = folder / "theirs.pth"
+    torch.save(recipe.deterministic_state(FIXTURE["keys"]), source)
+    return convert.convert_official(source, folder / "fob-abd-ct.pt", name="fob-abd-ct")
+
+
+@pytest.mark.slow
+def test_converted_checkpoint_describes_itself(converted):
+    ckpt = load_checkpoint(converted)  # weights_only=True, content sha256 checked
+    origin = ckpt["origin"]
+    assert origin["licence"] == "Apache-2.0" and origin["name"] == "fob-abd-ct"
+    assert origin["source_sha256"] == convert.file_sha256(converted.parent / "theirs.pth")
+    assert ckpt["config"]["inference"] == "official"
+
+
+@pytest.fixture(scope="module")
+def ours(converted):
+    """Our compatibility mode on the fixture's inputs: support, intermediates, prompt sets."""
+    from napari_fob.prompting import official_compat as oc
+    from napari_fob.prompting.predictor import load_predictor
+
+    predictor = load_predictor(str(converted), device="cpu")
+    assert isinstance(predictor, oc.OfficialPredictor)
+    inputs = recipe.mni_inputs()
+    stats = tuple(FIXTURE["zscore"])
+    model, s = predictor.model, predictor.grid_size
+    with torch.inference_mode():
+        sup = oc.encode_support(
+            model,
+            oc.resize_bilinear(oc.zscore(inputs["support_image"], stats), s),
+            oc.resize_bilinear(inputs["support_mask"].astype(np.float32), s),
+            stats,
+        )
+        batch = np.stack(
+            [oc.resize_bilinear(oc.zscore(q, stats), s) for q in inputs["query_images"]]
+        )
+        out = oc.predict_official(model, sup, batch)
+    predictor.set_support(
+        inputs["support_image"], inputs["support_mask"], slice_index=recipe.SUPPORT_Z
+    )
+    sets = predictor.predict(inputs["query_images"][:1], slice_indices=list(recipe.QUERY_Z[:1]))
+    return {"support": sup, "out": out, "sets": sets, "shape": inputs["support_image"].shape}
+
+
+@pytest.mark.slow
+def test_support_ring_and_prototype_match_their_code(ours):
+    from napari_fob.prompting.official_contour import order_from_leftmost
+
+    ring = np.array(FIXTURE["support_ring_xy"])
+    np.testing.assert_array_equal(ours["support"].ring_xy, ring[order_from_leftmost(ring)])
+    fg = ours["support"].fg_prototype[0].numpy()
+    np.testing.assert_allclose(fg, FIXTURE["fg_prototype"], rtol=1e-3, atol=1e-4)
+    assert ours["support"].stats == pytest.approx(FIXTURE["zscore"], rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("j", range(len(recipe.QUERY_Z)))
+def test_outputs_match_their_code(ours, j):
+    ref, out, step = FIXTURE["queries"][j], ours["out"], FIXTURE["heat_step"]
+    assert float(out.threshold[j]) == pytest.approx(ref["threshold"], abs=1e-3)
+    heat = out.heatmaps[j].numpy()
+    scale = max(abs(v) for v in ref["heat_max"])
+    np.testing.assert_allclose(heat.reshape(10, -1).max(1), ref["heat_max"], atol=1e-3 * scale)
+    np.testing.assert_allclose(heat[:, ::step, ::step], ref["heat_sub"], atol=1e-3 * scale)
+    np.testing.assert_array_equal(out.coarse_xy[j], ref["coarse_xy"])  # argmax: exact
+    np.testing.assert_allclose(out.refined_xy[j], ref["bg_xy"], atol=0.5)
+    np.testing.assert_allclose(out.fg_xy[j], ref["fg_xy"], atol=0.5)
+
+
+@pytest.mark.slow
+def test_predictor_maps_their_points_to_slice_pixels(ours):
+    from napari_fob import geometry
+
+    for ps, ref in zip(ours["sets"], FIXTURE["queries"][:1], strict=True):
+        assert ps.slice_index == ref["z"] and ps.meta["inference"] == "official"
+        for got, xy in ((ps.bg, ref["bg_xy"]), (ps.fg, ref["fg_xy"])):
+            want = geometry.grid_to_slice(np.asarray(xy)[:, ::-1], ours["shape"], 256)
+            np.testing.assert_allclose(got, want, atol=0.5 * ours["shape"][0] / 256)

@@ -79,7 +79,8 @@ class FobConfig:
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
-                f"FobConfig.architecture: expected one of {ARCHITECTURES}, got {self.architecture!r}"
+                f"FobConfig.architecture: expected one of {ARCHITECTURES}, "
+                f"got {self.architecture!r}"
             )
         if self.inference not in INFERENCE_MODES:
             raise ValueError(

@@ -82,8 +82,10 @@ def unwrap_state_dict(obj: Any, *, source: str) -> dict[str, torch.Tensor]:
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise ValueError(
             f"{source}: expected a state dict (str -> tensor), directly or under 'state_dict' "

@@ -51,7 +51,9 @@ def transformer_sinusoid(n: int, channels: int) -> torch.Tensor:
     unlike `bcm.ring_position_encoding` it is not periodic around the ring).
     """
     pos = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(1e4) / channels))
+    freq = torch.exp(
+        torch.arange(0, channels, 2, dtype=torch.float32) * (-math.log(1e4) / channels)
+    )
     code = torch.zeros(n, channels)
     code[:, 0::2] = torch.sin(pos * freq)
     code[:, 1::2] = torch.cos(pos * freq)
@@ -101,12 +103,16 @@ class OfficialEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(f"OfficialEncoder: expected (B,1,S,S) slices, got {tuple(images.shape)}")
+            raise ValueError(
+                f"OfficialEncoder: expected (B,1,S,S) slices, got {tuple(images.shape)}"
+            )
         net = self.backbone
-        x = net.maxpool(net.relu(net.bn1(net.conv1(images.expand(-1, 3, -1, -1)))))
+        # channels-last makes oneDNN's convs several times faster on CPU (same numbers)
+        x = images.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
         x = net.layer3(net.layer2(net.layer1(x)))  # (B, 1024, S/4, S/4)
         pooled = torch.flatten(net.avgpool(net.layer4(x)), 1)  # (B, 2048)
-        return self.reduce(x), self.threshold(net.fc(pooled))[:, 0]
+        return self.reduce(x).contiguous(), self.threshold(net.fc(pooled))[:, 0]
 
 
 class OfficialProposals(nn.Module):
@@ -132,7 +138,9 @@ class OfficialBCM(nn.Module):
     def __init__(self, *, channels: int, n_points: int, feature_size: int, ffn: int) -> None:
         super().__init__()
         self.query_pos = nn.Parameter(torch.zeros(1, channels, feature_size, feature_size))
-        self.register_buffer("ring_code", transformer_sinusoid(n_points, channels), persistent=False)
+        self.register_buffer(
+            "ring_code", transformer_sinusoid(n_points, channels), persistent=False
+        )
         self.proposals = OfficialProposals(channels=channels)
         self.layer = MaskedAttentionLayer(channels=channels, n_points=n_points, heads=1, ffn=ffn)
         self.head = HeatmapHead(channels=channels, n_points=n_points, affine=True)
@@ -163,7 +171,9 @@ class OfficialSPR(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(0.5))  # clamped to [0, 1], as they use it
         self.attn = nn.MultiheadAttention(channels, 1, batch_first=True)
         self.offset = nn.Linear(2 * channels, 2 * offsets)
-        self.scale = nn.Sequential(nn.Linear(2 * channels, channels), nn.ReLU(), nn.Linear(channels, 1))
+        self.scale = nn.Sequential(
+            nn.Linear(2 * channels, channels), nn.ReLU(), nn.Linear(channels, 1)
+        )
         self.weight = nn.Linear(channels, offsets)
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(channels) for _ in range(3))
         self.register_buffer("ring", ring_adjacency(n_points), persistent=False)
@@ -227,7 +237,9 @@ class OfficialFob(nn.Module):
     def __init__(self, *, config: FobConfig) -> None:
         super().__init__()
         if config.architecture != "official":
-            raise ValueError(f"OfficialFob: config {config.name!r} is not the 'official' architecture")
+            raise ValueError(
+                f"OfficialFob: config {config.name!r} is not the 'official' architecture"
+            )
         self.config = config
         c, n = config.feature_channels, config.n_bg
         self.encoder = OfficialEncoder(out_channels=c)
@@ -245,7 +257,9 @@ class OfficialFob(nn.Module):
         """(B, 1, S, S) -> features (B, C, S/4, S/4), thresholds t (B,)."""
         s = self.grid_size
         if images.ndim != 4 or tuple(images.shape[1:]) != (1, s, s):
-            raise ValueError(f"OfficialFob: slices must be (B, 1, {s}, {s}), got {tuple(images.shape)}")
+            raise ValueError(
+                f"OfficialFob: slices must be (B, 1, {s}, {s}), got {tuple(images.shape)}"
+            )
         return self.encoder(images)
 
     def foreground(
@@ -278,4 +292,3 @@ class OfficialFob(nn.Module):
             query_prototypes, points_xy, bg_prototypes, features,
             grid_size=self.grid_size, grid_defect=grid_defect,
         )  # fmt: skip
-

@@ -38,9 +38,7 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
         OfficialCheckpoint(
             "fob-abd-ct", "abdominal CT (SABS, MICCAI 2015 multi-atlas)", "86.21 (Setting I)"
         ),
-        OfficialCheckpoint(
-            "fob-abd-mri", "abdominal MRI (CHAOS T2-SPIR)", "84.46 (Setting I)"
-        ),
+        OfficialCheckpoint("fob-abd-mri", "abdominal MRI (CHAOS T2-SPIR)", "84.46 (Setting I)"),
     )
 }
 

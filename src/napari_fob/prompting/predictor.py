@@ -45,6 +45,7 @@ from napari_fob.prompting.in_volume import (
     excluded_region,
     footprint,
 )
+from napari_fob.prompting.official_compat import OfficialPredictor
 from napari_fob.prompting.outputs import prompt_set
 from napari_fob.prompting.registration import MaskTracker
 from napari_fob.prompting.supports import ENCODED_SUPPORTS_KEPT, EncodedSupport, support_key
@@ -82,6 +83,8 @@ class FobPredictor:
 
         from napari_fob.devices import resolve_device
 
+        if model.config.inference != "product":  # the authors' weights: load_predictor
+            raise ValueError(f"FobPredictor: {model.config.name!r} needs OfficialPredictor")
         if prior_source not in PRIOR_SOURCES:
             raise ValueError(f"prior_source: expected one of {PRIOR_SOURCES}, got {prior_source!r}")
         if location_prior == "default":  # each source has its own tuned width
@@ -380,7 +383,8 @@ def load_predictor(
     checkpoint: str = "default", *, device: str = "auto", **options: Any
 ) -> FobPredictor:
     """A `FobPredictor` for a checkpoint path, or ``"default"`` for the packaged model;
-    `options` are `FobPredictor`'s keyword arguments (its in-volume additions).
+    `options` are `FobPredictor`'s keyword arguments (its in-volume additions); a converted
+    checkpoint of the authors' (``inference="official"``) gets an `OfficialPredictor`.
 
     Raises:
         FileNotFoundError: the checkpoint is missing (the message says where it was looked for
@@ -390,4 +394,7 @@ def load_predictor(
     from napari_fob.model.checkpoint import load_fob
 
     dev = resolve_device(device)
-    return FobPredictor(load_fob(checkpoint, device=dev), device=dev, **options)
+    model = load_fob(checkpoint, device=dev)
+    if model.config.inference == "official":  # their behaviour; options do not apply
+        return OfficialPredictor(model, device=dev)
+    return FobPredictor(model, device=dev, **options)
