@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
-def add_convert_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """The ``convert`` action: the authors' ``.pth`` -> a napari-fob checkpoint."""
+def add_convert_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``convert`` action (on `sub`, an argparse sub-parsers object): the authors' ``.pth``
+    -> a napari-fob checkpoint."""
     conv = sub.add_parser(
         "convert",
         help="convert the FoB authors' checkpoint (.pth from their model hub) for napari-fob",
