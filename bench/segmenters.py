@@ -6,6 +6,10 @@ same as with the official weights. Writes ``bench/results/segmenters.json`` and 
 table to ``docs/benchmarks.md`` under "## Segmenters" (other sections are kept).
 
     .venv/bin/python bench/segmenters.py [--embed-slices 1] [--repeats 10] [--tiny]
+    .venv/bin/python bench/segmenters.py --side-by-side [--models vit_b,hiera_t,...]
+
+``--side-by-side`` times SAM vit_b and each SAM 2.1 size in one run instead
+(`_segmenters_side_by_side`; its own section of docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -224,12 +228,13 @@ def table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(markdown: str) -> None:
-    """Replace (or add) the "## Segmenters" section of docs/benchmarks.md."""
+def write_docs(markdown: str, heading: str = "## Segmenters", lead: str | None = None) -> None:
+    """Replace (or add) the section ``heading`` of docs/benchmarks.md."""
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## Segmenters\n\nMeasured by `bench/segmenters.py`.\n\n" + markdown
-    start = text.find("## Segmenters")
+    lead = "Measured by `bench/segmenters.py`.\n\n" if lead is None else lead
+    section = f"{heading}\n\n{lead}" + markdown
+    start = text.find(heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
@@ -245,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="runs per cheap measurement")
     parser.add_argument("--tiny", action="store_true", help="tiny SAM (smoke test, no docs)")
     parser.add_argument("--from-json", default=None, help="re-render a saved report, no timing")
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="SAM vit_b and the SAM 2.1 sizes in one run"
+    )
+    parser.add_argument("--models", default="vit_b,hiera_t,hiera_s,hiera_b+,hiera_l")
     args = parser.parse_args(argv)
+    if args.side_by_side:
+        return side_by_side(args)
     report = json.loads(Path(args.from_json).read_text()) if args.from_json else bench(args)
     markdown = table(report)
     print(markdown)
@@ -254,6 +265,31 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
         write_docs(markdown)
+    return 0
+
+
+def side_by_side(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench folder's helpers
+    import _segmenters_side_by_side as sbs
+
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+    else:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        if "vit_b" not in models:
+            models.insert(0, "vit_b")  # the ratios are to vit_b
+        image, mask = phantom(0)
+        window = Window(-100.0, 400.0, "bench")
+        report = sbs.measure(
+            models, image, prompts_for(mask), window, embeds=args.embed_slices,
+            repeats=args.repeats,
+        )  # fmt: skip
+        out = ROOT / "bench" / "results" / "segmenters_side_by_side.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    markdown = sbs.table(report)
+    print(markdown)
+    write_docs(markdown, sbs.SECTION, lead="")
     return 0
 
 

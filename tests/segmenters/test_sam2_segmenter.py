@@ -122,7 +122,7 @@ def test_checkpoint_loads_and_a_mismatch_names_both_sizes(model, checkpoint, tmp
     seg = Sam2Segmenter(size="hiera_t", checkpoint=checkpoint, image_size=SIZE, device="cpu")
     key = "image_encoder.trunk.patch_embed.proj.weight"
     torch.testing.assert_close(seg.model.state_dict()[key], model.state_dict()[key].half().float())
-    assert seg.describe()["model_type"] == "sam2.1 hiera_t" and seg.model_id.startswith(
+    assert seg.describe()["model_type"] == "hiera_t" and seg.model_id.startswith(
         f"sam2.1-hiera_t-{SIZE}:"
     )
     with pytest.raises(ValueError, match=r"does not fit --sam2-model hiera_s.*looks like hiera_t"):

@@ -37,8 +37,9 @@ MULTIMASK_CHOICES = ("auto", True, False)
 class PromptedSegmenter:
     """The shared half of `SamSegmenter` and `Sam2Segmenter` (see the module docstring).
 
-    A backend's ``__init__`` calls `_init_prompting`; it sets ``img_size`` (the model's square
-    input side) and ``low_res`` (the side of its low-res logits, ``img_size / 4``).
+    A backend's set-up calls `_init_prompting` (device, model, identity, cache) and sets its
+    predictor, ``img_size`` (the model's square input side) and ``low_res`` (the side of its
+    low-res logits, ``img_size / 4``).
     """
 
     name = "prompted"
@@ -46,21 +47,55 @@ class PromptedSegmenter:
     img_size: int
     low_res: int
 
+    #: added to `describe`'s mask-choice sentence by a backend with its own rule
+    mask_choice_note = ""
+
     def _init_prompting(
-        self, *, model_id: str, cache: EmbeddingCache | None, use_box: bool, multimask: Any
-    ) -> None:
+        self, model: Any, *, device: str, model_id: str, model_type: str | None,
+        checkpoint: str | None, sha256: str | None, cache: EmbeddingCache | None,
+        use_box: bool, multimask: Any,
+    ) -> None:  # fmt: skip
+        """Put ``model`` on ``device`` in eval mode and set what every backend records."""
+        from napari_fob.devices import resolve_device
+
         if multimask not in MULTIMASK_CHOICES:
             raise ValueError(
                 f"{type(self).__name__} multimask: expected 'auto', True or False, got "
                 f"{multimask!r}"
             )
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
         self.model_id = model_id
+        self.model_type = model_type
+        self.checkpoint = checkpoint
+        self.checkpoint_sha256 = sha256
         self.cache = cache if cache is not None else EmbeddingCache(max_items=64)
         self.cache.bind(model_id)
         self.use_box = bool(use_box)
         self.multimask = multimask
         self._state_key: str | None = None  # the embedding now set on the predictor
         self._lock = threading.RLock()  # the predictor holds one image at a time
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able identity: kind, model type/id, checkpoint + sha256 prefix, options."""
+        sha = self.checkpoint_sha256
+        return {
+            "kind": self.name,
+            "model_type": self.model_type,
+            "model_id": self.model_id,
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": None if sha is None else sha[:16],
+            "device": str(self.device),
+            "input_size": self.img_size,
+            "options": {
+                "use_box": self.use_box,
+                "multimask": self.multimask,
+                "mask_choice": "highest predicted IoU among multimask outputs; single output "
+                "when the prompt has more than one point (multimask='auto')"
+                + self.mask_choice_note,
+                "intensity": "uint8 RGB of the window (intensity.to_uint8_rgb)",
+            },
+        }
 
     # ---- what each backend provides ----------------------------------------------------------
     def _encode(self, rgb: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -59,10 +58,7 @@ class SamSegmenter(PromptedSegmenter):
             model_type=model_type,
             checkpoint=str(Path(checkpoint).resolve()),
             sha256=sha,
-            device=device,
-            cache=cache,
-            use_box=use_box,
-            multimask=multimask,
+            options={"device": device, "cache": cache, "use_box": use_box, "multimask": multimask},
         )
 
     @classmethod
@@ -82,53 +78,17 @@ class SamSegmenter(PromptedSegmenter):
         set of weights its own id.
         """
         self = cls.__new__(cls)
-        self._setup(
-            sam_model,
-            model_id=model_id,
-            model_type=None,
-            checkpoint=None,
-            sha256=None,
-            device=device,
-            cache=cache,
-            use_box=use_box,
-            multimask=multimask,
-        )
+        options = {"device": device, "cache": cache, "use_box": use_box, "multimask": multimask}
+        self._setup(sam_model, model_id=model_id, model_type=None, checkpoint=None, sha256=None,
+                    options=options)  # fmt: skip
         return self
 
-    def _setup(self, model: Sam, *, model_id, model_type, checkpoint, sha256, device, cache,
-               use_box, multimask) -> None:  # fmt: skip
-        from napari_fob.devices import resolve_device
-
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+    def _setup(self, model: Sam, *, model_id, model_type, checkpoint, sha256, options) -> None:
+        self._init_prompting(model, model_id=model_id, model_type=model_type,
+                             checkpoint=checkpoint, sha256=sha256, **options)  # fmt: skip
         self.predictor = SamPredictor(self.model)
-        self.model_type = model_type
-        self.checkpoint = checkpoint
-        self.checkpoint_sha256 = sha256
         self.img_size = int(self.model.image_encoder.img_size)
         self.low_res = 4 * int(self.model.prompt_encoder.image_embedding_size[0])
-        self._init_prompting(model_id=model_id, cache=cache, use_box=use_box, multimask=multimask)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able identity: kind, model type/id, checkpoint + sha256 prefix, options."""
-        return {
-            "kind": "sam",
-            "model_type": self.model_type,
-            "model_id": self.model_id,
-            "checkpoint": self.checkpoint,
-            "checkpoint_sha256": None
-            if self.checkpoint_sha256 is None
-            else self.checkpoint_sha256[:16],
-            "device": str(self.device),
-            "input_size": self.img_size,
-            "options": {
-                "use_box": self.use_box,
-                "multimask": self.multimask,
-                "mask_choice": "highest predicted IoU among multimask outputs; single output "
-                "when the prompt has more than one point (multimask='auto')",
-                "intensity": "uint8 RGB of the window (intensity.to_uint8_rgb)",
-            },
-        }
 
     # ---- the backend hooks of PromptedSegmenter -------------------------------------------
     @torch.no_grad()

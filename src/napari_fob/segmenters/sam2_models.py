@@ -113,15 +113,10 @@ def build_sam2_model(
 
 def read_checkpoint(path: str | Path, model: torch.nn.Module, size: str) -> dict[str, Any]:
     """The state dict in ``path``, checked against ``model`` (of ``size``) before loading."""
-    try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as err:  # text, a pickle of Python objects, a damaged zip
-        raise ValueError(
-            f"SAM 2.1 checkpoint {path}: not a PyTorch weights file that can be read safely "
-            "(weights only); pass an official sam2.1_hiera_*.pt or a MedSAM2 .pt file"
-        ) from err
+    from napari_fob.segmenters.sam_models import read_weights
+
+    expected = "an official sam2.1_hiera_*.pt or a MedSAM2 .pt file"
+    data = read_weights(path, what="SAM 2.1", expected=expected)
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(

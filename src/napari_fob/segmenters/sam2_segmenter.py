@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +44,9 @@ class Sam2Segmenter(PromptedSegmenter):
     """
 
     name = "sam2"
+    mask_choice_note = (
+        ", with sam2's fallback to the multimask outputs when that single mask is unstable"
+    )
 
     def __init__(
         self,
@@ -67,10 +69,7 @@ class Sam2Segmenter(PromptedSegmenter):
             size=size,
             checkpoint=str(Path(checkpoint).resolve()),
             sha256=sha,
-            device=device,
-            cache=cache,
-            use_box=use_box,
-            multimask=multimask,
+            options={"device": device, "cache": cache, "use_box": use_box, "multimask": multimask},
         )
 
     @classmethod
@@ -88,51 +87,24 @@ class Sam2Segmenter(PromptedSegmenter):
         """Wrap an already built ``SAM2Base`` (e.g. random `build_sam2_model` in tests).
 
         ``model_id`` names the weights in the cache keys and in `describe`; give each distinct
-        set of weights its own id.
+        set of weights its own id; ``size`` is only recorded.
         """
         self = cls.__new__(cls)
+        options = {"device": device, "cache": cache, "use_box": use_box, "multimask": multimask}
         self._setup(model, model_id=model_id, size=size, checkpoint=None, sha256=None,
-                    device=device, cache=cache, use_box=use_box, multimask=multimask)  # fmt: skip
+                    options=options)  # fmt: skip
         return self
 
-    def _setup(self, model, *, model_id, size, checkpoint, sha256, device, cache, use_box,
-               multimask) -> None:  # fmt: skip
-        from napari_fob.devices import resolve_device
-
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+    def _setup(self, model, *, model_id, size, checkpoint, sha256, options) -> None:
+        self.size = size
+        self._init_prompting(model, model_id=model_id, model_type=size, checkpoint=checkpoint,
+                             sha256=sha256, **options)  # fmt: skip
         self.predictor = SAM2ImagePredictor(self.model)
         self.img_size = int(self.model.image_size)
         # The predictor's feature-map sizes are written for a 1024 input; they follow the input
         # (strides 4, 8, 16), so a 512 MedSAM2 model gets its own.
         self.predictor._bb_feat_sizes = [(self.img_size // s,) * 2 for s in (4, 8, 16)]
         self.low_res = self.img_size // 4
-        self.size = size
-        self.checkpoint = checkpoint
-        self.checkpoint_sha256 = sha256
-        self._init_prompting(model_id=model_id, cache=cache, use_box=use_box, multimask=multimask)
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able identity: kind, size, model id, checkpoint + sha256 prefix, options."""
-        return {
-            "kind": "sam2",
-            "model_type": None if self.size is None else f"sam2.1 {self.size}",
-            "model_id": self.model_id,
-            "checkpoint": self.checkpoint,
-            "checkpoint_sha256": None
-            if self.checkpoint_sha256 is None
-            else self.checkpoint_sha256[:16],
-            "device": str(self.device),
-            "input_size": self.img_size,
-            "options": {
-                "use_box": self.use_box,
-                "multimask": self.multimask,
-                "mask_choice": "highest predicted IoU among multimask outputs; single output "
-                "when the prompt has more than one point (multimask='auto'), with sam2's "
-                "fallback to the multimask outputs when that single mask is unstable",
-                "intensity": "uint8 RGB of the window (intensity.to_uint8_rgb)",
-            },
-        }
 
     # ---- the backend hooks of PromptedSegmenter -------------------------------------------
     @torch.no_grad()

@@ -88,15 +88,7 @@ def load_sam(model_type: str, checkpoint: str | Path) -> Sam:
     if model_type not in ("vit_b", "vit_l", "vit_h"):
         raise ValueError(f"SAM model type {model_type!r}: expected vit_b, vit_l or vit_h")
     model = sam_model_registry[model_type](checkpoint=None)
-    try:
-        state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception as err:  # text, a pickle of Python objects, a damaged zip
-        raise ValueError(
-            f"SAM checkpoint {checkpoint}: not a PyTorch weights file that can be read safely "
-            "(weights only); pass an official sam_vit_*.pth file"
-        ) from err
+    state = read_weights(checkpoint, what="SAM", expected="an official sam_vit_*.pth file")
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, AttributeError, TypeError) as err:
@@ -106,3 +98,22 @@ def load_sam(model_type: str, checkpoint: str | Path) -> Sam:
             f"({first}); check --sam-model matches the file (sam_vit_b_* is vit_b)"
         ) from err
     return model.eval()
+
+
+def read_weights(path: str | Path, *, what: str, expected: str) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file that is not a weights file
+    becomes a ValueError naming it, ``what`` it was meant to be and the ``expected`` file.
+
+    Raises:
+        OSError: the file cannot be read (missing, unreadable).
+        ValueError: text, a pickle of Python objects, a damaged zip.
+    """
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:  # whatever torch's unpickler raises for a file that is not weights
+        raise ValueError(
+            f"{what} checkpoint {path}: not a PyTorch weights file that can be read safely "
+            f"(weights only); pass {expected}"
+        ) from err
