@@ -13,6 +13,7 @@ from napari_fob.prompting.predictor import FobPredictor
 from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
 from napari_fob.session import AnnotationSession, run
 from napari_fob.session.reference import (
+    across_volume,
     across_volume_options,
     array_codes,
     plan_supports,
@@ -127,6 +128,24 @@ def test_fob_prompts_every_query_slice_without_the_in_volume_additions():
         assert session.confidence(2, z) is not None
     assert predictor.support_indices == []  # left cleared
     assert session.undo() and (2, zs[0]) not in session.prompts
+    painted = zs[len(zs) // 2]
+    session.set_support(2, painted, truth[painted] == 2)
+    assert run(predict_from_reference(session, plan)) == [z for z in zs if z != painted]
+
+
+def test_across_volume_turns_the_additions_off_and_refuses_registration():
+    from napari_fob.prompting.generators import make_generator
+
+    product = make_generator("fob", model=build_fob("tiny"), device="cpu")
+    across = across_volume(product)
+    assert across is not product and across.predictor.model is product.predictor.model
+    assert across.describe()["location_prior"] is None and across.describe()["fg_relative"] == 0.7
+    paper = make_generator("fob", model=build_fob("tiny"), device="cpu", paper_inference=True)
+    assert across_volume(paper) is paper and across_volume(across) is across
+    ring = make_generator("mask-ring")
+    assert across_volume(ring) is ring
+    with pytest.raises(ValueError, match="registration walks from a support within one scan"):
+        across_volume(make_generator("registration"))
 
 
 @pytest.mark.parametrize(

@@ -121,18 +121,12 @@ def check_prompts(args: argparse.Namespace) -> None:
 
 
 def across_volume_generator(args: argparse.Namespace, generator: Any) -> Any:
-    """The generator for reference jobs: FoB with the in-volume additions off (the same
-    network), or the paper's inference, or mask-ring as is."""
-    check_prompts(args)
-    if args.prompts != "fob" or args.paper_inference:  # the paper's has no addition at all
-        return generator
-    from napari_fob.prompting.generators import FobGenerator
-    from napari_fob.prompting.predictor import FobPredictor
-    from napari_fob.session.reference import across_volume_options
+    """The generator for reference jobs (`session.reference.across_volume`): FoB with the
+    in-volume additions off (the same network), or the paper's inference, or mask-ring."""
+    from napari_fob.session.reference import across_volume
 
-    predictor = generator.predictor
-    across = FobPredictor(predictor.model, device=predictor.device, **across_volume_options())
-    return FobGenerator(predictor=across, checkpoint=generator.checkpoint)
+    check_prompts(args)
+    return across_volume(generator)
 
 
 def read_reference(image_path: Path, labels_path: Path) -> tuple[Any, Any]:

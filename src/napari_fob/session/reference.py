@@ -74,6 +74,28 @@ def across_volume_options() -> dict[str, Any]:
     }
 
 
+def across_volume(generator: Any) -> Any:
+    """The generator to prompt a scan from another's supports: a FoB generator with any
+    in-volume addition on becomes one over the same network with `across_volume_options`;
+    the paper's FoB, mask-ring and copy are used as they are. ValueError for registration,
+    which walks from a support through the slices of its own scan."""
+    name = getattr(generator, "name", "")
+    if name == "registration":
+        raise ValueError(
+            "supports from another scan: registration walks from a support within one scan and "
+            "cannot cross to another; choose FoB or mask-ring prompts"
+        )
+    predictor = getattr(generator, "predictor", None)
+    options = across_volume_options()
+    if name != "fob" or all(getattr(predictor, k, None) == v for k, v in options.items()):
+        return generator
+    from napari_fob.prompting.generators import FobGenerator
+    from napari_fob.prompting.predictor import FobPredictor
+
+    across = FobPredictor(predictor.model, device=predictor.device, **options)
+    return FobGenerator(predictor=across, checkpoint=getattr(generator, "checkpoint", None))
+
+
 def array_codes(volume: Any) -> tuple[str, str, str]:
     """Anatomical direction (nibabel axis code, e.g. "S") in which each array axis
     (Z, Y, X) of a `Volume` increases, from its affine."""
@@ -333,23 +355,29 @@ def plan_supports(
 
 
 def predict_from_reference(
-    session: Any, plan: ReferencePlan, *, batch_size: int | None = None
+    session: Any,
+    plan: ReferencePlan,
+    *,
+    batch_size: int | None = None,
+    generator: Any = None,
 ) -> Generator[Progress, None, list[int]]:
     """Prompts of `plan.label` on the query `session`'s slices, each third from its part's
-    support (the generator's supports are replaced per part and left cleared). One undo step;
-    yields `Progress`; returns the slices that received prompts. Each slice's confidence is
-    the prompts' evidence (`PromptSet.evidence`)."""
+    support, by `generator` (default: the session's; its supports are replaced per part and
+    left cleared). Slices painted as supports on the query itself are left as painted. One
+    undo step; yields `Progress`; returns the slices that received prompts. Each slice's
+    confidence is the prompts' evidence (`PromptSet.evidence`)."""
     label = session.check_label(plan.label)
     batch = batch_size or session.batch_size
     entry = Entry(f"predict {label} (from another scan)", label)
-    generator = session.generator
-    total = sum(len(p.query_slices) for p in plan.parts)
+    generator = generator or session.generator
+    painted = set(session.supports.get(label, {}))  # painted on this scan: kept as painted
+    total = sum(len(set(p.query_slices) - painted) for p in plan.parts)
     done: list[int] = []
     try:
         for part in plan.parts:
             generator.clear_supports()
             generator.set_support(part.image01, part.mask)  # no slice index: another scan
-            zs = part.query_slices
+            zs = [z for z in part.query_slices if z not in painted]
             for start in range(0, len(zs), batch):
                 chunk = zs[start : start + batch]
                 images = [session.image01(z) for z in chunk]
