@@ -129,6 +129,14 @@ def main(code: Path, out: Path) -> None:
         })  # fmt: skip
         support_ring = seen["contour"][0].tolist()
         fg_proto = seen["fg_prototype"].reshape(-1).numpy()
+    import cv2  # their dependency, for the contour records
+
+    contours = []
+    for mask in recipe.contour_masks():
+        found, _ = cv2.findContours(
+            mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        contours.append(max(found, key=cv2.contourArea)[:, 0, :].tolist())
     fixture = {
         "about": "Outputs of the FoB authors' code (github primebo1/FoB_SAM, commit below) on "
         "the CPU, made by scripts/official_reference.py; numbers only, no code or weights.",
@@ -142,6 +150,8 @@ def main(code: Path, out: Path) -> None:
         "fg_prototype": fg_proto.tolist(),
         "heat_step": HEAT_STEP,
         "queries": queries,
+        "opencv": cv2.__version__,
+        "contours": contours,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(fixture, separators=(",", ":")) + "\n")

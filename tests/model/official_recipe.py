@@ -69,6 +69,19 @@ def mni_inputs() -> dict:
     }
 
 
+def contour_masks(count: int = 24) -> list[np.ndarray]:
+    """Seeded random blob masks (some touching the border, several components) on which the
+    fixture records OpenCV's largest outer contour (`official_contour` must give the same)."""
+    from scipy import ndimage
+
+    masks = []
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        field = ndimage.gaussian_filter(rng.random((40, 48)), 1.0 + seed % 4)
+        masks.append(field > np.quantile(field, 0.55 + 0.01 * (seed % 10)))
+    return masks
+
+
 RECIPE = {
     "data": "napari_fob.samples.mni.load_mni_brain(): MNI ICBM152 2009a T1, 2 mm, axial (Z, Y, X)",
     "image01": "volume / volume.max() (min is 0)",

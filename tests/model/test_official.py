@@ -167,3 +167,66 @@ def test_predictor_maps_their_points_to_slice_pixels(ours):
         for got, xy in ((ps.bg, ref["bg_xy"]), (ps.fg, ref["fg_xy"])):
             want = geometry.grid_to_slice(np.asarray(xy)[:, ::-1], ours["shape"], 256)
             np.testing.assert_allclose(got, want, atol=0.5 * ours["shape"][0] / 256)
+
+
+def test_border_following_matches_opencv():
+    from napari_fob.prompting.official_contour import largest_outer_contour
+
+    masks = recipe.contour_masks()
+    assert len(masks) == len(FIXTURE["contours"])
+    for mask, want in zip(masks, FIXTURE["contours"], strict=True):
+        np.testing.assert_array_equal(largest_outer_contour(mask), want)
+
+
+def test_open_contour_sampling_and_their_order():
+    from napari_fob.prompting.official_contour import order_from_leftmost, sample_open_contour
+
+    square = np.array([[0, 0], [0, 9], [9, 9], [9, 0]])  # (x, y), the way OpenCV walks it
+    pts = sample_open_contour(square, 4)
+    np.testing.assert_array_equal(pts, [[0, 0], [0, 9], [9, 9], [9, 0]])  # closing edge unused
+    order = order_from_leftmost(np.array([[5, 0], [0, 5], [5, 9], [9, 5]]))
+    np.testing.assert_array_equal(order, [0, 1, 3, 2])  # from (0, 5): -45, 0, 0, 39 deg
+
+
+def test_weights_list_names_the_authors_checkpoints(tmp_path, monkeypatch, capsys):
+    from napari_fob.cli import main
+
+    monkeypatch.setenv("FOB_HOME", str(tmp_path))
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("fob-abd-ct", "fob-abd-mri", "Apache-2.0", "huggingface.co/PrimeBo1/FoB_SAM"):
+        assert word in out
+    assert "86.21" in out and "84.46" in out and "fob-abd-ct.pt  [missing]" in out
+
+
+def test_a_missing_converted_checkpoint_says_how_to_get_it(tmp_path, monkeypatch):
+    from napari_fob.model.checkpoint import resolve_checkpoint
+
+    monkeypatch.setenv("FOB_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        resolve_checkpoint("fob-abd-mri")
+    message = str(err.value)
+    assert "fob weights convert" in message and "huggingface.co/PrimeBo1/FoB_SAM" in message
+    assert str(tmp_path / "weights" / "fob-abd-mri.pt") in message
+
+
+@pytest.mark.slow
+def test_cli_converts_and_the_name_runs_in_compatibility_mode(
+    converted, tmp_path, monkeypatch, capsys
+):
+    from napari_fob._widgets.backends import BackendChoice, build
+    from napari_fob.cli import main
+    from napari_fob.prompting.official_compat import OfficialPredictor
+
+    monkeypatch.setenv("FOB_HOME", str(tmp_path))
+    source, out = converted.parent / "theirs.pth", tmp_path / "weights" / "fob-abd-ct.pt"
+    assert main(["weights", "convert", str(source), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    choice = BackendChoice(fob_checkpoint="fob-abd-ct", segmenter="random-walker", device="cpu")
+    generator, _, text, _ = build(choice)  # what the annotator's model picker does
+    assert isinstance(generator.predictor, OfficialPredictor), text
+    assert generator.describe()["config"]["inference"] == "official"
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a torch file")
+    assert main(["weights", "convert", str(bad), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "bad.pth" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
@@ -25,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from napari_fob._widgets.backends import FOB_DEFAULT
 from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
+from napari_fob.model.official_weights import OFFICIAL_CHECKPOINTS
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.segmenters.weights import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
 from napari_fob.session.walks import MODES
@@ -116,7 +118,13 @@ class Controls:
         self.prompts = QComboBox()
         self.prompts.addItems(PROMPT_CHOICES)
         self.fob_checkpoint = QLineEdit(FOB_DEFAULT)
-        self.fob_checkpoint.setToolTip("FoB checkpoint: 'default' (shipped model) or a .pt path")
+        # the authors' checkpoints by name once converted (`fob weights convert`), or any path
+        names = [FOB_DEFAULT, *OFFICIAL_CHECKPOINTS]  # parented: Python must not collect it
+        self.fob_checkpoint.setCompleter(QCompleter(names, self.fob_checkpoint))
+        self.fob_checkpoint.setToolTip(
+            "FoB checkpoint: 'default' (shipped model), a converted checkpoint of the paper's "
+            "authors (fob-abd-ct, fob-abd-mri: see `fob weights list`) or a .pt path"
+        )
         form.addRow("Prompts", hbox(self.prompts, self.fob_checkpoint))
         self.segmenter = QComboBox()
         self.segmenter.addItems(SEGMENTER_CHOICES)
