@@ -102,9 +102,11 @@ def click(viewer: Any, pos: QPointF, *, mods: tuple[str, ...] = ()) -> None:
 
 
 def button(widget: Any, prefix: str) -> Any:
-    """The widget's push button whose text starts with `prefix` (case-insensitive)."""
+    """The widget's shown push button whose text starts with `prefix` (case-insensitive)."""
     found = [
-        b for b in widget.findChildren(QPushButton) if b.text().lower().startswith(prefix.lower())
+        b
+        for b in widget.findChildren(QPushButton)
+        if b.text().lower().startswith(prefix.lower()) and b.isVisible()
     ]
     assert found, f"no button starting with {prefix!r}"
     return found[0]

@@ -61,6 +61,7 @@ class AnnotatorWidget(QWidget):
         self._c = Controls(layout)
         self._progress = ProgressPanel(lambda: self.reported(self.cancel))
         layout.addWidget(self._progress)
+        self._c.buttons["cancel"].hide()  # the progress row's Cancel, shown while a job runs
         self.glue = SessionGlue(
             GlueHooks(
                 viewer=self.viewer, choice=self.choice, say=self.say,
