@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QSignalBlocker
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
 
 from napari_fob._widgets import layers as L
@@ -89,13 +90,12 @@ class ReferencePanel(QGroupBox):
         for combo, kind in ((self._image, Image), (self._labels, Labels)):
             names = [ly.name for ly in self._viewer.layers
                      if isinstance(ly, kind) and ly.name not in OWN_LAYERS]  # fmt: skip
-            current = combo.currentText()
-            combo.blockSignals(True)
+            keep = combo.currentText()
+            quiet = QSignalBlocker(combo)  # refilling is not a choice of the user's
             combo.clear()
             combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
+            combo.setCurrentIndex(names.index(keep) if keep in names else min(0, len(names) - 1))
+            quiet.unblock()
 
     def choose(self, image: str, labels: str) -> None:
         """Select the reference layers by name (as picking them in the lists does)."""
