@@ -9,8 +9,8 @@ Usage (needs a display; on a headless machine run it under Xvfb):
     QT_QPA_PLATFORM=xcb xvfb-run -a .venv/bin/python scripts/make_screenshots.py --out docs/images
 
 Steps shown: the support painted on one slice, the predicted prompts (rings) on another slice,
-the committed labels, and a close-up of one ring being corrected. ``--prompts`` picks the prompt
-generator (the shipped FoB model or the mask-ring baseline); the segmenter is the one the widget
+the committed labels, a close-up of one ring being corrected, the ring gallery and the 3D
+view. ``--prompts`` picks the prompt generator (the shipped FoB model or the mask-ring baseline); the segmenter is the one the widget
 picks by itself on this machine (the status line in the pictures says which).
 """
 
@@ -73,7 +73,7 @@ def main() -> int:
             QApplication.processEvents()
         for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
             toast.close()  # e.g. the PyQt5 deprecation notice
-        if name != "annotator-ring-closeup.png":
+        if name not in ("annotator-ring-closeup.png", "annotator-3d.png"):
             viewer.reset_view()
         for _ in range(10):
             QApplication.processEvents()
@@ -102,9 +102,30 @@ def main() -> int:
     wait_idle()
     viewer.layers.selection.active = layers.output
     shot("annotator-committed.png")
+
+    widget._tabs.setCurrentIndex(1)  # the gallery: every slice's ring and mask at a glance
+    view = widget._gallery.view
+    end = time.perf_counter() + 60
+    while time.perf_counter() < end and not all(
+        not view.item(i).icon().isNull() for i in range(view.count())
+    ):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    shot("annotator-gallery.png")
+
+    viewer.dims.ndisplay = 3  # 3D: the committed labels, no rings
+    viewer.layers[args_image_name(viewer)].visible = False  # the labels alone, as a surface
+    viewer.reset_view()
+    viewer.camera.angles = (0.0, 35.0, 60.0)
+    shot("annotator-3d.png")
     widget.close()
     viewer.close()
     return 0
+
+
+def args_image_name(viewer) -> str:
+    """The sample's image layer (the first Image layer)."""
+    return next(layer.name for layer in viewer.layers if layer.__class__.__name__ == "Image")
 
 
 if __name__ == "__main__":

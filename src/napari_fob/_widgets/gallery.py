@@ -88,8 +88,10 @@ class _Thumbs(QListWidget):
         self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
-        self.setUniformItemSizes(True)
-        self.setSpacing(4)
+        # a fixed cell: sizes computed from an item still waiting for its icon would stay small
+        self.setGridSize(QSize(THUMB_SIZE + 14, THUMB_SIZE + 26))
+        self.setWordWrap(True)
+        self.setMinimumHeight(2 * (THUMB_SIZE + 26) + 8)  # two rows of thumbnails at least
 
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         mark = MARK_KEYS.get(Qt.Key(event.key()))
