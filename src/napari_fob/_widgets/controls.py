@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 
 from napari_fob._widgets.backends import FOB_DEFAULT
 from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, tooltip
-from napari_fob.model.official_weights import OFFICIAL_CHECKPOINTS
+from napari_fob.prompting.official_compat import CHECKPOINT_NAMES
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.segmenters.weights import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
 from napari_fob.session.walks import MODES
@@ -119,7 +119,7 @@ class Controls:
         self.prompts.addItems(PROMPT_CHOICES)
         self.fob_checkpoint = QLineEdit(FOB_DEFAULT)
         # the authors' checkpoints by name once converted (`fob weights convert`), or any path
-        names = [FOB_DEFAULT, *OFFICIAL_CHECKPOINTS]  # parented: Python must not collect it
+        names = [FOB_DEFAULT, *CHECKPOINT_NAMES]  # parented: Python must not collect it
         self.fob_checkpoint.setCompleter(QCompleter(names, self.fob_checkpoint))
         self.fob_checkpoint.setToolTip(
             "FoB checkpoint: 'default' (shipped model), a converted checkpoint of the paper's "

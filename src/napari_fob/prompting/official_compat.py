@@ -33,13 +33,18 @@ import numpy as np
 from napari_fob import geometry
 from napari_fob.core.intensity import check_unit_slice
 from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.model.official_weights import OFFICIAL_CHECKPOINTS
 from napari_fob.prompting.official_contour import order_from_leftmost, support_ring
+from napari_fob.prompting.query_batches import by_support, checked_queries
 
 if TYPE_CHECKING:
     import torch
 
     from napari_fob.model.official import OfficialFob
 
+#: The names of the authors' converted checkpoints (`--fob-checkpoint fob-abd-ct`), for the
+#: annotator's checkpoint field (widgets do not import `model`).
+CHECKPOINT_NAMES = tuple(OFFICIAL_CHECKPOINTS)
 #: Their Gaussian heatmaps are cut off at this many sigma.
 GAUSS_CUTOFF = 3
 #: Queries per forward pass at most (one-head attention over 64 x 64 tokens: 64 MB per query).
@@ -294,23 +299,12 @@ class OfficialPredictor:
         ``fg_scores``; ``meta["inference"] == "official"``."""
         import torch
 
-        if not self._supports:
-            raise RuntimeError("OfficialPredictor.predict: no support set; call set_support()")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        imgs = [check_unit_slice(im, f"query image {i}") for i, im in enumerate(images)]
-        if slice_indices is not None and len(slice_indices) != len(imgs):
-            raise ValueError(f"slice_indices: {len(slice_indices)} given for {len(imgs)} images")
-        zs = [None] * len(imgs) if slice_indices is None else [int(z) for z in slice_indices]
+        args = (self._supports, images, slice_indices, batch_size)
+        imgs, zs = checked_queries("OfficialPredictor", *args)
         s, step = self.grid_size, min(batch_size, MAX_BATCH)
-        groups: dict[int, list[int]] = {}
-        for i, z in enumerate(zs):
-            groups.setdefault(id(self._support_for(z)), []).append(i)
-        by_id = {id(x): x for x in self._supports}
         results: list[PromptSet | None] = [None] * len(imgs)
         with torch.inference_mode():
-            for sid, members in groups.items():
-                sup = by_id[sid]
+            for sup, members in by_support(zs, self._support_for):
                 for start in range(0, len(members), step):
                     chunk = members[start : start + step]
                     batch = np.stack(

@@ -47,6 +47,7 @@ from napari_fob.prompting.in_volume import (
 )
 from napari_fob.prompting.official_compat import OfficialPredictor
 from napari_fob.prompting.outputs import prompt_set
+from napari_fob.prompting.query_batches import by_support, checked_queries
 from napari_fob.prompting.registration import MaskTracker
 from napari_fob.prompting.supports import ENCODED_SUPPORTS_KEPT, EncodedSupport, support_key
 
@@ -330,29 +331,16 @@ class FobPredictor:
         """
         import torch
 
-        if not self._supports:
-            raise RuntimeError("FobPredictor.predict: no support set; call set_support() first")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        imgs = [check_unit_slice(im, f"query image {i}") for i, im in enumerate(images)]
-        if slice_indices is not None and len(slice_indices) != len(imgs):
-            raise ValueError(
-                f"slice_indices: {len(slice_indices)} given for {len(imgs)} query images"
-            )
-        indices = [None] * len(imgs) if slice_indices is None else [int(z) for z in slice_indices]
+        args = (self._supports, images, slice_indices, batch_size)
+        imgs, indices = checked_queries("FobPredictor", *args)
         self.show(
             [im for z, im in zip(indices, imgs) if z is not None],
             [z for z in indices if z is not None],
         )
-        groups: dict[int, list[int]] = {}
-        for i, z in enumerate(indices):
-            groups.setdefault(id(self._support_for(z)), []).append(i)
         results: list[PromptSet | None] = [None] * len(imgs)
-        by_id = {id(s): s for s in self._supports}
         s = self.grid_size
         with exact_inference():
-            for sid, members in groups.items():
-                sup = by_id[sid]
+            for sup, members in by_support(indices, self._support_for):
                 band = reference_band(self._supports, sup)
                 for start in range(0, len(members), batch_size):
                     chunk = members[start : start + batch_size]
