@@ -195,6 +195,7 @@ def _other_grid(tmp_path, ref_img):
         ("labels alone", "--reference-labels was given alone"),
         ("with support", "--support and --reference-image both given"),
         ("registration", "registration walks from a support within one scan"),
+        ("chain", "--mode chain walks from supports painted on the scan itself"),
     ],
 )
 def test_bad_references_exit_2_with_one_paragraph(subjects, tmp_path, capsys, problem, expected):
@@ -214,6 +215,8 @@ def test_bad_references_exit_2_with_one_paragraph(subjects, tmp_path, capsys, pr
         extra += ["--support", q_lab]
     elif problem == "registration":
         extra = ["--prompts", "registration"]
+    elif problem == "chain":
+        extra += ["--mode", "chain"]
     refs = ["--reference-image", ref_img, "--reference-labels", ref_lab]
     if problem == "labels alone":
         refs = refs[2:]

@@ -111,7 +111,13 @@ def manifest_row(path: Path, number: int, row: dict[str, str]) -> tuple:
 
 
 def check_prompts(args: argparse.Namespace) -> None:
-    """UsageError for prompts that cannot cross scans (registration walks within one)."""
+    """UsageError for what cannot cross scans: registration prompts, chain mode (both walk
+    from a support through the slices of its own scan)."""
+    if getattr(args, "mode", "fixed") == "chain":
+        raise UsageError(
+            "supports from another scan: --mode chain walks from supports painted on the scan "
+            "itself; the reference's supports prompt each third of the extent directly (fixed)"
+        )
     if args.prompts == "registration" or args.fob_prior == "registration":
         raise UsageError(
             "supports from another scan: registration walks from a support within one scan and "
