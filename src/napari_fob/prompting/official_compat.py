@@ -32,10 +32,10 @@ import numpy as np
 
 from napari_fob import geometry
 from napari_fob.core.intensity import check_unit_slice
-from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.core.prompts import PromptSet
 from napari_fob.model.official_weights import OFFICIAL_CHECKPOINTS
 from napari_fob.prompting.official_contour import order_from_leftmost, support_ring
-from napari_fob.prompting.query_batches import by_support, checked_queries
+from napari_fob.prompting.query_batches import by_support, checked_queries, nearest_support
 
 if TYPE_CHECKING:
     import torch
@@ -276,14 +276,7 @@ class OfficialPredictor:
         self._supports = []
 
     def _support_for(self, z: int | None) -> OfficialSupport:
-        if len(self._supports) == 1:
-            return self._supports[0]
-        if z is None or any(s.slice_index is None for s in self._supports):
-            raise ValueError(
-                f"{len(self._supports)} supports are set: every support and query needs a "
-                "slice index so each query uses the nearest one"
-            )
-        return nearest_slice(self._supports, z, key=lambda s: s.slice_index)
+        return nearest_support(self._supports, z)
 
     def predict(
         self,

@@ -47,7 +47,7 @@ from napari_fob.prompting.in_volume import (
 )
 from napari_fob.prompting.official_compat import OfficialPredictor
 from napari_fob.prompting.outputs import prompt_set
-from napari_fob.prompting.query_batches import by_support, checked_queries
+from napari_fob.prompting.query_batches import by_support, checked_queries, nearest_support
 from napari_fob.prompting.registration import MaskTracker
 from napari_fob.prompting.supports import ENCODED_SUPPORTS_KEPT, EncodedSupport, support_key
 
@@ -291,16 +291,7 @@ class FobPredictor:
             self._tracker.clear()
 
     def _support_for(self, slice_index: int | None) -> EncodedSupport:
-        if len(self._supports) == 1:
-            return self._supports[0]
-        if slice_index is None:
-            raise ValueError(
-                f"{len(self._supports)} supports are set: pass slice_indices so each query "
-                "uses the nearest one"
-            )
-        if any(s.slice_index is None for s in self._supports):
-            raise ValueError("several supports are set but some have no slice_index")
-        return nearest_slice(self._supports, slice_index, key=lambda s: s.slice_index)
+        return nearest_support(self._supports, slice_index)
 
     def predict(
         self,

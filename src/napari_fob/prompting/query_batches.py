@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from napari_fob.core.intensity import check_unit_slice
+from napari_fob.core.prompts import nearest_slice
 
 
 def checked_queries(
@@ -48,3 +49,22 @@ def by_support(
         support = support_for(z)
         groups.setdefault(id(support), (support, []))[1].append(i)
     return list(groups.values())
+
+
+def nearest_support(supports: Sequence[Any], slice_index: int | None) -> Any:
+    """The support (an object with ``slice_index``) nearest to a query on `slice_index`; the
+    only one when a single support is set.
+
+    Raises:
+        ValueError: several supports but the query's or a support's slice index is unknown.
+    """
+    if len(supports) == 1:
+        return supports[0]
+    if slice_index is None:
+        raise ValueError(
+            f"{len(supports)} supports are set: pass slice_indices so each query uses the "
+            "nearest one"
+        )
+    if any(s.slice_index is None for s in supports):
+        raise ValueError("several supports are set but some have no slice_index")
+    return nearest_slice(supports, slice_index, key=lambda s: s.slice_index)
