@@ -263,6 +263,9 @@ def test_predict_and_commit_in_real_workers_with_tiny_sam(make_napari_viewer, qt
     qtbot.waitUntil(
         lambda: widget.jobs.prefetch is None or not widget.jobs.prefetch.running, timeout=60_000
     )
+    # the precompute's progress went through the dock's progress row, hidden at its end
+    assert widget._progress.label.text() == "SAM embeddings: 5 / 5 slices"
+    assert not widget._progress.isVisible()
     window = widget.session.window
     near = range(z + 1 - 2, z + 1 + 3)  # PREFETCH_RADIUS around the new slice
     assert all(sam.embedding_key(volume.data[k], window) in sam.cache for k in near)

@@ -72,6 +72,7 @@ def test_click_jumps_and_keys_mark_reviewed_and_flagged(predicted, qtbot):
     qtbot.keyClick(view, Qt.Key.Key_A)
     assert widget.marks[(LIVER, z + 2)] == "reviewed"
     assert next(i for i in _items(view) if _slice_of(i) == z + 2).text().endswith("✓")
+    assert widget._review.currentItem().text().endswith("· reviewed")  # the list says so too
     qtbot.keyClick(view, Qt.Key.Key_Right)  # the next thumbnail
     flagged = _slice_of(view.currentItem())
     assert flagged != z + 2 and viewer.dims.current_step[0] == flagged  # the viewer follows

@@ -342,10 +342,7 @@ class AnnotatorWidget(QWidget):
             return
         self.editor.show(self.session.prompts, self.label)
         self.glue.show_labels()
-        entries = self.glue.review_entries(self.label)
-        self._review.set_entries(entries)
-        self._review.select_slice(self.current_slice())
-        self._show_gallery(entries)
+        self._show_review(self.glue.review_entries(self.label))
         if not self.busy:
             self.set_busy(False)
 
@@ -353,7 +350,8 @@ class AnnotatorWidget(QWidget):
     def _gallery_source(self) -> tuple[Any, int] | None:
         return None if self.session is None else (self.session, self.label)
 
-    def _show_gallery(self, entries: list[Any]) -> None:
+    def _show_review(self, entries: list[Any]) -> None:
+        """The review list and the gallery: the same entries, marks and current slice."""
         label = self.label
         if self.session is not self._marked_session:  # marks belong to one session
             self.marks.clear()
@@ -362,7 +360,9 @@ class AnnotatorWidget(QWidget):
             self._gallery.forget()  # another structure's thumbnails would show a moment
             self._gallery_shows = (id(self.session), label)
         marks = {z: m for (k, z), m in self.marks.items() if k == label}
+        self._review.set_entries(entries, marks)
         self._gallery.set_entries(entries, marks)
+        self._review.select_slice(self.current_slice())
         self._gallery.select_slice(self.current_slice())
 
     def set_mark(self, z: int, mark: str | None) -> None:
@@ -374,7 +374,7 @@ class AnnotatorWidget(QWidget):
         else:
             self.marks[key] = mark
             self.say(f"Slice {z}: {mark}.")
-        self._show_gallery(self._review.entries)
+        self._show_review(self._review.entries)
 
     # ---- form events ----------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:

@@ -132,14 +132,19 @@ class JobRunner:
         near = range(max(0, z - PREFETCH_RADIUS), min(s.shape[0], z + PREFETCH_RADIUS + 1))
         images = {k: s.volume[k] for k in near}
         self.prefetch_center = z
+        if w.progress is not None:
+            w.progress.start("SAM embeddings")
         self.prefetch = workers.start(
             lambda: precompute(images, window=s.window, center=z),
             description="SAM embeddings",
+            on_progress=None if w.progress is None else w.progress.step,
             on_end=self._prefetch_ended,
             on_error=lambda exc: w.say(f"SAM precompute failed: {exc}"),
         )
 
     def _prefetch_ended(self) -> None:
+        if self.w.progress is not None and not self.busy:
+            self.w.progress.finish()
         queued, self.queued = self.queued, None
         if queued is not None:
             description, make, on_done = queued

@@ -31,7 +31,7 @@ def progress_text(description: str, done: int | None, total: int | None, left: f
     if done is None or total is None or total <= 0:
         return f"{description}…"
     text = f"{description}: {done} / {total} slices"
-    if left is not None:
+    if left is not None and done < total:
         text += f" · {left:.0f} s left" if left < 120 else f" · {left / 60:.0f} min left"
     return text
 

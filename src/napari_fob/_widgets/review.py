@@ -9,7 +9,7 @@ Imports qtpy (widget side only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from qtpy.QtCore import Qt
@@ -62,12 +62,17 @@ class ReviewList(QListWidget):
         )
         self.itemClicked.connect(self._on_item_clicked)
 
-    def set_entries(self, entries: Sequence[SliceEntry]) -> None:
-        """Replace the rows (sorted by slice)."""
+    def set_entries(
+        self, entries: Sequence[SliceEntry], marks: Mapping[int, str] | None = None
+    ) -> None:
+        """Replace the rows (sorted by slice); `marks`: slice -> "reviewed" / "flagged" (the
+        gallery's A / F), shown at the end of the row."""
         self.entries = sorted(entries, key=lambda e: e.z)
+        marks = marks or {}
         self.clear()
         for entry in self.entries:
-            item = QListWidgetItem(entry.text())
+            mark = marks.get(entry.z)
+            item = QListWidgetItem(entry.text() + ("" if mark is None else f" · {mark}"))
             item.setData(Qt.ItemDataRole.UserRole, entry.z)
             if entry.low_confidence:
                 item.setBackground(QBrush(QColor(LOW_CONFIDENCE_COLOR)))
