@@ -10,7 +10,7 @@ import official_recipe as recipe
 import pytest
 import torch
 
-from napari_fob.model import convert
+from napari_fob.model import build_fob, convert
 from napari_fob.model.checkpoint import load_checkpoint
 from napari_fob.model.config import CONFIGS, FobConfig, get_config
 
@@ -230,3 +230,10 @@ def test_cli_converts_and_the_name_runs_in_compatibility_mode(
     bad.write_bytes(b"not a torch file")
     assert main(["weights", "convert", str(bad), "--out", str(tmp_path / "x.pt")]) == 2
     assert "bad.pth" in capsys.readouterr().err
+
+
+def test_the_official_network_refuses_an_episode_forward():
+    with torch.device("meta"):
+        model = build_fob("official")
+    with pytest.raises(RuntimeError, match="OfficialPredictor"):
+        model(torch.zeros(1, 1, 256, 256))

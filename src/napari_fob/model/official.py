@@ -253,6 +253,15 @@ class OfficialFob(nn.Module):
     def grid_size(self) -> int:
         return self.config.grid_size
 
+    def forward(self, *args: object, **kwargs: object) -> None:
+        """Refused: this network runs only inside `prompting.official_compat` (and is not
+        trained here: this project's losses and episodes are `Fob`'s)."""
+        raise RuntimeError(
+            "OfficialFob (the authors' network, for their converted weights) has no episode "
+            "forward: run it with prompting.official_compat.OfficialPredictor; to train, use "
+            "the 'paper', 'compact' or 'tiny' config"
+        )
+
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, S, S) -> features (B, C, S/4, S/4), thresholds t (B,)."""
         s = self.grid_size

@@ -33,6 +33,7 @@ import numpy as np
 from napari_fob import geometry
 from napari_fob.core.intensity import check_unit_slice
 from napari_fob.core.prompts import PromptSet
+from napari_fob.devices import exact_inference
 from napari_fob.model.official_weights import OFFICIAL_CHECKPOINTS
 from napari_fob.prompting.official_contour import order_from_leftmost, support_ring
 from napari_fob.prompting.query_batches import by_support, checked_queries, nearest_support
@@ -251,7 +252,6 @@ class OfficialPredictor:
     ) -> None:
         """Add a support, (H, W) image in [0, 1] and bool mask; one with the same slice index
         is replaced. ``committed`` is accepted for the interface and changes nothing."""
-        import torch
 
         img = check_unit_slice(image, "support image")
         m = np.asarray(mask)
@@ -263,7 +263,7 @@ class OfficialPredictor:
         s = self.grid_size
         img_g = resize_bilinear(zscore(img, stats), s)
         mask_g = resize_bilinear(m.astype(np.float32), s)
-        with torch.inference_mode():
+        with exact_inference():
             sup = encode_support(self.model, img_g, mask_g, stats)
         idx = None if slice_index is None else int(slice_index)
         self._supports = [x for x in self._supports if x.slice_index != idx]
@@ -290,13 +290,12 @@ class OfficialPredictor:
         pixels: ``bg`` the Np refined points in channel (ring) order with the heatmap value at
         each coarse point as ``bg_scores``, ``fg`` the foreground points with C there as
         ``fg_scores``; ``meta["inference"] == "official"``."""
-        import torch
 
         args = (self._supports, images, slice_indices, batch_size)
         imgs, zs = checked_queries("OfficialPredictor", *args)
         s, step = self.grid_size, min(batch_size, MAX_BATCH)
         results: list[PromptSet | None] = [None] * len(imgs)
-        with torch.inference_mode():
+        with exact_inference():
             for sup, members in by_support(zs, self._support_for):
                 for start in range(0, len(members), step):
                     chunk = members[start : start + step]
