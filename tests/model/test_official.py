@@ -237,3 +237,25 @@ def test_the_official_network_refuses_an_episode_forward():
         model = build_fob("official")
     with pytest.raises(RuntimeError, match="OfficialPredictor"):
         model(torch.zeros(1, 1, 256, 256))
+
+
+@pytest.mark.slow
+def test_fob_segment_runs_a_converted_checkpoint(converted, tmp_path):
+    import nibabel as nib
+
+    from napari_fob.cli import main
+    from napari_fob.samples.mni import IMAGE_FILE, LABELS_FILE
+
+    labels = nib.load(LABELS_FILE)
+    file_labels = np.asarray(labels.dataobj)
+    support = np.zeros_like(file_labels, dtype=np.uint8)  # one painted slice: axial z = 45
+    support[..., recipe.SUPPORT_Z] = file_labels[..., recipe.SUPPORT_Z] == recipe.LABEL
+    nib.save(nib.Nifti1Image(support, labels.affine), tmp_path / "support.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(IMAGE_FILE), "--support", str(tmp_path / "support.nii.gz")]
+    args += ["--out", str(out), "--fob-checkpoint", str(converted), "--labels", "1"]
+    args += ["--segmenter", "random-walker", "--slices", "44:47", "--device", "cpu"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["prompts"]["config"]["inference"] == "official"
+    assert (out / "labels.nii.gz").is_file()
