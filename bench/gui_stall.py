@@ -1,7 +1,7 @@
 """Main-thread stalls of the annotator as napari really loads it (Plugins menu, threads on).
 
 A 20 ms QTimer ticks on napari's main thread; the largest gap between two ticks while an action
-runs is how long the user could not move the mouse, type or see the canvas update. Seven actions
+runs is how long the user could not move the mouse, type or see the canvas update. Eight actions
 on each bundled sample, through napari's plugin manager with real clicks and a real mouse drag:
 
 - open sample: ``File > Open Sample`` (napari adds the image and two labels layers; the first
@@ -10,6 +10,7 @@ on each bundled sample, through napari's plugin manager with real clicks and a r
 - predict: one support slice (the sample's liver / first structure), ``Predict prompts`` over
   the range the widget proposes, until the worker is done;
 - commit range: ``Commit range`` with the random walker (no SAM weights on this machine);
+- gallery: the Gallery tab shown, until every slice's thumbnail is drawn;
 - drag: one background point dragged with the mouse on the canvas;
 - undo: ``Undo`` (the drag);
 - save: the session saved to a folder (what the Save dialog's OK does).
@@ -37,7 +38,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests" / "_widgets"))  # the real-input helpers
 TARGET_MS = 100.0
-ACTIONS = ("open sample", "open annotator", "predict", "commit range", "drag", "undo", "save")
+ACTIONS = (
+    "open sample", "open annotator", "predict", "commit range", "gallery", "drag", "undo", "save",
+)  # fmt: skip
 SAMPLES = {"abdomen-phantom": "abdomen CT phantom", "mni-brain": "MNI T1"}
 
 
@@ -150,6 +153,15 @@ def measure_sample(sample: str, prompts: str, out_dir: Path, profile: bool = Fal
     idle = lambda: not w.busy  # noqa: E731
     run("predict", lambda: button(w, "predict").click(), idle)
     run("commit range", lambda: button(w, "commit range").click(), idle)
+    view = w._gallery.view
+
+    def drawn() -> bool:
+        return view.count() > 0 and all(
+            not view.item(i).icon().isNull() for i in range(view.count())
+        )
+
+    run("gallery", lambda: w._tabs.setCurrentIndex(1), drawn)
+    w._tabs.setCurrentIndex(0)
     bg = viewer.layers[L.BG_LAYER]
     z = int(np.round(bg.data[len(bg.data) // 2, 0]))
     viewer.dims.set_current_step(0, z)
@@ -165,6 +177,53 @@ def measure_sample(sample: str, prompts: str, out_dir: Path, profile: bool = Fal
     w.close()
     viewer.close()
     return rows
+
+
+def measure_gallery(n_slices: int) -> dict:
+    """Stall and wall time of showing the gallery of one structure prompted on `n_slices` slices.
+
+    A phantom of `n_slices` slices (its liver spans most of them), the mask-ring generator over
+    the liver's whole extent (fast: the gallery is measured, not the prompts), then the Gallery
+    tab shown until every thumbnail is drawn.
+    """
+    import napari
+    import numpy as np
+    from real_input import button, open_annotator, wait
+
+    from napari_fob._widgets import layers as L
+    from napari_fob.samples.phantom import make_abdomen_phantom
+
+    image, labels, _ = make_abdomen_phantom(shape=(n_slices, 128, 128), seed=3)
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 950)
+    viewer.add_image(image, name="phantom", contrast_limits=(-160, 240))
+    w = open_annotator(viewer)
+    meter = StallMeter()
+    zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    z = int(zs[len(zs) // 2])
+    support = np.zeros(labels.shape, np.uint8)
+    support[z][labels[z] == 1] = 1
+    viewer.layers[L.SUPPORT_LAYER].data = support
+    w._c.prompts.setCurrentIndex(1)  # mask-ring
+    w._c.z_from.setValue(int(zs[0]))
+    w._c.z_to.setValue(int(zs[-1]))
+    button(w, "predict").click()
+    end = time.perf_counter() + 600
+    while (w.busy or w.session is None) and time.perf_counter() < end:
+        wait(50)
+    view = w._gallery.view
+    meter.start()
+    t0 = time.perf_counter()
+    w._tabs.setCurrentIndex(1)
+    while time.perf_counter() < end and not (
+        view.count() and all(not view.item(i).icon().isNull() for i in range(view.count()))
+    ):
+        wait(20)
+    wait(100)
+    row = {"stall_ms": meter.stop(), "wall_s": time.perf_counter() - t0, "slices": view.count()}
+    w.close()
+    viewer.close()
+    return row
 
 
 def table(results: dict, machine: str) -> str:
@@ -188,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", choices=("fob", "mask-ring"), default="fob")
     parser.add_argument("--profile", action="store_true", help="print where the stalls are")
     parser.add_argument("--json", type=Path, default=BENCH / "results" / "gui_stall.json")
+    parser.add_argument(
+        "--gallery-slices", type=int, default=200,
+        help="also time the gallery of one structure on this many slices (0: not)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
         env = {**os.environ, "QT_QPA_PLATFORM": "xcb"}
@@ -205,9 +268,17 @@ def main(argv: list[str] | None = None) -> int:
             s: measure_sample(s, args.prompts, Path(tmp), args.profile) for s in args.samples
         }
     text = table(results, machine)
+    report = {"machine": machine, "results": results}
+    if args.gallery_slices > 0:
+        big = measure_gallery(args.gallery_slices)
+        report["gallery_large"] = big
+        text += (
+            f"\nGallery of {big['slices']} slices: stall {big['stall_ms']:.0f} ms, all "
+            f"thumbnails drawn in {big['wall_s']:.1f} s.\n"
+        )
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=1) + "\n")
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
     sys.stdout.flush()
     os._exit(0)  # skip Qt/vispy teardown at exit, which can hang under Xvfb
 

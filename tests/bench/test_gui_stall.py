@@ -22,14 +22,23 @@ LOOSE_BOUND_MS = 8000.0
 def test_gui_stall_bench_measures_every_action(tmp_path):
     out = tmp_path / "stall.json"
     cmd = [sys.executable, str(ROOT / "bench" / "gui_stall.py"), "--samples", "abdomen-phantom",
-           "--prompts", "mask-ring", "--json", str(out)]  # fmt: skip
+           "--prompts", "mask-ring", "--gallery-slices", "40", "--json", str(out)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     rows = report["results"]["abdomen-phantom"]
     assert list(rows) == [
-        "open sample", "open annotator", "predict", "commit range", "drag", "undo", "save"
+        "open sample",
+        "open annotator",
+        "predict",
+        "commit range",
+        "gallery",
+        "drag",
+        "undo",
+        "save",
     ]
     for action, row in rows.items():
         assert 0 < row["stall_ms"] < LOOSE_BOUND_MS, (action, row)
     assert "| predict |" in done.stdout and "Target 100 ms" in done.stdout
+    big = report["gallery_large"]
+    assert big["slices"] >= 20 and 0 < big["stall_ms"] < LOOSE_BOUND_MS
