@@ -198,3 +198,17 @@ def test_fob_segment_with_sam2_reuses_the_disk_cache_on_a_rerun(checkpoint, tmp_
     third = json.loads((tmp_path / "three" / "report.json").read_text())
     assert third["embedding_cache"]["disk_hits"] == 0 and third["embedding_cache"]["on_disk"] == 0
     capsys.readouterr()
+
+
+def test_the_widgets_picker_offers_sam2_and_builds_it(checkpoint):
+    from napari_fob._widgets.backends import BackendChoice, build
+    from napari_fob._widgets.controls import SAM_MODELS, SEGMENTER_CHOICES
+
+    assert "sam2" in SEGMENTER_CHOICES
+    assert SAM_MODELS == ("vit_b", "vit_l", "vit_h", "hiera_t", "hiera_s", "hiera_b+", "hiera_l")
+    with pytest.raises(FileNotFoundError, match="fob weights download sam2.1-hiera-s"):
+        build(BackendChoice(prompts="mask-ring", segmenter="sam2", sam_model="hiera_s"))
+    choice = BackendChoice(prompts="mask-ring", segmenter="sam2", sam_model="hiera_t",
+                           sam_checkpoint=str(checkpoint), device="cpu")  # fmt: skip
+    _, segmenter, text, _ = build(choice)
+    assert isinstance(segmenter, Sam2Segmenter) and "Segmenter: sam2 hiera_t" in text
