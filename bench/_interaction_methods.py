@@ -34,11 +34,14 @@ from _interaction_actions import Action
 from napari_fob.core.prompts import PromptSet
 from napari_fob.geometry import fg_points_from_mask
 from napari_fob.session import AnnotationSession, run
+from napari_fob.session.corrections import span
+from napari_fob.session.history import Entry, SliceState
 
 BOX_GROW = 0.05  # micro-sam-style: the box of the previous mask, grown by 5 % on each side
 N_FG = 10  # micro-sam-style: foreground points from the previous mask's core (as mask-ring's)
 STOP_IOU = 0.5  # micro-sam-style: stop where the new mask's IoU with the previous is below this
 LABEL = 1
+CARRY_REACH = 3  # fob-carry-gesture: slices on each side a gesture reaches (the first value tried)
 
 
 def empty_prompts(z: int) -> PromptSet:
@@ -107,6 +110,38 @@ class SessionLoop:
 
     def commit(self, z: int) -> None:
         run(self.s.commit(LABEL, [z]))  # and the session's propagation of the correction
+
+
+class CarryGesture(SessionLoop):
+    """Experiment (``fob-carry-gesture``, not a product feature): no re-prediction; a moved
+    background point moves the same ring point (index k is the same place around the
+    structure on every slice) of the predicted neighbours in the correction's run
+    (`corrections.span`) by the same displacement, weighted 1 - |dz| / (CARRY_REACH + 1)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args, propagate=False)
+
+    def edit(self, action: Action) -> None:
+        s, z = self.s, action.z
+        p = s.prompts.get((LABEL, z))
+        moved = action.kind == "bg-move" and p is not None
+        old = p.bg[action.index].copy() if moved else None
+        super().edit(action)
+        if old is None:
+            return
+        delta = np.asarray(action.rc, float) - old
+        h, w = s.shape[1:]
+        entry = Entry(f"carry the gesture on {z}", LABEL)
+        for k in span(s, LABEL, z):
+            weight = 1.0 - abs(k - z) / (CARRY_REACH + 1)
+            q = s.prompts.get((LABEL, k))
+            if weight <= 0 or q is None or len(q.bg) != len(p.bg):
+                continue
+            bg = q.bg.copy()
+            bg[action.index] = np.clip(bg[action.index] + weight * delta, 0, [h - 1, w - 1])
+            state = SliceState(q.copy(bg=bg), "predicted", s.confidence(LABEL, k))
+            s.record(entry, (LABEL, k), state)
+        s.finish(entry)
 
 
 class _Masks:

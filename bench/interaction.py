@@ -37,8 +37,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 METHODS = ("fob", "mask-ring", "micro-sam-style", "registration", "per-slice")
-#: Ablation (not run unless asked): the product's loop with FoB and its propagation turned off.
-EXTRA = ("fob-no-propagation",)
+#: Not run unless asked: the product's loop with FoB and its propagation turned off (an
+#: ablation), and an experiment that carries a moved ring point to the neighbours instead.
+EXTRA = ("fob-no-propagation", "fob-carry-gesture")
 
 
 def load_data(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
@@ -111,12 +112,14 @@ def summary(curve: list[float], target: float) -> dict:
 
 
 def build(name: str, gens: dict, segmenter, volume, window, truth, zc, zs):
-    from _interaction_methods import MicroSamStyle, PerSlice, SessionLoop
+    from _interaction_methods import CarryGesture, MicroSamStyle, PerSlice, SessionLoop
 
     if name == "micro-sam-style":
         return MicroSamStyle(segmenter, volume, window, truth, zc, zs)
     if name == "per-slice":
         return PerSlice(segmenter, volume, window, truth, zc, zs)
+    if name == "fob-carry-gesture":
+        return CarryGesture(gens["fob"], segmenter, volume, window, truth, zc, zs)
     if name == "fob-no-propagation":
         return SessionLoop(gens["fob"], segmenter, volume, window, truth, zc, zs, propagate=False)
     return SessionLoop(gens[name], segmenter, volume, window, truth, zc, zs)

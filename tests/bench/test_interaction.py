@@ -65,7 +65,7 @@ def test_a_run_on_a_tiny_phantom_writes_the_documented_json(tiny, tmp_path, n):
     out = tmp_path / "result.json"
     methods = ["mask-ring", "micro-sam-style", "registration", "per-slice"]
     if n == 2:
-        methods = ["fob", *methods]
+        methods = ["fob", "fob-carry-gesture", *methods]
     argv = ["--data", str(tiny), "--labels", "1,2", "--max-actions", str(n), "--target", "0.85",
             "--segmenter", "random-walker", "--window", "0,200", "--methods", ",".join(methods),
             "--out", str(out)]  # fmt: skip
@@ -98,3 +98,33 @@ def test_bad_inputs_are_refused_with_the_input_named(tiny, tmp_path):
         bench.main(["--data", str(tmp_path), "--out", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="--labels 7"):
         bench.main(["--data", str(tiny), "--labels", "7", "--out", str(tmp_path / "x.json")])
+
+
+def test_carry_gesture_moves_the_same_ring_point_of_the_predicted_neighbours(tiny):
+    bench = _module("interaction")
+    methods = _module("_interaction_methods")
+    act = _module("_interaction_actions")
+    from napari_fob.core.intensity import resolve_window
+    from napari_fob.prompting.generators import MaskRingGenerator
+    from napari_fob.segmenters.random_walker import RandomWalkerSegmenter
+
+    volume, labels, support, _ = bench.load_data(tiny)
+    truth = labels == 1
+    zc, zs = bench.structure_setup(labels, support, 1)
+    loop = methods.CarryGesture(
+        MaskRingGenerator(grid_size=64, r=6), RandomWalkerSegmenter(),
+        volume, resolve_window(volume, (0.0, 200.0)), truth, zc, zs,
+    )  # fmt: skip
+    s, z = loop.s, zs[0]  # the lowest slice: its run goes up to the support
+    before = {k: s.prompts[(1, k)].bg.copy() for k in zs if k != zc}
+    target = before[z][2] + np.array([1.0, -2.0])
+    loop.edit(act.Action(z, "bg-move", tuple(target), 2))
+    np.testing.assert_allclose(s.prompts[(1, z)].bg[2], target)
+    assert s.slice_status(1, z) == "edited"
+    for k in range(z + 1, zc):
+        moved = s.prompts[(1, k)].bg - before[k]
+        weight = max(0.0, 1 - (k - z) / (methods.CARRY_REACH + 1))
+        np.testing.assert_allclose(moved[2], weight * np.array([1.0, -2.0]), atol=1e-9)
+        assert not np.delete(moved, 2, axis=0).any() and s.slice_status(1, k) == "predicted"
+    assert s.undo()  # the carried moves are one undo step of their own
+    assert all(np.array_equal(s.prompts[(1, k)].bg, before[k]) for k in range(z + 1, zc))
