@@ -212,3 +212,21 @@ def test_the_widgets_picker_offers_sam2_and_builds_it(checkpoint):
                            sam_checkpoint=str(checkpoint), device="cpu")  # fmt: skip
     _, segmenter, text, _ = build(choice)
     assert isinstance(segmenter, Sam2Segmenter) and "Segmenter: sam2 hiera_t" in text
+
+
+def test_the_widgets_cache_serves_a_reopened_scan_from_disk(model):
+    """The annotator's cache (SessionGlue.load_backends) keeps embeddings on disk: a new
+    annotator (the scan opened again) gets them without running the encoder."""
+    from napari_fob._widgets.backends import BackendChoice
+    from napari_fob._widgets.session_glue import SessionGlue
+
+    def opened():
+        glue = SessionGlue(hooks=None, controls=None)
+        list(glue.load_backends(BackendChoice(prompts="mask-ring", segmenter="random-walker")))
+        return _segmenter(model, cache=glue.cache)
+
+    first = opened().segment(_slice(), _prompts(), window=WINDOW)
+    again = opened()
+    second = again.segment(_slice(), _prompts(), window=WINDOW)
+    assert again.cache.stats()["disk_hits"] == 1 and again.cache.stats()["misses"] == 0
+    np.testing.assert_array_equal(first, second)
