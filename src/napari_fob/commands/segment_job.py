@@ -54,15 +54,9 @@ def read_inputs(
     The image is any `napari_fob.core.formats.read_volume` format (NIfTI, a DICOM series
     folder, NRRD, MetaImage, MGH); `series` picks a DICOM series by its SeriesInstanceUID.
     """
-    from napari_fob.core.formats import FORMATS, read_support, read_volume
+    from napari_fob.core.formats import read_support
 
-    try:
-        image = read_volume(image_path, series=series)
-    except ValueError as err:
-        raise UsageError(
-            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D volume (a 2D "
-            f"image has no slices to propagate prompts along): {FORMATS}."
-        ) from None
+    image = read_image(image_path, series=series)
     try:
         support = read_support(support_path, like=image)
     except ValueError as err:
@@ -78,6 +72,19 @@ def read_inputs(
             f"support on the image itself (same shape and affine).{hint}"
         ) from None
     return image, support
+
+
+def read_image(image_path: Path, *, series: str | None = None) -> Any:
+    """The IMAGE as a Volume (any `read_volume` format; UsageError naming it otherwise)."""
+    from napari_fob.core.formats import FORMATS, read_volume
+
+    try:
+        return read_volume(image_path, series=series)
+    except ValueError as err:
+        raise UsageError(
+            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D volume (a 2D "
+            f"image has no slices to propagate prompts along): {FORMATS}."
+        ) from None
 
 
 def choose_labels(support: np.ndarray, wanted: Sequence[int] | None, where: Path) -> list[int]:

@@ -156,17 +156,6 @@ def read_reference(image_path: Path, labels_path: Path) -> tuple[Any, Any]:
     return reference, labels
 
 
-def _query(image_path: Path, series: str | None) -> Any:
-    from napari_fob.core.formats import FORMATS, read_volume
-
-    try:
-        return read_volume(image_path, series=series)
-    except ValueError as err:
-        raise UsageError(
-            f"IMAGE {image_path} cannot be used: {err}. fob segment needs a 3D volume: {FORMATS}."
-        ) from None
-
-
 def plan_all(reference, ref_labels, query, chosen, slices: str, window, where: Path) -> dict:
     """label -> `ReferencePlan` for every chosen structure (UsageError on a refusal)."""
     from napari_fob.commands.segment_job import parse_slices
@@ -213,7 +202,7 @@ def segment_from_reference(
     ref_image, ref_labels_path = (Path(p) for p in reference)
     image_path, out_dir = Path(image_path), Path(out_dir)
     unit = job.result_folder(out_dir, [image_path, ref_image, ref_labels_path], overwrite=overwrite)
-    query = _query(image_path, series)
+    query = job.read_image(image_path, series=series)
     ref, ref_labels = read_reference(ref_image, ref_labels_path)
     plan = exports.plan_exports(query, image_path, dicom_seg=dicom_seg, labels_format=labels_format)
     present = [int(v) for v in np.unique(ref_labels) if v > 0]
