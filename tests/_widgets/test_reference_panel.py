@@ -12,7 +12,7 @@ from real_input import open_annotator, wait, wait_idle
 # torch before any OpenGL context (see _widgets/_mesa_guard.py)
 import napari_fob.segmenters.sam  # noqa: F401
 from napari_fob._widgets import layers as L
-from napari_fob._widgets.reference import ReferencePanel
+from napari_fob._widgets.reference import ReferencePanel, extent_message
 from napari_fob.core.volume import Volume
 from napari_fob.samples.phantom import make_abdomen_phantom, phantom_affine
 
@@ -60,6 +60,8 @@ def test_prompts_from_another_scan_appear_on_the_current_volume(opened, qtbot):
     pts = np.asarray(viewer.layers[L.BG_LAYER].data)
     zz, counts = np.unique(np.round(pts[:, 0]).astype(int), return_counts=True)
     assert dict(zip(zz.tolist(), counts.tolist())) == {z: 10 for z in expected}
+    message = widget._c.message.text()
+    assert message == f"Prompts from another scan: {len(expected)} slice(s), {lo} to {hi}."
     assert session.undo() and not [k for k in session.prompts.keys() if k[0] == LIVER]
 
 
@@ -70,3 +72,12 @@ def test_the_annotated_volume_cannot_be_its_own_reference(opened, qtbot):
     qtbot.mouseClick(panel._button, Qt.MouseButton.LeftButton)
     assert "the reference must be another scan" in widget._c.message.text()
     assert not widget.busy
+
+
+def test_auto_extent_says_how_sure_it_is():
+    from napari_fob.session.reference import Extent
+
+    unsure = Extent(list(range(4, 9)), "body-relative", False, "the body reaches an end")
+    assert extent_message(unsure, 5).endswith("NOT SURE: the body reaches an end).")
+    sure = Extent(list(range(4, 9)), "body-relative", True)
+    assert "4 to 8 (extent found from the body's extent in both scans" in extent_message(sure, 5)

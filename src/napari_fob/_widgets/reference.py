@@ -135,13 +135,29 @@ class ReferencePanel(QGroupBox):
         label, slices = self._label(), self._slice_range()
         self._prepare(label)
 
+        plans: list[Any] = []  # filled in the worker, read when it is done
+
         def make(session: Any) -> Any:
             query = session.source
             if query is None:  # a plain array layer: its grid, taken as RAS 1 mm
                 query = Volume.from_array(session.volume, affine=np.eye(4))
             generator = across_volume(session.generator)
-            plan = plan_supports(ref, ref_labels, query, label, slices,
-                                 query_window=session.window)  # fmt: skip
-            return (yield from predict_from_reference(session, plan, generator=generator))
+            plans.append(plan_supports(ref, ref_labels, query, label, slices,
+                                       query_window=session.window))  # fmt: skip
+            return (yield from predict_from_reference(session, plans[0], generator=generator))
 
-        self._run_job("Prompts from another scan", make)
+        def done(result: list[int]) -> None:
+            self._say(extent_message(plans[0].extent, len(result)) if plans else "")
+
+        self._run_job("Prompts from another scan", make, on_done=done)
+
+
+def extent_message(extent: Any, n_slices: int) -> str:
+    """What a prediction from another scan did, and how sure its extent is."""
+    a, b = extent.slices[0], extent.slices[-1]
+    text = f"Prompts from another scan: {n_slices} slice(s), {a} to {b}"
+    if extent.rule == "given":
+        return text + "."
+    if extent.sure:
+        return text + " (extent found from the body's extent in both scans; check its ends)."
+    return text + f" (extent found from the body's extent, NOT SURE: {extent.reason})."
