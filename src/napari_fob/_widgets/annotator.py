@@ -10,36 +10,26 @@ Imports napari and qtpy (widget side only).
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_fob._widgets import files
 from napari_fob._widgets import layers as L
 from napari_fob._widgets.backends import BackendChoice
+from napari_fob._widgets.boundary import reported
 from napari_fob._widgets.controls import PROMPT_NAMES, Controls
 from napari_fob._widgets.editing import PromptEditor, modifier_click_adder
 from napari_fob._widgets.form_sync import FormSync
-from napari_fob._widgets.gallery import Gallery
 from napari_fob._widgets.jobs import JobHooks, JobRunner
+from napari_fob._widgets.layer_growth import LayerGrowth
 from napari_fob._widgets.progress_panel import ProgressPanel
 from napari_fob._widgets.reference import ReferencePanel
-from napari_fob._widgets.review import ReviewList, next_to_review
+from napari_fob._widgets.review_panel import ReviewPanel
 from napari_fob._widgets.session_glue import GlueHooks, SessionGlue
 from napari_fob._widgets.shortcuts import Shortcuts
-
-log = logging.getLogger(__name__)
-
-
-def notify(message: str) -> None:
-    """A napari warning notification (shown in the viewer's corner, kept in its history)."""
-    from napari.utils.notifications import show_warning
-
-    show_warning(message)
 
 
 class AnnotatorWidget(QWidget):
@@ -55,8 +45,10 @@ class AnnotatorWidget(QWidget):
         self.dirty = False
         self.layers: L.PromptLayers | None = None
         self.editor: PromptEditor | None = None
-        self._adding_layers = False
-        self._growing = self._closed = False
+        self._growth = LayerGrowth(
+            self.viewer, self.image_layer, lambda: self.layers is not None, self.ensure_layers
+        )
+        self._labels_stale = True
         layout = QVBoxLayout(self)
         self._c = Controls(layout)
         self._progress = ProgressPanel(lambda: self.reported(self.cancel))
@@ -80,16 +72,13 @@ class AnnotatorWidget(QWidget):
             )
         )  # fmt: skip
         self.form = FormSync(self.viewer, self._c, self.say, self.glue.on_image_changed)
-        layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
-        self._review = ReviewList(self.jump_to)
-        self.marks: dict[tuple[int, int], str] = {}  # (structure, slice) -> reviewed / flagged
-        self._marked_session: Any = None
-        self._gallery_shows: tuple[int, int] | None = None
-        self._gallery = Gallery(self.jump_to, self.set_mark, self._gallery_source)
-        self._tabs = QTabWidget()
-        self._tabs.addTab(self._review, "List")
-        self._tabs.addTab(self._gallery, "Gallery")
-        layout.addWidget(self._tabs)
+        self.review = ReviewPanel(
+            self.jump_to, lambda: self.session, lambda: self.label, self.say, self.current_slice
+        )
+        self._review, self._gallery, self._tabs = (
+            self.review.list, self.review.gallery, self.review.tabs
+        )
+        layout.addWidget(self.review)
         layout.addWidget(ReferencePanel(viewer=self.viewer, run_job=self.run_job,
             prepare=self.glue.prepare, label=lambda: self.label, slice_range=self.slice_range,
             image_layer=self.image_layer, say=self.say))  # fmt: skip
@@ -156,30 +145,15 @@ class AnnotatorWidget(QWidget):
         self._c.message.setText(text)
 
     def reported(self, action: Any) -> None:
-        """Run a button/key action: no traceback reaches the user (the widget's error boundary).
-
-        A refusal (bad input, missing file) is shown in the message line; an environment error
-        (permissions, a full disk) also as a napari notification; anything unexpected says what
-        failed, with the traceback in the log. The session is left as it was before the action.
-        """
-        try:
-            action()
-        except (ValueError, FileNotFoundError) as exc:
-            self.say(str(exc))
-        except OSError as exc:
-            self.say(str(exc))
-            notify(f"napari-fob: {exc}")
-        except Exception as exc:  # the boundary: report, never crash the viewer
-            log.exception("annotator action failed")
-            self.say(f"Unexpected error ({type(exc).__name__}: {exc}); details in the log.")
-            notify(f"napari-fob: unexpected {type(exc).__name__}: {exc}")
+        """Run a button/key action inside the error boundary (`boundary.reported`)."""
+        reported(action, self.say)
 
     def ensure_layers(self) -> L.PromptLayers:
         """Create (once) the annotator's layers over the chosen image; idempotent."""
         image = self.image_layer()
         if image is None:
             raise ValueError("no image layer: open a volume (or a sample) first")
-        layers = self._add_layers(image)
+        layers = self._growth.add(image)
         if self.editor is not None and self.editor.layer_ids == layers.ids():
             return self.layers  # the same layers: keep the editor and its listeners
         first = self.layers is None
@@ -198,34 +172,10 @@ class AnnotatorWidget(QWidget):
         self._set_click(modifier_click_adder(self.editor, self.image_layer))
         return layers
 
-    def _add_layers(self, image: Any, at_most: int | None = None) -> L.PromptLayers | None:
-        self._adding_layers = True
-        try:
-            return L.ensure_layers(self.viewer, image, at_most=at_most)
-        finally:
-            self._adding_layers = False
-
     @property
     def creating_layers(self) -> bool:
-        """True while `grow_layers` is still adding the annotator's layers."""
-        return self._growing
-
-    def grow_layers(self) -> None:
-        """Create the annotator's missing layers one per event-loop turn, then adopt them.
-
-        Used when the widget opens on an image: adding all five at once held napari's main
-        thread for about a second; one at a time, the viewer redraws and takes input between
-        them. An action that needs the layers earlier (`ensure_layers`) creates the rest.
-        """
-        self._growing = False
-        image = self.image_layer()
-        if image is None or self._closed or self.layers is not None:
-            return
-        if self._add_layers(image, at_most=1) is None:
-            self._growing = True
-            QTimer.singleShot(0, self.grow_layers)
-        else:
-            self.ensure_layers()
+        """True while the layers are still being added one per turn (`layer_growth`)."""
+        return self._growth.running
 
     def _set_click(self, callback: Any) -> None:
         callbacks = self.viewer.mouse_drag_callbacks
@@ -293,12 +243,17 @@ class AnnotatorWidget(QWidget):
     def jump_to(self, z: int) -> None:
         self.viewer.dims.set_current_step(0, int(z))
 
+    @property
+    def marks(self) -> dict[tuple[int, int], str]:
+        """(structure, slice) -> "reviewed" / "flagged" (the gallery's A / F)."""
+        return self.review.marks
+
+    def set_mark(self, z: int, mark: str | None) -> None:
+        self.review.set_mark(z, mark)
+
     def review_step(self, step: int) -> None:
         """N / B: the next / previous slice to review, skipping those marked reviewed."""
-        entries = [
-            e for e in self._review.entries if self.marks.get((self.label, e.z)) != "reviewed"
-        ]
-        z = next_to_review(entries, self.current_slice(), step)
+        z = self.review.step(step)
         if z is None:
             self.say("No slice to review in that direction.")
         else:
@@ -326,12 +281,15 @@ class AnnotatorWidget(QWidget):
     # ---- refresh ------------------------------------------------------------------------------
     def on_session_change(self, kind: str, label: int, slices: list[int]) -> None:
         """Session callback: refresh now on the main thread, later (yield/end) from a worker."""
+        if kind != "prompts":
+            self._labels_stale = True
         if threading.current_thread() is not threading.main_thread():
             self.dirty = True
             return
         self.refresh()
 
     def _refresh_from_job(self, only_if_dirty: bool) -> None:
+        self._labels_stale = True  # a job's label writes reach the session without an event
         if self.dirty or not only_if_dirty:
             self.refresh()
 
@@ -341,56 +299,30 @@ class AnnotatorWidget(QWidget):
         if self.session is None or self.layers is None:
             return
         self.editor.show(self.session.prompts, self.label)
-        self.glue.show_labels()
-        self._show_review(self.glue.review_entries(self.label))
+        if self._labels_stale or self.layers.output.data is not self.session.labels:
+            # re-slicing the labels layer costs a texture upload (tens of ms with software
+            # OpenGL): only when they may have changed, not after every point edit
+            self.glue.show_labels()
+            self._labels_stale = False
+        self.review.show_entries(self.glue.review_entries(self.label))
         if not self.busy:
             self.set_busy(False)
 
-    # ---- the gallery ---------------------------------------------------------------------------
-    def _gallery_source(self) -> tuple[Any, int] | None:
-        return None if self.session is None else (self.session, self.label)
-
-    def _show_review(self, entries: list[Any]) -> None:
-        """The review list and the gallery: the same entries, marks and current slice."""
-        label = self.label
-        if self.session is not self._marked_session:  # marks belong to one session
-            self.marks.clear()
-            self._marked_session = self.session
-        if (id(self.session), label) != self._gallery_shows:
-            self._gallery.forget()  # another structure's thumbnails would show a moment
-            self._gallery_shows = (id(self.session), label)
-        marks = {z: m for (k, z), m in self.marks.items() if k == label}
-        self._review.set_entries(entries, marks)
-        self._gallery.set_entries(entries, marks)
-        self._review.select_slice(self.current_slice())
-        self._gallery.select_slice(self.current_slice())
-
-    def set_mark(self, z: int, mark: str | None) -> None:
-        """Mark slice `z` of the active structure "reviewed" or "flagged" (None: unmark)."""
-        key = (self.label, int(z))
-        if mark is None:
-            self.marks.pop(key, None)
-            self.say(f"Slice {z}: mark removed.")
-        else:
-            self.marks[key] = mark
-            self.say(f"Slice {z}: {mark}.")
-        self._show_review(self._review.entries)
-
     # ---- form events ----------------------------------------------------------------------------
     def _on_layers_changed(self, event: Any = None) -> None:
-        if self._adding_layers:
+        if self._growth.adding:
             return  # our own layers being added: nothing to update
         self.glue.fill_image_choices(self._c.image)
-        if self.layers is None and not self._growing and self.image_layer() is not None:
-            self.grow_layers()  # the support layer is there to paint on from the start
+        if self.layers is None and not self._growth.running and self.image_layer() is not None:
+            self._growth.step()  # the support layer is there to paint on from the start
         self.form.follow_image(self.image_layer())
 
     def _on_image_changed(self, *_: Any) -> None:
         self.glue.on_image_changed()
         image = self.image_layer()
         if image is not None and self.layers is None:
-            if not self._growing:
-                self.grow_layers()  # the support layer is there to paint on
+            if not self._growth.running:
+                self._growth.step()  # the support layer is there to paint on
         elif image is not None:
             self.ensure_layers()  # another image: its own support and labels layers
         self.form.follow_image(image)
@@ -419,8 +351,7 @@ class AnnotatorWidget(QWidget):
         self._c.status.setText(self.glue.backend_status(self.choice()))
 
     def _on_slice_changed(self, event: Any = None) -> None:
-        self._review.select_slice(self.current_slice())
-        self._gallery.select_slice(self.current_slice())
+        self.review.select_slice(self.current_slice())
         self.jobs.start_prefetch()
 
     # ---- shortcuts and closing ------------------------------------------------------------------
@@ -450,8 +381,8 @@ class AnnotatorWidget(QWidget):
         super().hideEvent(event)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
-        self._closed = True
-        self._gallery.stop()
+        self._growth.closed = True
+        self.review.stop()
         self.cancel()
         self.release_shortcuts()
         self._set_click(None)
