@@ -34,7 +34,7 @@ def test_a_corrected_commit_repredicts_in_the_background(
     zc = widget.test_info["support_z"]
     widget._c.z_from.setValue(zc - 4)
     widget._c.z_to.setValue(zc)
-    assert widget._c.propagate.isChecked()  # on by default
+    assert not widget._c.propagate.isChecked()  # off by default (it did not pay, tune split)
     widget._c.propagate.setChecked(propagate)
     widget.predict()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)

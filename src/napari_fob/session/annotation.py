@@ -65,7 +65,7 @@ class AnnotationSession:
         names: dict[int, str] | None = None,
         labels: np.ndarray | None = None,
         autosave_dir: Path | str | None = None,
-        propagate_corrections: bool = True,
+        propagate_corrections: bool = False,
     ) -> None:
         data = volume if isinstance(volume, np.ndarray) else getattr(volume, "data", None)
         if data is None or np.ndim(data) != 3:
