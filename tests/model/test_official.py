@@ -255,7 +255,9 @@ def test_fob_segment_runs_a_converted_checkpoint(converted, tmp_path):
     args = ["segment", str(IMAGE_FILE), "--support", str(tmp_path / "support.nii.gz")]
     args += ["--out", str(out), "--fob-checkpoint", str(converted), "--labels", "1"]
     args += ["--segmenter", "random-walker", "--slices", "44:47", "--device", "cpu"]
+    args += ["--fob-prior", "support"]  # this project's option: said to be ignored
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["prompts"]["config"]["inference"] == "official"
+    assert any(n.startswith("--fob-prior ignored") for n in report["notices"]), report["notices"]
     assert (out / "labels.nii.gz").is_file()

@@ -272,7 +272,13 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         raise UsageError(f"missing weights: {err}") from None
     except ImportError as err:  # --segmenter sam2 without the sam2 package
         raise UsageError(str(err)) from None
-    return generator, segmenter, [notice] if notice else []
+    notices = [notice] if notice else []
+    if args.prompts == "fob":  # the authors' checkpoints ignore this project's inference options
+        from napari_fob.prompting.official_compat import ignored_options as ignored
+
+        notices += ignored(generator, paper_inference=args.paper_inference,
+                           prior_source=args.fob_prior)  # fmt: skip
+    return generator, segmenter, notices
 
 
 def check_outputs(jobs: list[Job], *, overwrite: bool) -> None:

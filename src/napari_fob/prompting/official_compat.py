@@ -326,3 +326,22 @@ class OfficialPredictor:
             bg_scores=bg_scores,
             meta={"inference": "official"},
         )
+
+
+def ignored_options(
+    generator: Any, *, paper_inference: bool, prior_source: str | None
+) -> list[str]:
+    """A notice when options of this project's inference were asked for with one of the
+    authors' checkpoints, which always runs their own inference (the options do nothing)."""
+    config = getattr(getattr(getattr(generator, "predictor", None), "model", None), "config", None)
+    asked = [
+        name
+        for name, given in (("--paper-inference", paper_inference), ("--fob-prior", prior_source))
+        if given
+    ]
+    if getattr(config, "inference", None) != "official" or not asked:
+        return []
+    return [
+        f"{' and '.join(asked)} ignored: the authors' checkpoint runs their own inference "
+        "(docs/method.md, the compatibility mode)"
+    ]
