@@ -172,3 +172,15 @@ def test_refusals_name_the_problem(problem, expected):
         ref_labels = np.ascontiguousarray(np.transpose(ref_labels, (2, 0, 1)))
     with pytest.raises(ValueError, match=expected):
         plan_supports(ref, ref_labels, query, label, "auto")
+
+
+def test_across_volume_keeps_the_authors_checkpoints_as_they_are():
+    # their own inference has no in-volume additions to turn off (it used to be rebuilt as a
+    # FobPredictor, which refuses an 'official' model)
+    from napari_fob.prompting.generators import FobGenerator
+    from napari_fob.prompting.official_compat import OfficialPredictor
+
+    model = build_fob("official")
+    assert model.config.inference == "official"
+    generator = FobGenerator(predictor=OfficialPredictor(model, device="cpu"), checkpoint="x")
+    assert across_volume(generator) is generator

@@ -87,6 +87,9 @@ def across_volume(generator: Any) -> Any:
         )
     predictor = getattr(generator, "predictor", None)
     options = across_volume_options()
+    config = getattr(getattr(predictor, "model", None), "config", None)
+    if getattr(config, "inference", None) == "official":
+        return generator  # the authors' checkpoints: their own inference, which has no additions
     if name != "fob" or all(getattr(predictor, k, None) == v for k, v in options.items()):
         return generator
     from napari_fob.prompting.generators import FobGenerator
