@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
-from real_input import open_annotator, press, wait_idle
+from real_input import open_annotator, press, wait, wait_idle
 from test_plugin_path import LIVER, paint_support
 
 # torch before any OpenGL context (see _widgets/_mesa_guard.py)
@@ -55,3 +55,26 @@ def test_progress_row_follows_the_job_and_cancel_stops_it(make_napari_viewer, qt
     assert not panel.isVisible()
     assert "cancelled" in widget._c.message.text()
     widget.close()
+
+
+def test_closing_the_dock_while_a_job_runs_starts_nothing_and_raises_nothing(
+    make_napari_viewer, qtbot
+):
+    # pytest-qt fails the test on an exception in a Qt slot: the worker's last reports after
+    # the close (refresh, the progress row, a queued prefetch) must be dropped quietly
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-fob", "abdomen-phantom")
+    truth = np.asarray(viewer.layers["ground truth"].data)
+    widget = open_annotator(viewer)
+    paint_support(viewer, widget, truth, LIVER, half_range=10)
+    widget._c.segmenter.setCurrentText("random-walker")
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    press(qtbot, widget, "commit range")
+    qtbot.waitUntil(lambda: widget._progress.bar.value() >= 1, timeout=120000)
+    job = widget.jobs.job
+    widget.close()
+    qtbot.waitUntil(lambda: job.finished, timeout=120000)
+    wait(500)
+    assert widget.jobs.closed and widget.jobs.queued is None
+    assert widget.jobs.job is job  # nothing new was started after the close

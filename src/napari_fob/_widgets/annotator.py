@@ -296,8 +296,8 @@ class AnnotatorWidget(QWidget):
     def refresh(self) -> None:
         """Show the session's state of the active structure in the layers and the review list."""
         self.dirty = False
-        if self.session is None or self.layers is None:
-            return
+        if self.session is None or self.layers is None or self.editor is None:
+            return  # nothing shown yet, or the dock closed while a job was still writing
         self.editor.show(self.session.prompts, self.label)
         if self._labels_stale or self.layers.output.data is not self.session.labels:
             # re-slicing the labels layer costs a texture upload (tens of ms with software
@@ -383,7 +383,7 @@ class AnnotatorWidget(QWidget):
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         self._growth.closed = True
         self.review.stop()
-        self.cancel()
+        self.jobs.close()  # cancels, and nothing reported after this touches the widget
         self.release_shortcuts()
         self._set_click(None)
         if self.editor is not None:

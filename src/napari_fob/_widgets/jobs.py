@@ -55,10 +55,18 @@ class JobRunner:
         self.prefetch_center: int | None = None
         self.description = ""
         self.last_progress: Any = None
+        self.closed = False
 
     @property
     def busy(self) -> bool:
         return self.job is not None and self.job.running
+
+    def close(self) -> None:
+        """The dock is closing: stop everything, start nothing more, and let the workers'
+        last reports fall on the floor (the widget's layers and editor are gone)."""
+        self.closed = True
+        self.queued = None
+        self.cancel()
 
     def cancel(self) -> None:
         """Stop the running job and the precompute at their next step."""
@@ -75,6 +83,8 @@ class JobRunner:
     ) -> None:
         """Run ``make(session)`` (a session generator) in a worker, after loading the models."""
         w = self.w
+        if self.closed:
+            return
         if self.busy:
             w.say("Busy: wait for the running job or press Cancel.")
             return
@@ -102,6 +112,8 @@ class JobRunner:
         )
 
     def _on_progress(self, item: Any) -> None:
+        if self.closed:
+            return
         self.last_progress = item
         if self.w.progress is not None:
             self.w.progress.step(item)
@@ -110,6 +122,8 @@ class JobRunner:
         self.w.refresh(True)
 
     def _on_end(self) -> None:
+        if self.closed:
+            return
         if self.w.progress is not None:
             self.w.progress.finish()
         if self.job is not None and self.job.cancelled:
@@ -123,7 +137,7 @@ class JobRunner:
         """Precompute SAM embeddings around the current slice in the background (if SAM)."""
         w, s = self.w, self.w.session()
         precompute = getattr(w.glue.segmenter, "precompute", None)
-        if s is None or precompute is None or self.busy:
+        if s is None or precompute is None or self.busy or self.closed:
             return
         if self.prefetch is not None and self.prefetch.running:
             self.prefetch.cancel()
@@ -143,6 +157,8 @@ class JobRunner:
         )
 
     def _prefetch_ended(self) -> None:
+        if self.closed:
+            return
         if self.w.progress is not None and not self.busy:
             self.w.progress.finish()
         queued, self.queued = self.queued, None

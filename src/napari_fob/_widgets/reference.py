@@ -22,6 +22,7 @@ from qtpy.QtCore import QSignalBlocker
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
 
 from napari_fob._widgets import layers as L
+from napari_fob._widgets.boundary import reported
 from napari_fob._widgets.session_glue import volume_metadata
 
 OWN_LAYERS = (L.FG_LAYER, L.BG_LAYER, L.RING_LAYER, L.SUPPORT_LAYER, L.OUTPUT_LAYER)
@@ -117,14 +118,10 @@ class ReferencePanel(QGroupBox):
         return volume, labels
 
     def _on_predict(self) -> None:
-        try:
-            self.predict()
-        except ValueError as exc:
-            self._say(str(exc))
+        reported(self.predict, self._say)  # the annotator's error boundary
 
     def predict(self) -> None:
         """Prompts of the active structure from the reference, in the annotator's worker."""
-        from napari_fob.core.volume import Volume
         from napari_fob.session.reference import (
             across_volume,
             plan_supports,
@@ -133,14 +130,14 @@ class ReferencePanel(QGroupBox):
 
         ref, ref_labels = self.reference()
         label, slices = self._label(), self._slice_range()
-        self._prepare(label)
+        session = self._prepare(label)
+        query = getattr(session, "source", None)
+        if query is None:  # not opened by our reader: the layer's scale, as for the reference
+            query = layer_volume(self._image_layer())
 
         plans: list[Any] = []  # filled in the worker, read when it is done
 
         def make(session: Any) -> Any:
-            query = session.source
-            if query is None:  # a plain array layer: its grid, taken as RAS 1 mm
-                query = Volume.from_array(session.volume, affine=np.eye(4))
             generator = across_volume(session.generator)
             plans.append(plan_supports(ref, ref_labels, query, label, slices,
                                        query_window=session.window))  # fmt: skip
