@@ -10,8 +10,9 @@ Usage (needs a display; on a headless machine run it under Xvfb):
 
 Steps shown: the support painted on one slice, the predicted prompts (rings) on another slice,
 the committed labels, a close-up of one ring being corrected, the ring gallery and the 3D
-view. ``--prompts`` picks the prompt generator (the shipped FoB model or the mask-ring baseline); the segmenter is the one the widget
-picks by itself on this machine (the status line in the pictures says which).
+view. ``--prompts`` picks the prompt generator (the shipped FoB model or the mask-ring
+baseline); the segmenter is the one the widget picks by itself on this machine (the status line
+in the pictures says which).
 """
 
 from __future__ import annotations

@@ -200,3 +200,14 @@ def _current_umask() -> int:
         probe = os.path.join(d, "probe")
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o666))
         return 0o666 & ~os.stat(probe).st_mode & 0o777
+
+
+def test_a_damaged_manifest_is_set_aside_and_costs_a_recomputation(tmp_path):
+    cache = EmbeddingCache(disk_dir=tmp_path)
+    cache.put("a", _value(0), _meta())
+    (tmp_path / "manifest.json").write_text('{"format": "napari-fob-embed')  # cut short
+    with pytest.warns(UserWarning, match="unreadable"):
+        fresh = EmbeddingCache(disk_dir=tmp_path)
+    assert "a" not in fresh and (tmp_path / "manifest.json.damaged").is_file()
+    fresh.put("a", _value(0), _meta())  # recomputed and stored again
+    assert "a" in EmbeddingCache(disk_dir=tmp_path)

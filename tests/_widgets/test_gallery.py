@@ -12,6 +12,7 @@ from test_plugin_path import LIVER, paint_support
 # torch before any OpenGL context (see _widgets/_mesa_guard.py)
 import napari_fob.segmenters.sam  # noqa: F401
 from napari_fob.core.thumbnails import RING_RGB
+from napari_fob.session.review import review_key
 
 pytestmark = pytest.mark.gui
 
@@ -97,6 +98,9 @@ def test_n_skips_reviewed_slices_and_worst_first_orders_by_confidence(predicted,
     wait(50)
     assert viewer.dims.current_step[0] == keep
     widget._gallery.order.setCurrentIndex(1)  # worst first
+    # the order N / B follow: unscored slices (the support) first, then the least confident
+    shown = [_slice_of(i) for i in _items(view)]
+    assert shown == [e.z for e in sorted(entries, key=review_key)]
     scored = [e for e in entries if e.confidence is not None]
-    first = _slice_of(view.item(0))
-    assert first == min(scored, key=lambda e: (e.confidence, e.z)).z
+    first_scored = next(z for z in shown if z in {e.z for e in scored})
+    assert first_scored == min(scored, key=lambda e: (e.confidence, e.z)).z

@@ -102,6 +102,11 @@ def test_auto_extent_says_how_sure(subjects, tmp_path):
     assert extent["sure"] is False and "field of view" in extent["reason"]
     row = next(csv.DictReader((out / "summary.csv").open()))
     assert row["extent_sure"] == "False" and row["extent_note"] == extent["reason"]
+    # the summary is an output like the others: kept without --overwrite, never an input
+    again = [*argv, "--prompts", "mask-ring", "--out", tmp_path / "again"]
+    assert segment(*again, "--summary", out / "summary.csv") == 2
+    assert segment(*again, "--summary", q_img) == 2
+    assert segment(*again, "--summary", out / "summary.csv", "--overwrite") == 0
 
 
 def test_manifest_mixes_reference_and_support_rows_and_shards_like_torchrun(

@@ -230,6 +230,12 @@ def test_cli_converts_and_the_name_runs_in_compatibility_mode(
     bad.write_bytes(b"not a torch file")
     assert main(["weights", "convert", str(bad), "--out", str(tmp_path / "x.pt")]) == 2
     assert "bad.pth" in capsys.readouterr().err
+    # the converted file is kept unless asked, and the source is never the output
+    assert main(["weights", "convert", str(source), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["weights", "convert", str(source), "--out", str(source), "--overwrite"]) == 2
+    assert "being converted" in capsys.readouterr().err and source.is_file()
+    assert main(["weights", "convert", str(source), "--out", str(out), "--overwrite"]) == 0
 
 
 def test_the_official_network_refuses_an_episode_forward():

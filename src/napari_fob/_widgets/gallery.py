@@ -12,6 +12,7 @@ Imports qtpy (widget side only).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -31,7 +32,9 @@ from qtpy.QtWidgets import (
 
 from napari_fob._widgets import workers
 from napari_fob.core.thumbnails import ThumbnailInput, render
+from napari_fob.session.review import review_key
 
+log = logging.getLogger(__name__)
 THUMB_SIZE = 96
 ORDERS = ("by slice", "worst first")
 MARKS = {"reviewed": "✓", "flagged": "⚑"}
@@ -58,16 +61,10 @@ def thumbnail_inputs(session: Any, label: int, zs: Sequence[int]) -> dict[int, T
 
 
 def ordered(entries: Sequence[Any], order: str) -> list[Any]:
-    """Entries by slice, or the least confident first (unscored ones last, then by slice)."""
+    """Entries by slice, or worst first in the review order N / B follow (`review_key`:
+    unscored slices first, then the least confident)."""
     if order == "worst first":
-        return sorted(
-            entries,
-            key=lambda e: (
-                e.confidence is None,
-                e.confidence if e.confidence is not None else 0,
-                e.z,
-            ),
-        )
+        return sorted(entries, key=review_key)
     return sorted(entries, key=lambda e: e.z)
 
 
@@ -125,6 +122,7 @@ class Gallery(QWidget):
         self._icons: dict[int, tuple[int, QIcon]] = {}  # z -> (signature, icon)
         self._job: workers.Job | None = None
         self._again = False
+        self._generation = 0  # bumped by forget(): a render of what was shown before is dropped
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
@@ -160,8 +158,13 @@ class Gallery(QWidget):
         self.update_thumbnails()
 
     def forget(self) -> None:
-        """Drop every thumbnail (another structure or session: nothing carries over)."""
+        """Drop every thumbnail (another structure or session: nothing carries over), and
+        the results of a render still running for what was shown before."""
         self._icons.clear()
+        self._generation += 1
+        if self._job is not None and self._job.running:
+            self._job.cancel()
+            self._again = True
 
     def select_slice(self, z: int) -> None:
         """Select slice `z`'s thumbnail (if shown) without jumping."""
@@ -219,20 +222,28 @@ class Gallery(QWidget):
         session, label = source
         zs = [e.z for e in self.entries]
         known = {z: sig for z, (sig, _) in self._icons.items()}
+        generation = self._generation
 
-        def work() -> Generator[tuple[int, int, np.ndarray], None, None]:
-            for z, data in thumbnail_inputs(session, label, zs).items():
+        def work() -> Generator[tuple[int, int, int, np.ndarray], None, None]:
+            for z in zs:  # one slice at a time: reads the session only as it goes
+                data = thumbnail_inputs(session, label, [z])[z]
                 signature = data.signature()
                 if known.get(z) != signature:
-                    yield z, signature, render(data, THUMB_SIZE)
+                    yield generation, z, signature, render(data, THUMB_SIZE)
 
         self._job = workers.start(
             work, description="thumbnails", on_progress=self._on_thumbnail,
-            on_end=self._on_render_end, show_progress=False,
+            on_error=self._on_render_error, on_end=self._on_render_end, show_progress=False,
         )  # fmt: skip
 
-    def _on_thumbnail(self, item: tuple[int, int, np.ndarray]) -> None:
-        z, signature, rgb = item
+    def _on_render_error(self, exc: BaseException) -> None:
+        # a thumbnail is a convenience: say so in the log, keep the old pictures
+        log.warning("gallery thumbnails failed: %s: %s", type(exc).__name__, exc)
+
+    def _on_thumbnail(self, item: tuple[int, int, int, np.ndarray]) -> None:
+        generation, z, signature, rgb = item
+        if generation != self._generation:
+            return  # drawn for another structure or session
         icon = to_icon(rgb)
         self._icons[z] = (signature, icon)
         for row in range(self.view.count()):

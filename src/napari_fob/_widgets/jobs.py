@@ -16,6 +16,7 @@ from typing import Any
 from napari_fob._widgets import workers
 
 PREFETCH_RADIUS = 2  # SAM embeddings precomputed for slices within this distance
+PREFETCH_SHOW_AFTER_S = 0.5  # the progress row shows a precompute only once it takes this long
 
 
 def cancelled_message(description: str, last: Any) -> str:
@@ -147,7 +148,7 @@ class JobRunner:
         images = {k: s.volume[k] for k in near}
         self.prefetch_center = z
         if w.progress is not None:
-            w.progress.start("SAM embeddings")
+            w.progress.start("SAM embeddings", after_s=PREFETCH_SHOW_AFTER_S)
         self.prefetch = workers.start(
             lambda: precompute(images, window=s.window, center=z),
             description="SAM embeddings",

@@ -53,16 +53,20 @@ class ProgressPanel(QWidget):
         row.addWidget(self.label, 2)
         row.addWidget(self.bar, 2)
         row.addWidget(self.cancel)
-        self._description, self._since = "", 0.0
+        self._description, self._since, self._show_at = "", 0.0, 0.0
         self.hide()
 
-    def start(self, description: str) -> None:
+    def start(self, description: str, *, after_s: float = 0.0) -> None:
+        """Show the row for a job; with `after_s`, only once it has run that long (a background
+        precompute that finds everything cached ends before that and never flashes)."""
         if not alive(self):
             return
         self._description, self._since = description, time.perf_counter()
+        self._show_at = self._since + after_s
         self.bar.setRange(0, 0)  # busy until the first report with a total
         self.label.setText(progress_text(description, None, None, None))
-        self.show()
+        if after_s <= 0:
+            self.show()
 
     def step(self, item: Any) -> None:
         """A progress item yielded by the job (`workers.step_of` reads it)."""
@@ -73,7 +77,10 @@ class ProgressPanel(QWidget):
             self._since = time.perf_counter()  # the pace counts from here, not model loading
             self.label.setText(message or progress_text(self._description, None, None, None))
             return
-        left = time_left(time.perf_counter() - self._since, done, total)
+        now = time.perf_counter()
+        if not self.isVisible() and now >= self._show_at and done < total:
+            self.show()
+        left = time_left(now - self._since, done, total)
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(min(done, total))
         self.label.setText(progress_text(self._description, done, total, left))

@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     check_threshold(args.threshold, "--threshold")  # before any model is loaded
     check_outputs(jobs, overwrite=args.overwrite)
-    summary = segment_reference.summary_path(args, every)
+    summary = segment_reference.checked_summary_path(args, every)
     if any(job.reference for job in jobs):
         segment_reference.check_prompts(args)  # before any model is loaded
     generator, segmenter, notices = build_models(args)

@@ -204,9 +204,10 @@ def segment_volume(
             `overwrite`); both checked before any computation.
     """
     from napari_fob.commands import segment_exports as exports
+    from napari_fob.segmenters.registry import cache_stats
     from napari_fob.session import AnnotationSession
 
-    t0 = time.perf_counter()
+    t0, cache_before = time.perf_counter(), cache_stats(segmenter)
     out_dir = Path(out_dir)
     unit = result_folder(out_dir, [Path(image_path), Path(support_path)], overwrite=overwrite)
     timings: dict[str, float] = {}
@@ -246,7 +247,7 @@ def segment_volume(
     settings = dict(mode=mode, slices=slices, threshold=threshold, nonfinite_voxels=nonfinite)
     return write_result(
         unit, out_dir, session, image, plan, source=source, settings=settings, notices=notices,
-        per_label=per_label, timings=timings, t0=t0,
+        per_label=per_label, timings=timings, t0=t0, cache_before=cache_before,
     )  # fmt: skip
 
 
@@ -263,10 +264,13 @@ def write_result(
     per_label: dict[str, Any],
     timings: dict[str, float],
     t0: float,
+    cache_before: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write a job's files into its open `unit` (labels, sidecar, exports, overview, report)
     and return the report: `source` (the input paths) and `settings` (how the prompts were
-    placed) are recorded as given. Shared by the support and the reference jobs."""
+    placed) are recorded as given; `cache_before`, the segmenter's cache counters when the job
+    began, makes the report's counters this volume's. Shared by the support and the reference
+    jobs."""
     from napari_fob.commands import segment_exports as exports
     from napari_fob.commands.overview import write_overview
     from napari_fob.segmenters.registry import cache_stats
@@ -300,7 +304,7 @@ def write_result(
             "window": session.window.to_dict(),
             "prompts": session.generator.describe(),
             "segmenter": session.segmenter.describe(),
-            "embedding_cache": cache_stats(session.segmenter),
+            "embedding_cache": cache_stats(session.segmenter, since=cache_before),
             "notices": [*notices, *export_notices],
             "labels": per_label,
             "timings_s": {k: round(v, 4) for k, v in timings.items()},

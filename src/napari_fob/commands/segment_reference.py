@@ -195,10 +195,11 @@ def segment_from_reference(
 
     from napari_fob.commands import segment_exports as exports
     from napari_fob.commands import segment_job as job
+    from napari_fob.segmenters.registry import cache_stats
     from napari_fob.session import AnnotationSession
     from napari_fob.session.reference import predict_from_reference
 
-    t0 = time.perf_counter()
+    t0, cache_before = time.perf_counter(), cache_stats(segmenter)
     ref_image, ref_labels_path = (Path(p) for p in reference)
     image_path, out_dir = Path(image_path), Path(out_dir)
     unit = job.result_folder(out_dir, [image_path, ref_image, ref_labels_path], overwrite=overwrite)
@@ -233,7 +234,7 @@ def segment_from_reference(
     settings = {"supports_from": "reference", "slices": slices, "nonfinite_voxels": nonfinite}
     return job.write_result(
         unit, out_dir, session, query, plan, source=source, settings=settings, notices=notices,
-        per_label=per_label, timings=timings, t0=t0,
+        per_label=per_label, timings=timings, t0=t0, cache_before=cache_before,
     )  # fmt: skip
 
 
@@ -273,6 +274,27 @@ def summary_path(args: argparse.Namespace, jobs: list[Any]) -> Path | None:
     path = Path(chosen) if chosen else Path(args.out) / "summary.csv"
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     return path if world == 1 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def checked_summary_path(args: argparse.Namespace, jobs: list[Any]) -> Path | None:
+    """`summary_path`, refused (UsageError) when it is one of the inputs (the manifest, an
+    image, a support, a reference) or holds a previous summary without ``--overwrite``."""
+    from napari_fob.cli import UsageError
+
+    path = summary_path(args, jobs)
+    if path is None:
+        return None
+    inputs = [getattr(args, "manifest", None)]
+    for job in jobs:
+        inputs += [job.image, job.support, *(job.reference or ())]
+    if any(p is not None and Path(p).resolve() == path.resolve() for p in inputs):
+        raise UsageError(f"--summary {path}: is one of the inputs; choose another file")
+    if path.exists() and not getattr(args, "overwrite", False):
+        raise UsageError(
+            f"summary {path}: a previous run's summary is there; pass --overwrite to replace it "
+            "or --summary to write another file"
+        )
+    return path
 
 
 def write_summary(path: Path, rows: list[dict[str, Any]]) -> Path:

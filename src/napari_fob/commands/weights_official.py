@@ -23,6 +23,7 @@ def add_convert_parser(sub: Any) -> argparse.ArgumentParser:
         help="the converted checkpoint (e.g. fob-abd-ct.pt; in the weights folder it is found "
         "by its name: --fob-checkpoint fob-abd-ct)",
     )  # fmt: skip
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing FILE.pt")
     return conv
 
 
@@ -33,6 +34,10 @@ def run_convert(args: argparse.Namespace) -> int:
     from napari_fob.model.convert import convert_official
 
     out = Path(args.out).expanduser()
+    if out.exists() and out.resolve() == Path(args.source).expanduser().resolve():
+        raise ValueError(f"--out {out}: is the checkpoint being converted; choose another file")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out}: exists; pass --overwrite to replace it")
     path = convert_official(args.source, out, name=out.stem)
     print(path)
     return 0

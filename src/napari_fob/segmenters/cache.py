@@ -335,8 +335,13 @@ class EmbeddingCache:
             return
         try:
             data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"embedding cache {manifest}: unreadable manifest ({err})") from err
+        except (OSError, json.JSONDecodeError) as err:  # damaged (a crash, a full disk): start
+            aside = manifest.with_name(f"{MANIFEST}.damaged")  # afresh, recomputing as needed
+            with contextlib.suppress(OSError):
+                manifest.replace(aside)
+            warnings.warn(f"embedding cache {manifest}: unreadable ({err}); set aside as "
+                          f"{aside.name}, embeddings are recomputed", stacklevel=3)  # fmt: skip
+            return
         if data.get("format") != FORMAT or data.get("version") != VERSION:
             raise ValueError(
                 f"embedding cache {manifest}: expected format {FORMAT!r} version {VERSION}, "

@@ -186,8 +186,20 @@ def _build(want: _Want, checkpoint, sam2_input_size: int, options) -> Segmenter:
     )
 
 
-def cache_stats(segmenter: Segmenter) -> dict[str, int] | None:
+_RUNNING = ("hits", "disk_hits", "misses", "evicted")  # counters that grow over a process
+
+
+def cache_stats(
+    segmenter: Segmenter, since: dict[str, int] | None = None
+) -> dict[str, int] | None:
     """The embedding cache's counters of a SAM / SAM 2.1 segmenter (`EmbeddingCache.stats`:
-    hits, disk_hits, misses, ...), or None for a backend without a cache (random walker)."""
+    hits, disk_hits, misses, ...), or None for a backend without a cache (random walker).
+    With `since` (an earlier result), the running counters count only what happened after it:
+    one volume's share when a batch shares the segmenter."""
     cache = getattr(segmenter, "cache", None)
-    return None if cache is None else cache.stats()
+    if cache is None:
+        return None
+    now = cache.stats()
+    if since:
+        now.update({k: now[k] - since.get(k, 0) for k in _RUNNING if k in now})
+    return now

@@ -22,10 +22,15 @@ if TYPE_CHECKING:
     from napari_fob.session.annotation import AnnotationSession
 
 
+def review_key(row: Any) -> tuple[bool, float, int]:
+    """Sort key of the review order: unscored first (nothing vouches for them), then lowest
+    ``confidence``, then slice. The gallery's "worst first" uses the same key."""
+    return (row.confidence is not None, row.confidence or 0.0, row.z)
+
+
 def worst_first(rows: Iterable[Any]) -> list[int]:
-    """The ``z`` of every row with ``needs_review``, lowest ``confidence`` first (None first)."""
-    picked = [r for r in rows if r.needs_review]
-    picked.sort(key=lambda r: (r.confidence is not None, r.confidence or 0.0, r.z))
+    """The ``z`` of every row with ``needs_review``, in the review order (`review_key`)."""
+    picked = sorted((r for r in rows if r.needs_review), key=review_key)
     return [int(r.z) for r in picked]
 
 

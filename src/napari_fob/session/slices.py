@@ -76,5 +76,8 @@ class SliceTable:
         return None if row is None else row.confidence
 
     def keys(self, label: int | None = None) -> list[Key]:
-        """Every key with a record (of `label` only when given), sorted."""
-        return sorted(k for k in self._rows if label is None or k[0] == int(label))
+        """Every key with a record (of `label` only when given), sorted. The rows are copied
+        in one step first (atomic under the interpreter lock): a worker may list them while
+        the main thread adds one (a point added during a commit)."""
+        rows = list(self._rows)
+        return sorted(k for k in rows if label is None or k[0] == int(label))
