@@ -123,6 +123,7 @@ class Gallery(QWidget):
         self._job: workers.Job | None = None
         self._again = False
         self._generation = 0  # bumped by forget(): a render of what was shown before is dropped
+        self._stale = False  # entries changed while hidden
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
@@ -154,6 +155,9 @@ class Gallery(QWidget):
         self.marks = dict(marks)
         keep = {e.z for e in self.entries}
         self._icons = {z: v for z, v in self._icons.items() if z in keep}
+        if not self.isVisible():  # behind the List tab: built when shown (every refresh
+            self._stale = True  # would otherwise rebuild items nobody sees)
+            return
         self._rebuild()
         self.update_thumbnails()
 
@@ -168,6 +172,8 @@ class Gallery(QWidget):
 
     def select_slice(self, z: int) -> None:
         """Select slice `z`'s thumbnail (if shown) without jumping."""
+        if self._stale:
+            return  # rebuilt (with the current slice) when shown
         for row in range(self.view.count()):
             item = self.view.item(row)
             if int(item.data(Qt.ItemDataRole.UserRole)) == z:
@@ -259,6 +265,9 @@ class Gallery(QWidget):
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._rebuild()
         self.update_thumbnails()
 
     def stop(self) -> None:

@@ -51,6 +51,7 @@ class ReviewPanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.list, "List")
         self.tabs.addTab(self.gallery, "Gallery")
+        self.tabs.currentChanged.connect(lambda _: self.select_slice(self._current()))
         layout.addWidget(self.tabs)
 
     def _source(self) -> tuple[Any, int] | None:
