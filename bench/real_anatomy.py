@@ -222,6 +222,9 @@ def docs_section(report: dict) -> str:
         "`oracle` draws ring and points from each slice's true mask (the segmenter's "
         f"ceiling). Wall time {s['wall_s'] / 60:.1f} min.",
         "",
+        "![Real-anatomy Dice per method, and by distance from the support]"
+        "(images/real_anatomy.png)",
+        "",
         markdown(report),
     ]
     notes = Path(__file__).with_name("real_anatomy_notes.md")
@@ -264,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
     print(markdown(report))
     if not (args.quick or args.no_docs):
+        from _ra_plot import plot
+
+        plot(report, ROOT / "docs" / "images" / "real_anatomy.png")
         write_first_section(ROOT / "docs" / "benchmarks.md", "Real anatomy", docs_section(report))
     print(f"written: {out / name}")
     return 0

@@ -71,3 +71,10 @@ def test_real_anatomy_quick_writes_valid_json(tmp_path):
         assert oracle["dice"] > ring["dice"]
     out = done.stdout
     assert out.index("**test split") < out.index("**tune split")
+
+
+def test_the_figure_is_drawn_from_the_committed_report(tmp_path):
+    plot = _module("_ra_plot").plot
+    report = json.loads((ROOT / "bench" / "results" / "real_anatomy.json").read_text())
+    path = plot(report, tmp_path / "ra.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
