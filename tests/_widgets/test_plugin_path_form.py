@@ -29,6 +29,26 @@ def opened(make_napari_viewer):
     widget.close()
 
 
+def test_a_support_painted_while_the_layers_are_added_sets_the_range(make_napari_viewer):
+    # the layers come one per event-loop turn: a stroke on 'FoB support' before the last one
+    # exists must still put the range around it (it went unseen, leaving the whole volume)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((40, 32, 32), np.float32), name="scan")
+    widget = open_annotator(viewer, settle=False)
+    assert widget.creating_layers and L.SUPPORT_LAYER in viewer.layers
+    support = viewer.layers[L.SUPPORT_LAYER]
+    data = np.zeros(support.data.shape, np.uint8)
+    data[25, 10:20, 10:20] = 1
+    support.data = data  # what a finished brush stroke leaves
+    end = 100
+    while widget.creating_layers and end:
+        wait(20)
+        end -= 1
+    r = L.RANGE_AROUND_SUPPORT
+    assert (widget._c.z_from.value(), widget._c.z_to.value()) == (25 - r, min(39, 25 + r))
+    widget.close()
+
+
 def test_sample_supports_names_and_range_are_taken_on_open(opened):
     viewer, widget = opened
     sample = np.asarray(viewer.layers["support"].data)

@@ -162,6 +162,7 @@ class AnnotatorWidget(QWidget):
         if first:
             self.form.adopt_sample_support(layers)
             self.form.name_from_sample()
+            self.form.support_edited()  # painted while the layers were still being added
         L.show_overlays(layers, self.viewer.dims.ndisplay)
         if self.editor is not None:
             self.editor.close()
