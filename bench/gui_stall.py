@@ -153,14 +153,7 @@ def measure_sample(sample: str, prompts: str, out_dir: Path, profile: bool = Fal
     idle = lambda: not w.busy  # noqa: E731
     run("predict", lambda: button(w, "predict").click(), idle)
     run("commit range", lambda: button(w, "commit range").click(), idle)
-    view = w._gallery.view
-
-    def drawn() -> bool:
-        return view.count() > 0 and all(
-            not view.item(i).icon().isNull() for i in range(view.count())
-        )
-
-    run("gallery", lambda: w._tabs.setCurrentIndex(1), drawn)
+    run("gallery", lambda: w._tabs.setCurrentIndex(1), w._gallery.drawn)
     w._tabs.setCurrentIndex(0)
     bg = viewer.layers[L.BG_LAYER]
     z = int(np.round(bg.data[len(bg.data) // 2, 0]))
@@ -211,16 +204,14 @@ def measure_gallery(n_slices: int) -> dict:
     end = time.perf_counter() + 600
     while (w.busy or w.session is None) and time.perf_counter() < end:
         wait(50)
-    view = w._gallery.view
     meter.start()
     t0 = time.perf_counter()
     w._tabs.setCurrentIndex(1)
-    while time.perf_counter() < end and not (
-        view.count() and all(not view.item(i).icon().isNull() for i in range(view.count()))
-    ):
+    while time.perf_counter() < end and not w._gallery.drawn():
         wait(20)
     wait(100)
-    row = {"stall_ms": meter.stop(), "wall_s": time.perf_counter() - t0, "slices": view.count()}
+    n = w._gallery.view.count()
+    row = {"stall_ms": meter.stop(), "wall_s": time.perf_counter() - t0, "slices": n}
     w.close()
     viewer.close()
     return row

@@ -105,11 +105,8 @@ def main() -> int:
     shot("annotator-committed.png")
 
     widget._tabs.setCurrentIndex(1)  # the gallery: every slice's ring and mask at a glance
-    view = widget._gallery.view
     end = time.perf_counter() + 60
-    while time.perf_counter() < end and not all(
-        not view.item(i).icon().isNull() for i in range(view.count())
-    ):
+    while time.perf_counter() < end and not widget._gallery.drawn():
         QApplication.processEvents()
         time.sleep(0.02)
     shot("annotator-gallery.png")

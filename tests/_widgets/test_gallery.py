@@ -42,10 +42,8 @@ def _slice_of(item):
 def _show_gallery(qtbot, widget):
     bar = widget._tabs.tabBar()
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
-    view = widget._gallery.view
-    qtbot.waitUntil(lambda: view.count() and all(not i.icon().isNull() for i in _items(view)),
-                    timeout=30000)  # fmt: skip
-    return view
+    qtbot.waitUntil(widget._gallery.drawn, timeout=30000)
+    return widget._gallery.view
 
 
 def test_gallery_shows_every_prompted_slice_with_its_ring(predicted, qtbot):

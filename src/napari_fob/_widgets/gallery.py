@@ -43,21 +43,18 @@ REVIEWED_COLOR = "#1f4d2a"
 MARK_KEYS = {Qt.Key.Key_A: "reviewed", Qt.Key.Key_F: "flagged"}
 
 
-def thumbnail_inputs(session: Any, label: int, zs: Sequence[int]) -> dict[int, ThumbnailInput]:
-    """What each slice's thumbnail shows, read from the session (safe in a worker: reads only)."""
-    out = {}
-    for z in zs:
-        prompts = session.prompts.get((label, z))
-        mask = session.labels[z] == label
-        out[z] = ThumbnailInput(
-            image=session.volume[z],
-            low=float(session.window.low),
-            high=float(session.window.high),
-            ring=None if prompts is None else np.asarray(prompts.bg),
-            fg=None if prompts is None else np.asarray(prompts.fg),
-            mask=mask if mask.any() else None,
-        )
-    return out
+def thumbnail_input(session: Any, label: int, z: int) -> ThumbnailInput:
+    """What slice `z`'s thumbnail shows, read from the session (safe in a worker: reads only)."""
+    prompts = session.prompts.get((label, z))
+    mask = session.labels[z] == label
+    return ThumbnailInput(
+        image=session.volume[z],
+        low=float(session.window.low),
+        high=float(session.window.high),
+        ring=None if prompts is None else np.asarray(prompts.bg),
+        fg=None if prompts is None else np.asarray(prompts.fg),
+        mask=mask if mask.any() else None,
+    )
 
 
 def ordered(entries: Sequence[Any], order: str) -> list[Any]:
@@ -170,6 +167,13 @@ class Gallery(QWidget):
             self._job.cancel()
             self._again = True
 
+    def drawn(self) -> bool:
+        """Every entry shown with its thumbnail (the render has caught up)."""
+        view = self.view
+        return view.count() > 0 and all(
+            not view.item(i).icon().isNull() for i in range(view.count())
+        )
+
     def select_slice(self, z: int) -> None:
         """Select slice `z`'s thumbnail (if shown) without jumping."""
         if self._stale:
@@ -232,7 +236,7 @@ class Gallery(QWidget):
 
         def work() -> Generator[tuple[int, int, int, np.ndarray], None, None]:
             for z in zs:  # one slice at a time: reads the session only as it goes
-                data = thumbnail_inputs(session, label, [z])[z]
+                data = thumbnail_input(session, label, z)
                 signature = data.signature()
                 if known.get(z) != signature:
                     yield generation, z, signature, render(data, THUMB_SIZE)

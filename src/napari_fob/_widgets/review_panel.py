@@ -41,8 +41,7 @@ class ReviewPanel(QWidget):
         self._session, self._label, self._say = session, label, say
         self._current = current_slice
         self.marks: dict[tuple[int, int], str] = {}  # (structure, slice) -> reviewed / flagged
-        self._marked_session: Any = None
-        self._shows: tuple[int, int] | None = None
+        self._shows: tuple[Any, int] | None = None  # (session, structure) on show
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("Review (click to jump · N / B next / previous to review)"))
@@ -61,12 +60,11 @@ class ReviewPanel(QWidget):
     def show_entries(self, entries: Sequence[SliceEntry]) -> None:
         """Both views: these entries, the active structure's marks, the current slice selected."""
         session, label = self._session(), self._label()
-        if session is not self._marked_session:  # marks belong to one session
-            self.marks.clear()
-            self._marked_session = session
-        if (id(session), label) != self._shows:
+        if self._shows is None or self._shows[0] is not session:
+            self.marks.clear()  # marks belong to one session
+        if self._shows is None or self._shows[0] is not session or self._shows[1] != label:
             self.gallery.forget()  # another structure's thumbnails would show a moment
-            self._shows = (id(session), label)
+            self._shows = (session, label)
         marks = {z: m for (k, z), m in self.marks.items() if k == label}
         self.list.set_entries(entries, marks)
         self.gallery.set_entries(entries, marks)
