@@ -111,3 +111,26 @@ def test_shape_mismatch_is_refused():
     gen.set_support(vol[zc], truth[zc], slice_index=zc)
     with pytest.raises(ValueError, match="shape"):
         gen.predict([vol[0][:50]], slice_indices=[0])
+
+
+def test_a_registration_step_is_estimated_once_for_equal_inputs():
+    """Two generators walking the same support through the same slices share each flow
+    (FoB's registration prior and the baseline do); the served mask is the computed one,
+    and editing it does not change what the memo serves next."""
+    from napari_fob.prompting.registration import FLOWS, FlowMemo
+
+    vol, truth, zc = drifting_disk()
+    FLOWS.clear()
+    first = register_step(vol[zc], vol[zc + 2], truth[zc])
+    assert (FLOWS.hits, FLOWS.misses) == (0, 1)
+    again = register_step(vol[zc], vol[zc + 2], truth[zc])
+    assert (FLOWS.hits, FLOWS.misses) == (1, 1)
+    np.testing.assert_array_equal(first, again)
+    again[:] = False
+    np.testing.assert_array_equal(register_step(vol[zc], vol[zc + 2], truth[zc]), first)
+    register_step(vol[zc], vol[zc + 2], truth[zc], radius=5)  # other parameters: a new step
+    assert FLOWS.misses == 2
+    small = FlowMemo(max_bytes=first.size // 8 + 1)  # room for one packed mask
+    small.put(b"a", first)
+    small.put(b"b", first)
+    assert small.get(b"a") is None and small.get(b"b") is not None

@@ -17,22 +17,87 @@ is crossed in one registration step. The flow is computed on a crop around the m
 bounding box grown by ``crop_margin`` pixels): the flow is local, so the crop changes nothing
 but the cost, several times lower than on the whole slice (timings: docs/method.md, "The
 registration baseline"). Warped masks are cached per (support slice, slice) until the
-supports change.
+supports change, and each registration step's result is kept by the content of its inputs
+(`FlowMemo`), so two generators walking the same support through the same slices (FoB's
+registration prior and the registration baseline, or a generator rebuilt after a settings
+change) estimate each flow once.
 
 numpy / scipy / scikit-image only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.core.intensity import band_overlap, reference_band
 from napari_fob.core.prompts import PromptSet
 from napari_fob.prompting.geometric import GeometricGenerator, Support
+
+
+class FlowMemo:
+    """Results of `register_step`, keyed by a digest of its inputs, up to `max_bytes` kept.
+
+    A step is a pure function of (moving slice, fixed slice, mask, radius, margin), so its
+    result can be served to any caller that asks again with equal inputs; digests (BLAKE2b of
+    the bytes, well under a millisecond for a 256 x 256 slice) replace the flow estimate, which
+    costs tens of milliseconds. Masks are kept bit-packed (8 KiB for 256 x 256), the least
+    recently used dropped first, and served as new arrays (callers may edit what they get).
+    Thread-safe: the widget's workers and the main thread may walk at once.
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = int(max_bytes)
+        self._kept: OrderedDict[bytes, tuple[np.ndarray, tuple[int, ...]]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(*arrays: np.ndarray, params: tuple[int, ...]) -> bytes:
+        digest = hashlib.blake2b(repr(params).encode(), digest_size=20)
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            digest.update(f"{a.dtype.str}{a.shape}".encode())
+            digest.update(a.data)
+        return digest.digest()
+
+    def get(self, key: bytes) -> np.ndarray | None:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._kept.move_to_end(key)
+            self.hits += 1
+        packed, shape = found
+        return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+    def put(self, key: bytes, mask: np.ndarray) -> None:
+        packed = np.packbits(np.asarray(mask, dtype=bool).ravel())
+        with self._lock:
+            old = self._kept.pop(key, None)
+            self._bytes -= 0 if old is None else old[0].nbytes
+            self._kept[key] = (packed, mask.shape)
+            self._bytes += packed.nbytes
+            while self._bytes > self.max_bytes and self._kept:
+                self._bytes -= self._kept.popitem(last=False)[1][0].nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+
+#: The process's memo of registration steps (32 MiB of packed masks: about 4 000 steps of a
+#: 256 x 256 slice).
+FLOWS = FlowMemo()
 
 
 def register_step(
@@ -47,14 +112,27 @@ def register_step(
 
     The optical flow (`optical_flow_ilk` with `radius`) from the fixed to the moving slice is
     estimated on the mask's bounding box grown by `crop_margin`; outside that crop the mask is
-    empty. Returns an (H, W) bool mask (possibly empty).
+    empty. Returns an (H, W) bool mask (possibly empty). Results are kept in `FLOWS`.
     """
-    from skimage.registration import optical_flow_ilk
-    from skimage.transform import warp
-
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return mask.copy()
+    moving = np.asarray(moving01, dtype=np.float32)
+    fixed = np.asarray(fixed01, dtype=np.float32)
+    key = FLOWS.key(moving, fixed, mask, params=(int(radius), int(crop_margin)))
+    found = FLOWS.get(key)
+    if found is None:
+        found = _register_step(moving, fixed, mask, radius=radius, crop_margin=crop_margin)
+        FLOWS.put(key, found)
+    return found
+
+
+def _register_step(
+    moving01: np.ndarray, fixed01: np.ndarray, mask: np.ndarray, *, radius: int, crop_margin: int
+) -> np.ndarray:
+    from skimage.registration import optical_flow_ilk
+    from skimage.transform import warp
+
     rows, cols = np.nonzero(mask)
     h, w = mask.shape
     r0, r1 = max(rows.min() - crop_margin, 0), min(rows.max() + crop_margin + 1, h)
@@ -121,6 +199,10 @@ class MaskTracker:
             return False
         self._images[int(z)] = image01
         return True
+
+    def image(self, z: int) -> np.ndarray | None:
+        """The image kept for slice `z`, or None when it was never shown."""
+        return self._images.get(int(z))
 
     def mask_at(self, zs: int, z: int) -> np.ndarray:
         """The mask of the support on slice `zs` carried to slice `z`.
@@ -258,7 +340,7 @@ class RegistrationGenerator(GeometricGenerator):
             else:
                 bg = self.ring(mask)
                 fg = np.asarray(geometry.fg_points_from_mask(mask, self.n_fg), dtype=np.float64)
-            evidence = band_overlap(image, mask, reference_band(self._supports, support))
+            evidence, feats = self.evidence(support, image, mask, z, self._neighbour(support, z))
             out[i] = PromptSet(
                 fg=fg,
                 bg=bg,
@@ -266,6 +348,16 @@ class RegistrationGenerator(GeometricGenerator):
                 slice_index=z,
                 origin=self.origin,
                 evidence=evidence,
-                meta={"support_slice": support.slice_index},
+                meta={"support_slice": support.slice_index, "confidence_features": feats},
             )
         return [p for p in out if p is not None]
+
+    def _neighbour(self, support: Support, z: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(image, carried mask) of the slice next to `z` on the way to the support, when the
+        walk has stepped through it (None next to the support: the support is the neighbour)."""
+        zs = support.slice_index
+        if z is None or zs is None or abs(z - zs) < 2:
+            return None
+        zn = z - (1 if z > zs else -1)
+        image = self.tracker.image(zn)
+        return None if image is None else (image, self.warped_mask(support, zn))
