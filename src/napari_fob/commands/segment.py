@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_fob.cli import UsageError
-from napari_fob.commands import segment_reference
+from napari_fob.commands import segment_adapt, segment_reference
 from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_format
 from napari_fob.prompting import PRIOR_SOURCES
 from napari_fob.segmenters.registry import SEGMENTERS
@@ -142,6 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reuses them (capped at $FOB_EMBEDDING_CACHE_GB, default 4); --no-embedding-cache: "
         "memory only",
     )
+    segment_adapt.add_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     parser.add_argument("--window", default="auto", metavar="PRESET|LO,HI")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -311,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     check_threshold(args.threshold, "--threshold")  # before any model is loaded
     check_outputs(jobs, overwrite=args.overwrite)
+    segment_adapt.check(args, jobs)
     summary = segment_reference.checked_summary_path(args, every)
     if any(job.reference for job in jobs):
         segment_reference.check_prompts(args)  # before any model is loaded
@@ -370,24 +372,14 @@ def _segment_one(
         )  # fmt: skip
         _print_done(job, report)
         return report
+    generator = segment_adapt.for_job(generator, job, args, labels, window)  # --adapt
     report = segment_volume(
-        job.image,
-        job.support,
-        job.out,
-        generator=generator,
-        segmenter=segmenter,
-        notices=notices,
-        labels=labels,
-        slices=args.slices,
-        mode=args.mode,
-        window=window,
-        threshold=args.threshold,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        series=getattr(args, "series", None),
-        dicom_seg=args.dicom_seg,
+        job.image, job.support, job.out, generator=generator, segmenter=segmenter,
+        notices=notices, labels=labels, slices=args.slices, mode=args.mode, window=window,
+        threshold=args.threshold, progress=not args.quiet, overwrite=args.overwrite,
+        series=getattr(args, "series", None), dicom_seg=args.dicom_seg,
         labels_format=args.labels_format,
-    )
+    )  # fmt: skip
     _print_done(job, report)
     return report
 
