@@ -231,3 +231,40 @@ def test_bad_references_exit_2_with_one_paragraph(subjects, tmp_path, capsys, pr
     assert expected in err
     assert "Traceback" not in err and err.startswith("fob segment: error:")
     assert not (tmp_path / "out" / "labels.nii.gz").exists()
+
+
+def test_a_batch_killed_mid_way_keeps_the_summary_of_the_volumes_it_finished(subjects, tmp_path):
+    """SIGKILL while the second volume is segmented (a real kill of a forked child): the
+    summary already holds the first volume's rows, written as one file; no second row."""
+    import os
+
+    from napari_fob.commands import segment as segment_cmd
+
+    root, (ref_img, ref_lab), (q1, _), (q2, _) = subjects
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(
+        "image,reference_image,reference_labels,out\n"
+        f"{q1},{ref_img},{ref_lab},one\n{q2},{ref_img},{ref_lab},two\n"
+    )
+    argv = ["--manifest", manifest, "--prompts", "mask-ring", "--labels", "2"]
+    pid = os.fork()
+    if pid == 0:  # the child: killed as the second volume starts
+        real, calls = segment_cmd._segment_one, [0]
+
+        def second_is_killed(job, *args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 2:
+                os.kill(os.getpid(), 9)
+            return real(job, *args, **kwargs)
+
+        segment_cmd._segment_one = second_is_killed
+        try:
+            segment(*argv, "--out", tmp_path / "o")
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+    rows = list(csv.DictReader((tmp_path / "o" / "summary.csv").open()))
+    assert [r["out"][-3:] for r in rows] == ["one"] and rows[0]["supports_from"] == "reference"
+    assert not (tmp_path / "o" / "two").exists()
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp left

@@ -326,19 +326,19 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for job in jobs:
         gen = across if job.reference else generator
-        if len(jobs) == 1:  # one volume: its error is the command's error
-            report = _segment_one(job, args, gen, segmenter, notices, labels, window)
-            rows += segment_reference.summary_rows(job.image, job.out, report, None)
-            continue
         try:
             report = _segment_one(job, args, gen, segmenter, notices, labels, window)
             rows += segment_reference.summary_rows(job.image, job.out, report, None)
         except (UsageError, ValueError, OSError) as err:
+            if len(jobs) == 1:  # one volume: its error is the command's error
+                raise
             failed.append((job, err))
             rows += segment_reference.summary_rows(job.image, job.out, None, err)
             print(f"{job.image}: FAILED, nothing written to {job.out}: {err}", file=sys.stderr)
+        if summary is not None:  # after every volume: a batch killed later keeps these rows
+            segment_reference.write_summary(summary, rows)
     if summary is not None:
-        print(f"summary: {segment_reference.write_summary(summary, rows)}")
+        print(f"summary: {summary}")
     if failed:
         print(
             f"fob segment: {len(failed)} of {len(jobs)} volume(s) failed:\n"

@@ -14,7 +14,9 @@ A manifest row is a reference job when it fills ``reference_image`` and ``refere
 ``report.json`` adds, per structure, the reference slices used, the query ranges they
 prompted and how the extent was found. `write_summary` writes one CSV row per structure of
 every job of this process (`summary_path`: ``--summary``, by default ``OUT/summary.csv`` when
-a job takes a reference; ``.rank<R>`` is added under torchrun).
+a job takes a reference; ``.rank<R>`` is added under torchrun). `fob segment` rewrites it,
+atomically, after every volume, so a batch that is killed or interrupted keeps the rows of the
+volumes it finished.
 
 Nothing heavy at import time (the CLI imports this module to build its parser).
 """
