@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-PROMPT_KEYS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage")
+from napari_fob.commands.demo_anatomy import structure_row
+
 KEYS = ("dice", "ring_error", "bg_inside", "fg_outside", "ring_coverage")
 BINS = (("1-2", 1, 2), ("3-4", 3, 4), ("5-9", 5, 9), ("10+", 10, None), (">=5", 5, None))
 PLANES = ("sagittal", "coronal", "axial")
@@ -16,18 +17,6 @@ PLANES = ("sagittal", "coronal", "axial")
 
 def _in_bin(dz: int, lo: int, hi: int | None) -> bool:
     return dz >= lo and (hi is None or dz <= hi)
-
-
-def structure_row(rows: list[dict]) -> dict:
-    """One structure's slices -> its means: prompt metrics averaged over the slices (NaN
-    skipped), Dice pooled over them in 3D (2 |P & T| / (|P| + |T|) summed over the slices)."""
-    out: dict = {"n_slices": len(rows)}
-    for key in PROMPT_KEYS:
-        vals = [r[key] for r in rows if r[key] is not None and np.isfinite(r[key])]
-        out[key] = float(np.mean(vals)) if vals else None
-    total = sum(r["pred"] + r["true"] for r in rows)
-    out["dice"] = 2.0 * sum(r["inter"] for r in rows) / total if total else None
-    return out
 
 
 def _bootstrap(values: np.ndarray, n: int = 2000, seed: int = 0) -> list[float] | None:

@@ -50,9 +50,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pq_report import machine  # noqa: E402
 from _ra_report import markdown, summarise  # noqa: E402
+from napari_fob.commands.demo_anatomy import (  # noqa: E402, F401  (scripts/ import them here)
+    GRID,
+    RING_EPS,
+    RING_R,
+    evaluated,
+    prompts_and_masks,
+    scored_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID, RING_R, RING_EPS = 256, 15, 2
 METHODS = (
     "fob",
     "fob-support-prior",
@@ -67,11 +74,6 @@ METHODS = (
 FIXED = ("fob", "fob-support-prior", "fob-paper", "mask-ring", "copy")
 ATLAS_NAMES = {"hcpex": "HCPEx", "aal3": "AAL3"}
 QUICK_NAMES = {"test": "Caudate_L", "tune": "Primary_Motor_Cortex_L"}
-
-
-def evaluated(queries: list[int], support: int, stride: int) -> list[int]:
-    """The query slices scored: |dz| <= 2, then every `stride`-th |dz|."""
-    return [z for z in queries if abs(z - support) <= 2 or abs(z - support) % stride == 0]
 
 
 def make_methods(checkpoint: str) -> dict:
@@ -93,64 +95,6 @@ def make_methods(checkpoint: str) -> dict:
         "registration": make_generator("registration"),
         "oracle": make_generator("mask-ring"),
     }
-
-
-def prompts_and_masks(method, generator, segmenter, window, case, zs):
-    """{z: (PromptSet, committed (H, W) bool mask)} of `method` on the slices `zs`."""
-    import numpy as np
-
-    from napari_fob.session import AnnotationSession
-    from napari_fob.session.events import run
-
-    vol, truth, zc = case.volume, case.mask, case.support
-    if method.endswith("-chain") or method.endswith("-chain-own"):
-        session = AnnotationSession(vol, generator=generator, segmenter=segmenter, window=window)
-        session.set_support(1, zc, truth[zc])
-        run(session.predict(1, zs, mode="chain"))
-        return {z: (session.prompts[(1, z)], session.labels[z] == 1) for z in zs}
-    if method == "oracle":
-        prompts = []
-        for z in zs:
-            generator.clear_supports()
-            generator.set_support(vol[z], truth[z], slice_index=z)
-            prompts += generator.predict([vol[z]], slice_indices=[z])
-    else:
-        generator.clear_supports()
-        generator.set_support(vol[zc], truth[zc], slice_index=zc)
-        # the scored slices are asked; a generator that walks (registration, FoB's registration
-        # prior) is shown every slice of the extent, as the session shows it the span
-        generator.show([vol[z] for z in case.queries], case.queries)
-        prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
-    return {
-        z: (p, np.asarray(segmenter.segment(vol[z], p, window=window), bool))
-        for z, p in zip(zs, prompts)
-    }
-
-
-def scored_rows(method: str, case, plane: str, out: dict) -> list[dict]:
-    """One row per slice of `prompts_and_masks`'s output: the prompt metrics (at the 256 grid)
-    and the mask's overlap counts with the truth, for the 3D Dice."""
-    from napari_fob.core.metrics import prompt_metrics
-
-    rows = []
-    for z, (ps, mask) in out.items():
-        truth = case.mask[z]
-        row = prompt_metrics(ps, truth, scale_to_grid=GRID, r=RING_R, eps=RING_EPS)
-        rows.append(
-            {
-                "method": method,
-                "split": case.split,
-                "plane": plane,
-                "structure": case.name,
-                "z": int(z),
-                "dz": abs(int(z) - case.support),
-                **{k: (None if v != v else float(v)) for k, v in row.items()},
-                "inter": int((mask & truth).sum()),
-                "pred": int(mask.sum()),
-                "true": int(truth.sum()),
-            }
-        )
-    return rows
 
 
 def run(args: argparse.Namespace) -> dict:

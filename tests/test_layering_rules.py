@@ -42,7 +42,7 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
         SCIENCE | TORCH | {"tqdm", "yaml", "pooch", "requests", "sam2", "hydra"},
     ),
     "session": ({"root", "core", "geometry", "prompting"}, SCIENCE | {"pydantic"}),  # sidecar
-    "samples": ({"core"}, SCIENCE),
+    "samples": ({"core"}, SCIENCE | {"nilearn"}),  # real anatomy: the bench extra, lazily
     "training": (
         {"core", "geometry", "model", "prompting", "segmenters", "devices"},
         SCIENCE | TORCH | {"tqdm", "yaml", "tensorboard", "pydantic"},  # config value checks

