@@ -205,3 +205,22 @@ def test_the_adapted_generator_predicts_and_says_how_it_was_made(model, scan):
     adapted.set_support(volume01[z], support[z] == 1, slice_index=z)
     (prompts,) = adapted.predict([volume01[z + 1]], slice_indices=[z + 1])
     assert len(prompts.bg) == model.config.n_bg
+
+
+def test_snapshots_are_the_weights_of_shorter_runs(model, scan):
+    volume01, support = scan
+    settings = AdaptSettings(seconds=600, max_steps=4)
+    long = adapt_model(model, volume01, support, spacing=SPACING, settings=settings,
+                       snapshots=(1e-9, 1e4))  # fmt: skip
+    assert long.record["snapshot_steps"] == {"1e-09": 0, "10000": 4}
+    assert states_equal(long.snapshots[1e4], long.state)
+    assert states_equal(long.snapshots[1e-9], model.state_dict())  # stopped before step 1
+
+
+def test_by_default_only_the_ring_modules_adapt(model, scan):
+    before = model.state_dict()
+    heads = run(model, scan).state
+    assert all(torch.equal(before[k], heads[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], heads[k]) for k in before if k.startswith("bcm."))
+    every = run(model, scan, trainable=None).state
+    assert any(not torch.equal(before[k], every[k]) for k in before if k.startswith("encoder."))

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_fob._widgets import files
 from napari_fob._widgets import layers as L
+from napari_fob._widgets.adapt import AdaptPanel
 from napari_fob._widgets.backends import BackendChoice
 from napari_fob._widgets.boundary import reported
 from napari_fob._widgets.controls import PROMPT_NAMES, Controls
@@ -82,6 +83,8 @@ class AnnotatorWidget(QWidget):
         layout.addWidget(ReferencePanel(viewer=self.viewer, run_job=self.run_job,
             prepare=self.glue.prepare, label=lambda: self.label, slice_range=self.slice_range,
             image_layer=self.image_layer, say=self.say))  # fmt: skip
+        layout.addWidget(AdaptPanel(run_job=self.run_job, prepare=self.glue.prepare,
+            glue=self.glue, label=lambda: self.label, say=self.say))  # fmt: skip
         handlers = {
             "predict": self.predict, "commit_slice": self.commit_slice,
             "commit_range": self.commit_range, "clear": self.clear_slice, "undo": self.undo,

@@ -15,11 +15,13 @@ mixed (`AdaptSettings.p_support`):
   will be asked to follow.
 
 Each optimiser step is the trainer's (`trainer.train_step`, the model's own losses), with the
-training recipe's augmentation; episode ``i`` of a run comes from ``(seed, i)`` alone and the
-torch RNG is seeded (and restored after), so two runs that take the same number of steps give
-identical weights (``max_steps`` fixes that number; a budget alone stops by the clock). The
-budget covers the whole adaptation, preparation included: a step is not started when the
-mean step time would take the run past it. Results are cached (`adapt_cache`). Imports torch
+training recipe's augmentation, on the ring's modules only by default (`AdaptSettings.
+trainable`; the batch-norm statistics stay the base model's). Episode ``i`` of a run comes
+from ``(seed, i)`` alone and the torch RNG is seeded (and restored after), so two runs that
+take the same number of steps give identical weights (``max_steps`` fixes that number; a
+budget alone stops by the clock). The budget covers the whole adaptation, preparation
+included: a step is not started when the mean step time would take the run past it (the
+first step runs whenever time is left). Results are cached (`adapt_cache`). Imports torch
 lazily; no napari or Qt.
 """
 
@@ -36,6 +38,9 @@ import numpy as np
 from napari_fob.prompting.generators import FobGenerator
 
 #: progress(elapsed_s, budget_s, steps, last_loss or None), called after preparation and steps
+#: The budget offered by default (the annotator's box; ``--adapt`` stays off unless given):
+#: chosen from the gain per second measured on the tune split (docs/training.md).
+DEFAULT_SECONDS = 0.0
 Progress = Callable[[float, float, int, "float | None"], None]
 
 
@@ -50,6 +55,13 @@ class AdaptSettings:
     max_dz: int = 6  # supervoxel episodes: slices at most this far apart
     support_reach: int = 4  # the support is carried this many slices each way
     slab: int = 16  # supervoxels on the painted slices' range +- this many slices
+    # batch-norm layers keep the base model's statistics: one-episode batches of one scan
+    # would replace them within a few dozen steps (the running mean moves 10 % a step)
+    freeze_norm: bool = True
+    # parameter-name prefixes to train (None: all). The default leaves the encoder and the
+    # foreground map as they are and adapts the ring's heatmaps (BCM) and refinement (SPR):
+    # adapting everything moved the foreground points off thin structures (docs/training.md)
+    trainable: tuple[str, ...] | None = ("bcm", "spr")
     max_steps: int | None = None  # stop after this many steps too (reproducible step count)
 
     def __post_init__(self) -> None:
@@ -62,7 +74,9 @@ class AdaptSettings:
 
     def key_fields(self) -> dict[str, Any]:
         """What the result depends on besides the inputs (the cache key's settings)."""
-        return {k: v for k, v in asdict(self).items() if k != "seconds"}
+        fields = {k: v for k, v in asdict(self).items() if k != "seconds"}
+        fields["trainable"] = None if self.trainable is None else list(self.trainable)
+        return fields
 
 
 @dataclass
@@ -71,6 +85,7 @@ class AdaptResult:
 
     state: dict[str, Any]
     record: dict[str, Any] = field(default_factory=dict)
+    snapshots: dict[float, dict[str, Any]] = field(default_factory=dict)  # budget -> state
 
     @property
     def cancelled(self) -> bool:
@@ -186,6 +201,7 @@ def adapt_model(
     progress: Progress | None = None,
     cancel: Any = None,
     device: Any = None,
+    snapshots: tuple[float, ...] = (),
 ) -> AdaptResult:
     """Fine-tune a copy of `model` (a product `Fob`; it is left untouched) on the scan.
 
@@ -196,6 +212,9 @@ def adapt_model(
         progress: see `Progress`; cancel: a ``threading.Event`` (or a callable returning
             True) checked before every step: set, the run stops and is marked cancelled.
         device: where to train (default: the model's device).
+        snapshots: shorter budgets (s) whose weights to keep as well: the state at the step
+            where a run with that budget would have stopped (the learning rate is constant,
+            so it is that run's result); one long run then measures several budgets.
 
     Returns:
         `AdaptResult`: the state dict on the CPU and the record (budget, steps, seconds,
@@ -220,11 +239,19 @@ def adapt_model(
     prepare_s = time.perf_counter() - t0
     device = torch.device(device) if device is not None else next(model.parameters()).device
     net = copy.deepcopy(model).to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    if settings.freeze_norm:
+        norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+        for module in net.modules():
+            if isinstance(module, norms):
+                module.eval()
+    for name, param in net.named_parameters():
+        param.requires_grad_(settings.trainable is None or name.startswith(settings.trainable))
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     train = TrainSettings(lr=settings.lr, grad_clip=1.0)
     losses: list[float] = []
-    cancelled = False
+    cancelled, kept, pending = False, {}, sorted(float(b) for b in snapshots)
+    kept_steps: dict[str, int] = {}
     if progress is not None:
         progress(prepare_s, settings.seconds, 0, None)
     with torch.random.fork_rng(devices=[]):
@@ -232,6 +259,9 @@ def adapt_model(
         while settings.max_steps is None or len(losses) < settings.max_steps:
             elapsed = time.perf_counter() - t0
             per_step = (elapsed - prepare_s) / len(losses) if losses else 0.0
+            while pending and elapsed + per_step > pending[0]:  # a shorter run stops here
+                kept_steps[f"{pending[0]:g}"] = len(losses)
+                kept[pending.pop(0)] = _cpu_state(net)
             if elapsed + per_step > settings.seconds:
                 break
             if stopped():
@@ -257,8 +287,15 @@ def adapt_model(
         "episodes": {"supervoxels": sources[0] is not None, "support": sources[1] is not None},
         "settings": settings.key_fields(),
     }
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    return AdaptResult(state=state, record=record)
+    if snapshots:
+        record["snapshot_steps"] = {**kept_steps, **{f"{b:g}": len(losses) for b in pending}}
+    state = _cpu_state(net)
+    kept.update({budget: state for budget in pending})  # budgets the run did not reach
+    return AdaptResult(state=state, record=record, snapshots=kept)
+
+
+def _cpu_state(net: Any) -> dict[str, Any]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def _finite(value: float) -> float | None:
@@ -319,9 +356,12 @@ class AdaptedGenerator(FobGenerator):
     """A FoB generator over adapted weights; ``describe()`` adds the ``adaptation`` record, so
     the sidecar and the report of every run say how the weights were made."""
 
-    def __init__(self, *, predictor: Any, checkpoint: str | None, adaptation: dict) -> None:
+    def __init__(
+        self, *, predictor: Any, checkpoint: str | None, adaptation: dict, base: FobGenerator
+    ) -> None:
         super().__init__(predictor=predictor, checkpoint=checkpoint)
         self.adaptation = dict(adaptation)
+        self.base = base  # the generator it was adapted from (a new adaptation starts there)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "adaptation": dict(self.adaptation)}
@@ -329,16 +369,18 @@ class AdaptedGenerator(FobGenerator):
 
 def adapted_generator(base: FobGenerator, result: AdaptResult) -> AdaptedGenerator:
     """A new generator like `base` (same inference options and device) over `result`'s
-    weights; `base` and its model are untouched."""
+    weights; `base` and its model are untouched. An adapted `base` stands for the generator it
+    was adapted from (``.base``): weights are always adapted from the loaded ones."""
     from napari_fob.prompting.predictor import FobPredictor
 
+    base = getattr(base, "base", base)  # never adapt an adaptation
     old = base.predictor
     model = copy.deepcopy(old.model)
     model.load_state_dict(result.state, strict=True)
     options = {name: getattr(old, name) for name in ADAPT_OPTIONS}
     predictor = FobPredictor(model, device=old.device, **options)
     return AdaptedGenerator(predictor=predictor, checkpoint=base.checkpoint,
-                            adaptation=result.record)  # fmt: skip
+                            adaptation=result.record, base=base)  # fmt: skip
 
 
 # FobPredictor's in-volume options, carried from the base generator to the adapted one

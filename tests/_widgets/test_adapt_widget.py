@@ -1,0 +1,90 @@
+"""The "Adapt to this scan" action through napari's plugin path: real clicks, worker threads
+on, the shipped FoB adapted to the abdomen sample, then used by Predict (and recorded in the
+saved sidecar); Cancel stops it and keeps the form's weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from real_input import open_annotator, press, wait, wait_idle
+from test_plugin_path import paint_support
+
+# torch before any OpenGL context (see _widgets/_mesa_guard.py)
+import napari_fob.segmenters.sam  # noqa: F401
+from napari_fob._widgets.adapt import AdaptPanel
+
+pytestmark = pytest.mark.gui
+KIDNEY = 3
+
+
+@pytest.fixture
+def opened(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1300, 1000)
+    viewer.open_sample("napari-fob", "abdomen-phantom")
+    truth = np.asarray(viewer.layers["ground truth"].data)
+    widget = open_annotator(viewer)
+    widget._c.segmenter.setCurrentText("random-walker")
+    wait(200)
+    yield viewer, widget, truth
+    widget.close()
+
+
+def panel(widget) -> AdaptPanel:
+    (found,) = widget.findChildren(AdaptPanel)
+    return found
+
+
+def test_adapt_then_predict_uses_the_adapted_weights(opened, qtbot, tmp_path):
+    viewer, widget, truth = opened
+    paint_support(viewer, widget, truth, KIDNEY, half_range=2)
+    panel(widget).set_budget(20)
+    press(qtbot, widget, "adapt to this scan")
+    qtbot.waitUntil(lambda: widget.busy, timeout=5000)
+    wait_idle(qtbot, widget)
+    assert widget._c.message.text().startswith("FoB adapted to this scan: "), (
+        widget._c.message.text()
+    )
+    adapted = widget.glue.generator
+    base_model = adapted.base.predictor.model
+    assert adapted.adaptation["budget_s"] == 20.0
+    assert adapted.adaptation["steps"] >= 1, adapted.adaptation
+    after = adapted.predictor.model.state_dict()
+    assert any(not (v == after[k]).all() for k, v in base_model.state_dict().items())
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    assert widget.session.generator is adapted
+    assert any(k[0] == KIDNEY for k in widget.session.prompts)
+    widget.save_session(tmp_path / "session")
+    saved = json.loads((tmp_path / "session" / "prompts.json").read_text())
+    assert saved["generator"]["adaptation"]["steps"] == adapted.adaptation["steps"]
+
+    press(qtbot, widget, "adapt to this scan")  # the same scan again: from the cache
+    wait_idle(qtbot, widget)
+    assert "from the cache" in widget._c.message.text()
+    assert widget.glue.generator.base is adapted.base  # adapted from the form's weights
+
+
+def test_cancel_stops_the_adaptation_and_keeps_the_weights(opened, qtbot):
+    viewer, widget, truth = opened
+    paint_support(viewer, widget, truth, KIDNEY, half_range=2)
+    panel(widget).set_budget(300)
+    press(qtbot, widget, "adapt to this scan")
+    qtbot.waitUntil(
+        lambda: "steps" in str(getattr(widget.jobs.last_progress, "message", "")), timeout=60_000
+    )
+    press(qtbot, widget, "cancel")
+    wait_idle(qtbot, widget, timeout_s=30)
+    assert "cancelled" in widget._c.message.text()
+    assert not hasattr(widget.glue.generator, "adaptation")
+
+
+def test_a_zero_budget_is_refused_with_a_message(opened, qtbot):
+    viewer, widget, truth = opened
+    paint_support(viewer, widget, truth, KIDNEY, half_range=2)
+    panel(widget).set_budget(0)
+    press(qtbot, widget, "adapt to this scan")
+    wait(100)
+    assert "budget above 0" in widget._c.message.text() and not widget.busy
