@@ -211,3 +211,39 @@ def test_a_damaged_manifest_is_set_aside_and_costs_a_recomputation(tmp_path):
     assert "a" not in fresh and (tmp_path / "manifest.json.damaged").is_file()
     fresh.put("a", _value(0), _meta())  # recomputed and stored again
     assert "a" in EmbeddingCache(disk_dir=tmp_path)
+
+
+def _writer(folder, rank, count, start):
+    """One process of `test_processes_sharing_a_store_keep_each_others_entries`."""
+    cache = EmbeddingCache(disk_dir=folder, model_id="m")
+    start.wait()
+    for i in range(count):
+        cache.put(f"r{rank}-{i}", {"features": np.full((4, 4), rank * 100 + i)}, {"model_id": "m"})
+
+
+def test_processes_sharing_a_store_keep_each_others_entries(tmp_path):
+    """Two processes writing one store at once (torchrun ranks over one cache folder): every
+    entry of both is in the manifest afterwards and served by a new cache; each writer also
+    sees the other's entries. Before the manifest was merged, each rank wrote back only its own
+    view and the entries of the other were lost (their files still counted by the cap)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(tmp_path, r, 40, start)) for r in (1, 2)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    fresh = EmbeddingCache(disk_dir=tmp_path, model_id="m")
+    assert len(fresh) == 80
+    assert int(fresh.get("r2-39")["features"][0, 0]) == 239
+    assert sorted(json.loads((tmp_path / "manifest.json").read_text())["entries"]) == sorted(
+        f"r{r}-{i}" for r in (1, 2) for i in range(40)
+    )
+    late = EmbeddingCache(disk_dir=tmp_path, model_id="m")  # opened, then another writes
+    fresh.put("new", {"features": np.zeros(2)}, {"model_id": "m"})
+    late.put("late", {"features": np.ones(2)}, {"model_id": "m"})
+    assert "new" in late and len(late) == 82

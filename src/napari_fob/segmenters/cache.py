@@ -9,10 +9,12 @@ another model) is refused with a `ValueError` naming both, as micro-sam refuses 
 cache.
 
 On disk: one ``<key>.npz`` per embedding plus ``manifest.json`` (format, version, model id, the
-metadata of every entry). An application keeps one cache over a *root* folder instead
-(`default_cache`: ``paths.cache_dir()``), holding one such store per model; binding the cache
-to a model opens that model's store, so switching models keeps every model's embeddings. The
-root (or the single store) has a size cap: after each write the least recently used entries
+metadata of every entry), rewritten only as a merge with what is on disk (`cache_manifest`), so
+processes sharing a store (torchrun ranks, the CLI beside the widget) keep each other's entries.
+An application keeps one cache over a *root* folder instead (`default_cache`:
+``paths.cache_dir()``), holding one such store per model; binding the cache to a model opens
+that model's store, so switching models keeps every model's embeddings. The root (or the single
+store) has a size cap: after each write the least recently used entries
 (file modification time, refreshed on every disk hit) are deleted until the total fits.
 
 Every write goes through `napari_fob.core.atomic` (a temporary file moved into place, mode from
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from napari_fob.core import atomic, paths
+from napari_fob.segmenters import cache_manifest
 
 MANIFEST = "manifest.json"
 FORMAT = "napari-fob-embeddings"
@@ -172,6 +175,7 @@ class EmbeddingCache:
         self.evicted = 0
         self._memory: OrderedDict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = OrderedDict()
         self._entries: dict[str, dict[str, Any]] = {}  # key -> meta of every entry on disk
+        self._dropped: set[str] = set()  # keys deleted here since the manifest was last merged
         self._lock = threading.RLock()
         if self.disk_dir is not None:
             self._open_disk()
@@ -323,9 +327,10 @@ class EmbeddingCache:
             if folder == self.disk_dir:
                 for key in keys:
                     self._entries.pop(key, None)
+                self._dropped.update(keys)
                 self._write_manifest()
             else:
-                _drop_from_manifest(folder / MANIFEST, keys)
+                cache_manifest.drop(folder / MANIFEST, keys)
 
     def _open_disk(self) -> None:
         assert self.disk_dir is not None
@@ -369,6 +374,7 @@ class EmbeddingCache:
                 stacklevel=3,
             )
             self._entries.pop(key, None)
+            self._dropped.add(key)
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             self._write_manifest()
@@ -376,24 +382,12 @@ class EmbeddingCache:
         return arrays
 
     def _write_manifest(self) -> None:
+        """Merge this process's entries into the manifest on disk (`cache_manifest`), and take
+        in the entries other processes added meanwhile."""
         if self.disk_dir is None:
             return
-        data = {
-            "format": FORMAT,
-            "version": VERSION,
-            "model_id": self.model_id,
-            "entries": self._entries,
-        }
-        text = json.dumps(data, indent=1, sort_keys=True).encode()
-        atomic.write_bytes(self.disk_dir / MANIFEST, text)
-
-
-def _drop_from_manifest(manifest: Path, keys: list[str]) -> None:
-    """Remove evicted ``keys`` from another store's manifest (a store not open here)."""
-    try:
-        data = json.loads(manifest.read_text())
-        for key in keys:
-            data.get("entries", {}).pop(key, None)
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return  # that store reports its own damage when it is opened
-    atomic.write_bytes(manifest, json.dumps(data, indent=1, sort_keys=True).encode())
+        header = {"format": FORMAT, "version": VERSION, "model_id": self.model_id}
+        self._entries = cache_manifest.merge_write(
+            self.disk_dir / MANIFEST, header, self._entries, self._dropped
+        )
+        self._dropped.clear()
