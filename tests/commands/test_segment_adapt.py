@@ -28,10 +28,12 @@ def test_adapt_runs_is_recorded_and_is_reused_from_the_cache(phantom, tmp_path):
     from napari_fob.model.checkpoint import load_fob
     from napari_fob.training.adapt import model_identity
 
-    assert segment(phantom, tmp_path / "a", "--adapt", 4) == 0
+    assert segment(phantom, tmp_path / "a", "--adapt", 6) == 0
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     adaptation = report["prompts"]["adaptation"]
-    assert adaptation["budget_s"] == 4.0 and adaptation["steps"] >= 1
+    # the steps the budget leaves depend on the machine's load (the weights: test_adapt.py)
+    assert adaptation["budget_s"] == 6.0 and adaptation["prepare_s"] <= adaptation["seconds"]
+    assert (adaptation["loss_last"] is None) == (adaptation["steps"] == 0)
     assert adaptation["cache_hit"] is False
     assert adaptation["base_id"] == model_identity(load_fob("default"))
     assert report["prompts"]["checkpoint"] == "default"
@@ -39,7 +41,7 @@ def test_adapt_runs_is_recorded_and_is_reused_from_the_cache(phantom, tmp_path):
     assert sidecar["generator"]["adaptation"] == adaptation
     assert report["labels"]["3"]["slices_with_voxels"]
 
-    assert segment(phantom, tmp_path / "b", "--adapt", 4) == 0  # the same scan again
+    assert segment(phantom, tmp_path / "b", "--adapt", 6) == 0  # the same scan again
     again = json.loads((tmp_path / "b" / "report.json").read_text())["prompts"]["adaptation"]
     assert again["cache_hit"] is True and again["steps"] == adaptation["steps"]
     assert again["key"] == adaptation["key"]
