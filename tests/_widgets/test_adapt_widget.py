@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from real_input import open_annotator, press, wait, wait_idle
 from test_plugin_path import paint_support
@@ -21,12 +20,13 @@ KIDNEY = 3
 
 @pytest.fixture
 def opened(make_napari_viewer, qtbot):
+    """The abdomen sample, the annotator docked from the plugin manager (the dock taller than
+    test_plugin_path's, so the adapt panel at its foot is on screen)."""
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1300, 1000)
     viewer.open_sample("napari-fob", "abdomen-phantom")
-    truth = np.asarray(viewer.layers["ground truth"].data)
+    truth = viewer.layers["ground truth"].data
     widget = open_annotator(viewer)
-    widget._c.segmenter.setCurrentText("random-walker")
     wait(200)
     yield viewer, widget, truth
     widget.close()

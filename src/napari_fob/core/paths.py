@@ -35,6 +35,23 @@ def cache_dir() -> Path:
     return home_dir() / "embeddings"
 
 
+def size_from_env(name: str, default: float, *, unit: str, zero: str) -> float:
+    """A size >= 0 in `unit` from the environment variable `name` (unset or empty: `default`),
+    as the caches' caps are given; `zero` says what 0 means, for the message.
+
+    Raises:
+        ValueError: naming the variable, when its value is not a number >= 0.
+    """
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else float(default)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise ValueError(f"${name}={text!r}: expected a size in {unit} >= 0 (0: {zero})")
+    return value
+
+
 def user_config_file() -> Path:
     """The user config file (TOML or YAML keys such as ``sam_checkpoint``): ``$FOB_CONFIG``, else
     ``config.yaml`` in the platform's user config folder for napari-fob

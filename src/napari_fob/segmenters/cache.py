@@ -64,13 +64,7 @@ def default_cache(*, disk: bool = True, max_items: int = 64) -> EmbeddingCache:
     Raises:
         ValueError: ``$FOB_EMBEDDING_CACHE_GB`` is not a number >= 0.
     """
-    text = os.environ.get(CAP_ENV, "").strip()
-    try:
-        cap_gb = float(text) if text else DEFAULT_CAP_GB
-    except ValueError:
-        cap_gb = -1.0
-    if not cap_gb >= 0:  # also refuses nan
-        raise ValueError(f"${CAP_ENV}={text!r}: expected a size in GB >= 0 (0: no disk cache)")
+    cap_gb = paths.size_from_env(CAP_ENV, DEFAULT_CAP_GB, unit="GB", zero="no disk cache")
     if not disk or cap_gb == 0:
         return EmbeddingCache(max_items=max_items)
     return EmbeddingCache(

@@ -45,14 +45,7 @@ def cap_bytes() -> int:
     Raises:
         ValueError: the variable is not a number >= 0.
     """
-    text = os.environ.get(CAP_ENV, "").strip()
-    try:
-        cap_mb = float(text) if text else DEFAULT_CAP_MB
-    except ValueError:
-        cap_mb = -1.0
-    if not cap_mb >= 0:  # also refuses nan
-        raise ValueError(f"${CAP_ENV}={text!r}: expected a size in MB >= 0 (0: no cache)")
-    return int(cap_mb * 1e6)
+    return int(paths.size_from_env(CAP_ENV, DEFAULT_CAP_MB, unit="MB", zero="no cache") * 1e6)
 
 
 def adapt_key(
