@@ -36,7 +36,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parents[1]
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+# 0.02 .. 0.18 in steps of 0.02, then 0.2 .. 0.9 in steps of 0.05 (the calibrated confidence
+# estimates Dice, which is low on the thin cortical regions of the tune split)
+THRESHOLDS = tuple(round(0.02 * k, 2) for k in range(1, 10)) + tuple(
+    round(0.05 * k, 2) for k in range(4, 19)
+)
 QUICK_NAMES = {"test": "Caudate_L", "tune": "Primary_Motor_Cortex_L"}
 TITLE = "Confidence and automatic extent"
 
@@ -69,23 +73,75 @@ def unit_errors(unit: dict, threshold: float) -> tuple[int, int]:
     return abs(lo - unit["first"]), abs(hi - unit["last"])
 
 
-def make_methods(checkpoint: str) -> dict:
+METHODS = ("fob", "registration", "mask-ring")
+
+
+def make_methods(checkpoint: str, names: list[str] | None = None) -> dict:
     from napari_fob.prompting.generators import make_generator
 
+    names = list(METHODS) if names is None else names
+    options = {"fob": {"checkpoint": checkpoint, "device": "cpu"}}
+    return {name: make_generator(name, **options.get(name, {})) for name in names}
+
+
+def rescore(units: list[dict]) -> list[dict]:
+    """The units with their confidence recomputed from the stored features by the package's
+    current calibration (`confidence.calibrated`): the features do not depend on it, so a new
+    fit is scored on the same predictions without prompting again."""
+    from napari_fob.prompting.confidence import calibrated
+
+    out = []
+    for u in units:
+        if "features" not in u:
+            out.append(u)
+            continue
+        ev = {int(z): calibrated(f) for z, f in u["features"].items()}
+        pairs = [(ev[int(z)], d) for z, d in u["dice"].items()]
+        out.append({**u, "evidence": ev, "pairs": pairs})
+    return out
+
+
+def shifted_support(mask: np.ndarray) -> np.ndarray:
+    """A support painted off its structure: the true mask moved sideways (along the slice's
+    columns) by its own equivalent diameter, towards the side with room for it."""
+    from scipy import ndimage as ndi
+
+    d = int(round(2.0 * np.sqrt(mask.sum() / np.pi)))
+    cols = np.nonzero(mask.any(axis=0))[0]
+    d = d if cols.max() + d < mask.shape[1] else -d
+    return ndi.shift(mask.astype(np.uint8), (0, d), order=0, mode="constant") > 0
+
+
+def prompt_unit(generator, vol, support_mask, zc, zs, truth, scored, segmenter) -> dict:
+    """Prompt slices `zs` of `vol` from `support_mask` on slice `zc`; per slice: the confidence
+    and its features; on the `scored` slices also the random walker's Dice against `truth`."""
+    from napari_fob.core.intensity import resolve_window
+
+    window = resolve_window(vol, (0.0, 1.0))
+    generator.clear_supports()
+    generator.set_support(vol[zc], support_mask, slice_index=zc)
+    prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
+    pairs, dice = [], {}
+    for z, ps in zip(zs, prompts):
+        if z in scored:
+            mask = np.asarray(segmenter.segment(vol[z], ps, window=window), bool)
+            inter, total = int((mask & truth[z]).sum()), int(mask.sum() + truth[z].sum())
+            dice[int(z)] = 2.0 * inter / total if total else 1.0
+            pairs.append((float(ps.evidence), dice[int(z)]))
     return {
-        "fob": make_generator("fob", checkpoint=checkpoint, device="cpu"),
-        "registration": make_generator("registration"),
-        "mask-ring": make_generator("mask-ring"),
+        "evidence": {int(z): float(p.evidence) for z, p in zip(zs, prompts)},
+        "pairs": pairs,
+        "dice": dice,
+        "features": {int(z): p.meta["confidence_features"] for z, p in zip(zs, prompts)},
     }
 
 
 def measure(args: argparse.Namespace) -> list[dict]:
     """One record per method x structure x plane: evidence per prompted slice, Dice pairs."""
     from _real_anatomy_data import cases, load_template, plane_of_axis
-    from napari_fob.core.intensity import resolve_window
     from napari_fob.segmenters import get_segmenter
 
-    methods = make_methods(args.checkpoint)
+    methods = make_methods(args.checkpoint, args.methods)
     segmenter, _ = get_segmenter("random-walker")
     affine = load_template()[3]
     units = []
@@ -96,7 +152,6 @@ def measure(args: argparse.Namespace) -> list[dict]:
             if case.split not in ("test", "tune"):
                 continue
             vol, truth, zc = case.volume, case.mask, case.support
-            window = resolve_window(vol, (0.0, 1.0))
             first, last = min(case.queries + [zc]), max(case.queries + [zc])
             zs = [
                 z
@@ -106,39 +161,56 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 if z != zc
             ]
             scored = {z for z in zs if first <= z <= last and (z - zc) % args.dice_stride == 0}
+            meta = {
+                "split": case.split,
+                "plane": plane,
+                "structure": case.name,
+                "support": int(zc),
+                "first": int(first),
+                "last": int(last),
+            }
             for name, generator in methods.items():
-                generator.clear_supports()
-                generator.set_support(vol[zc], truth[zc], slice_index=zc)
-                prompts = generator.predict([vol[z] for z in zs], slice_indices=zs)
-                pairs = []
-                for z, ps in zip(zs, prompts):
-                    if z in scored:
-                        mask = np.asarray(segmenter.segment(vol[z], ps, window=window), bool)
-                        inter, total = (
-                            int((mask & truth[z]).sum()),
-                            int(mask.sum() + truth[z].sum()),
-                        )
-                        pairs.append((float(ps.evidence), 2.0 * inter / total if total else 1.0))
-                units.append(
-                    {
-                        "method": name,
-                        "split": case.split,
-                        "plane": plane,
-                        "structure": case.name,
-                        "support": int(zc),
-                        "first": int(first),
-                        "last": int(last),
-                        "evidence": {int(z): float(p.evidence) for z, p in zip(zs, prompts)},
-                        "pairs": pairs,
-                    }
-                )
+                unit = prompt_unit(generator, vol, truth[zc], zc, zs, truth, scored, segmenter)
+                units.append({"method": name, **meta, **unit})
+            if args.shifted and axis == 2 and "fob" in methods:
+                inside = [z for z in zs if first <= z <= last]
+                wrong = shifted_support(truth[zc])
+                unit = prompt_unit(methods["fob"], vol, wrong, zc, inside, truth, scored, segmenter)
+                units.append({"method": "fob", **meta, **unit, "kind": "shifted"})
             print(f"{plane}/{case.name} ({case.split}): {len(zs)} slices", flush=True)
     return units
 
 
+def shifted_summary(units: list[dict], threshold: float) -> dict:
+    """Per split, FoB from supports moved off their structure (`shifted_support`) against the
+    same structures' true supports: mean Dice and confidence over the scored slices, and the
+    fraction of units the walk would stop at once (median confidence below `threshold`)."""
+    out = {}
+    for split in ("test", "tune"):
+        wrong = [u for u in units if u.get("kind") == "shifted" and u["split"] == split]
+        if not wrong:
+            continue
+        keys = {(u["plane"], u["structure"]) for u in wrong}
+        right = [
+            u for u in units if u["method"] == "fob" and u.get("kind") is None
+            and (u["plane"], u["structure"]) in keys
+        ]  # fmt: skip
+        entry = {"n_units": len(wrong)}
+        for name, sel in (("shifted", wrong), ("true", right)):
+            pairs = [p for u in sel for p in u["pairs"]]
+            entry[f"{name}_dice"] = float(np.mean([d for _, d in pairs])) if pairs else None
+            entry[f"{name}_confidence"] = float(np.mean([c for c, _ in pairs])) if pairs else None
+            medians = [np.median([c for c, _ in u["pairs"]]) for u in sel if u["pairs"]]
+            entry[f"{name}_flagged"] = float(np.mean([m < threshold for m in medians]))
+        out[split] = entry
+    return out
+
+
 def summarise(units: list[dict]) -> dict:
     out: dict = {"thresholds": list(THRESHOLDS)}
-    methods = sorted({u["method"] for u in units}, key=["fob", "registration", "mask-ring"].index)
+    shifted = [u for u in units if u.get("kind") == "shifted"]
+    units = [u for u in units if u.get("kind") is None]
+    methods = sorted({u["method"] for u in units}, key=METHODS.index)
     for method in methods:
         entry: dict = {}
         tune = [u for u in units if u["method"] == method and u["split"] == "tune"]
@@ -154,6 +226,17 @@ def summarise(units: list[dict]) -> dict:
             per_unit = [spearman(*zip(*u["pairs"])) if len(u["pairs"]) >= 3 else None for u in sel]
             per_unit = [r for r in per_unit if r is not None]
             errors = [unit_errors(u, chosen) for u in sel]
+            by_structure = {}
+            for name in sorted({u["structure"] for u in sel}):
+                mine = [p for u in sel if u["structure"] == name for p in u["pairs"]]
+                by_structure[name] = {
+                    "spearman": spearman(*zip(*mine)) if len(mine) >= 3 else None,
+                    "within_2_both_ends": float(
+                        np.mean(
+                            [max(e) <= 2 for u, e in zip(sel, errors) if u["structure"] == name]
+                        )
+                    ),
+                }
             entry[split] = {
                 "n_units": len(sel),
                 "n_slices": len(pairs),
@@ -161,8 +244,11 @@ def summarise(units: list[dict]) -> dict:
                 "spearman_mean_per_structure": float(np.mean(per_unit)) if per_unit else None,
                 "extent_error_mean": float(np.mean([sum(e) / 2 for e in errors])),
                 "within_2_both_ends": float(np.mean([max(e) <= 2 for e in errors])),
+                "per_structure": by_structure,
             }
         out[method] = entry
+    if shifted and "fob" in out:
+        out["fob"]["shifted"] = shifted_summary(units + shifted, out["fob"]["threshold"])
     return out
 
 
@@ -185,9 +271,43 @@ def markdown(summary: dict) -> str:
                 continue
             lines.append(
                 f"| {method} | {split} | {_f(e['spearman_pooled'])} | "
-                f"{_f(e['spearman_mean_per_structure'])} | {entry['threshold']:.1f} | "
+                f"{_f(e['spearman_mean_per_structure'])} | {entry['threshold']:.2f} | "
                 f"{_f(e['extent_error_mean'], 1)} | {_f(e['within_2_both_ends'])} | "
                 f"{e['n_units']} |"
+            )
+    methods = [m for m in METHODS if m in summary and "test" in summary[m]]
+    if methods:
+        lines += [
+            "",
+            "Test split, per structure (three planes pooled): Spearman / fraction of planes "
+            "with both ends within 2 slices.",
+            "",
+            "| structure | " + " | ".join(methods) + " |",
+            "|---|" + "---|" * len(methods),
+        ]
+        for name in summary[methods[0]]["test"]["per_structure"]:
+            cells = []
+            for m in methods:
+                s = summary[m]["test"]["per_structure"].get(name, {})
+                cells.append(f"{_f(s.get('spearman'))} / {_f(s.get('within_2_both_ends'))}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    shifted = summary.get("fob", {}).get("shifted")
+    if shifted:
+        lines += [
+            "",
+            "FoB from a support moved off its structure by its own diameter (axial planes), "
+            "against the true support: mean Dice and confidence over the scored slices, and the "
+            "fraction of structures whose median confidence is below the threshold (flagged).",
+            "",
+            "| split | units | Dice, true / moved | confidence, true / moved "
+            "| flagged, true / moved |",
+            "|---|---|---|---|---|",
+        ]
+        for split, e in shifted.items():
+            lines.append(
+                f"| {split} | {e['n_units']} | {_f(e['true_dice'])} / {_f(e['shifted_dice'])} | "
+                f"{_f(e['true_confidence'])} / {_f(e['shifted_confidence'])} | "
+                f"{_f(e['true_flagged'])} / {_f(e['shifted_flagged'])} |"
             )
     return "\n".join(lines)
 
@@ -200,7 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dice-stride", type=int, default=3, help="segment every N-th slice")
     parser.add_argument("--quick", action="store_true", help="axial only, two structures")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
-    parser.add_argument("--from-json", default=None, help="re-render docs from a saved report")
+    parser.add_argument(
+        "--shifted", action="store_true",
+        help="also prompt FoB from a support moved off its structure (axial planes)",
+    )  # fmt: skip
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--from-json", default=None,
+        help="re-score a saved report with the current calibration and re-render the docs",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick writes only to --out (the committed results are for full runs)")
@@ -208,9 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     name = "confidence_quick.json" if args.quick else "confidence.json"
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text())
+        report["units"] = rescore(report["units"])
+        report["summary"] = summarise(report["units"])
+        report["settings"]["rescored"] = True
+        (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
     else:
         t0 = time.perf_counter()
         units = measure(args)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.partial").write_text(json.dumps({"units": units}))  # if summary fails
         report = {
             "summary": summarise(units),
             "settings": {
@@ -218,12 +352,13 @@ def main(argv: list[str] | None = None) -> int:
                 "dice_stride": args.dice_stride,
                 "atlas": args.atlas,
                 "checkpoint": args.checkpoint,
+                "shifted": args.shifted,
                 "wall_s": time.perf_counter() - t0,
             },
             "units": units,
         }
-        out.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+        (out / f"{name}.partial").unlink()
     table = markdown(report["summary"])
     print(table)
     if not args.quick:

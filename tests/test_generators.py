@@ -59,9 +59,9 @@ def test_evidence_is_high_on_the_structure_and_low_where_it_has_gone():
         [image_of(mask), image_of(disk(radius=7)), image_of(np.zeros_like(mask))],
         slice_indices=[1, 2, 3],
     )
-    assert same.evidence > 0.9
-    assert 0.1 < shrunk.evidence < 0.5
-    assert gone.evidence < 0.05
+    band = [p.meta["confidence_features"]["band"] for p in (same, shrunk, gone)]
+    assert band[0] > 0.9 and 0.1 < band[1] < 0.5 and band[2] < 0.05
+    assert same.evidence > shrunk.evidence > gone.evidence  # the calibrated confidence
 
 
 def test_copy_returns_the_support_points_unchanged():
@@ -150,10 +150,14 @@ def test_a_committed_mask_cannot_vouch_for_itself():
     leaked = np.zeros((64, 64), bool)
     leaked[22:42, 40:58] = True  # mostly the other tissue
     query = img.copy()
+    evidence = []
     for committed, expect_low in ((False, False), (True, True)):
         gen = MaskRingGenerator()
         gen.set_support(img, painted, slice_index=10)
         gen.set_support(img, leaked, slice_index=12, committed=committed)
         (p,) = gen.predict([query], slice_indices=[13])
         assert p.meta["support_slice"] == 12
-        assert (p.evidence < 0.5) == expect_low, (committed, p.evidence)
+        band = p.meta["confidence_features"]["band"]
+        assert (band < 0.5) == expect_low, (committed, band)
+        evidence.append(p.evidence)
+    assert evidence[0] > evidence[1]

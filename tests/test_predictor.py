@@ -269,13 +269,18 @@ def test_inference_prior_is_the_tuned_default_whatever_the_training_prior():
     assert DEFAULT_LOCATION_PRIOR == (1.0, 0.75) and DEFAULT_INWARD_PRIOR == 1.0
 
 
-def test_evidence_is_the_support_band_overlap_and_falls_where_the_structure_ends(predictor):
+def test_evidence_is_the_calibrated_confidence_and_falls_where_the_structure_ends(predictor):
+    from napari_fob.prompting.confidence import calibrated
+
     m = disk((64, 64), (32, 32), 12)
     predictor.set_support(slice_with(m), m, slice_index=0)
     present = slice_with(disk((64, 64), (32, 32), 11))
     ended = slice_with(np.zeros((64, 64), bool))
     a, b = predictor.predict([present, ended], slice_indices=[1, 2])
-    assert a.evidence > 0.8 and b.evidence < 0.05
+    band = [p.meta["confidence_features"]["band"] for p in (a, b)]
+    assert band[0] > 0.7 and band[1] < 0.05  # the footprint's intensity-band overlap
+    assert a.evidence == pytest.approx(calibrated(a.meta["confidence_features"]))
+    assert a.evidence > 3 * b.evidence
     assert 0 <= a.meta["fg_map_max"] <= 1  # FoB's own map is kept for inspection
 
 
@@ -365,7 +370,8 @@ def test_committed_supports_take_the_painted_band_for_evidence(predictor):
     (own,) = predictor.predict([img], slice_indices=[13])
     predictor.set_support(img, leaked, slice_index=12, committed=True)
     (ref,) = predictor.predict([img], slice_indices=[13])
-    assert own.evidence > 0.9 and ref.evidence < 0.5
+    band = [p.meta["confidence_features"]["band"] for p in (own, ref)]
+    assert band[0] > 0.9 and band[1] < 0.5 and own.evidence > ref.evidence
 
 
 def test_inward_prior_makes_moving_into_the_structure_dearer_than_moving_out():

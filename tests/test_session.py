@@ -75,7 +75,7 @@ def test_predict_fixed_explicit_slices_and_progress(session):
 
 
 def test_auto_extent_stops_where_the_organ_ends(session):
-    done = run(session.predict(1, "auto", threshold=0.5))
+    done = run(session.predict(1, "auto"))  # the calibrated confidence's default cut
     zs = np.flatnonzero((session.truth == 1).any(axis=(1, 2)))
     assert min(done) > 0 and max(done) < Z - 1  # stopped inside the volume, not at its edge
     assert zs[0] <= min(done) and max(done) <= zs[-1]  # never beyond the organ
@@ -84,7 +84,7 @@ def test_auto_extent_stops_where_the_organ_ends(session):
     for z in (below, above):  # the slice where the walk stopped keeps its confidence only
         assert session.low_confidence(1, z) and (1, z) not in session.prompts
     # a stricter threshold stops earlier
-    strict = run(session.predict(1, "auto", threshold=0.95))
+    strict = run(session.predict(1, "auto", threshold=0.3))
     assert len(strict) < len(done)
 
 
@@ -138,7 +138,7 @@ def test_chain_mode_prompts_each_slice_from_its_committed_neighbour(session):
 
 
 def test_chain_auto_extent_commits_until_the_organ_ends(session):
-    done = run(session.predict(1, "auto", mode="chain", threshold=0.5))
+    done = run(session.predict(1, "auto", mode="chain"))
     assert 0 < min(done) and max(done) < Z - 1
     assert dice(session.labels == 1, session.truth == 1) > 0.7
 

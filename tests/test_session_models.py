@@ -69,18 +69,19 @@ def test_fob_chain_mode_commits_outward(session):
 
 
 def test_fob_auto_extent_stops_where_the_organ_ends(session):
-    # FoB's evidence is the support footprint's intensity-band overlap, so even a random-init
-    # model walks out towards the organ's ends and never past them; in fixed mode it stops
-    # where less than half of the support's footprint still shows the organ (this ellipsoid
-    # tapers: its cross-section halves about 3 slices before each end)
-    done = run(session.predict(1, "auto", threshold=0.5))
+    # FoB's evidence is the calibrated confidence of its (registered) footprint, whose
+    # presence term is the footprint's intensity-band overlap, so even a random-init model
+    # walks out towards the organ's ends and never past them
+    from napari_fob.prompting.confidence import AUTO_THRESHOLD
+
+    done = run(session.predict(1, "auto"))
     organ = np.flatnonzero((session.truth == 1).any(axis=(1, 2)))  # slices 8..24
     assert organ[0] <= min(done) <= organ[0] + 4 and organ[-1] - 4 <= max(done) <= organ[-1]
     assert sorted({*done, 16}) == list(range(min(done), max(done) + 1))  # 16: the support
     for z in done:
-        assert session.confidence(1, z) >= 0.5
+        assert session.confidence(1, z) >= AUTO_THRESHOLD
     for z in (min(done, default=16) - 1, max(done, default=16) + 1):
         if 0 <= z < session.shape[0] and z != 16:
-            assert session.confidence(1, z) < 0.5 and (1, z) not in session.prompts
-    low = run(session.predict(1, "auto", threshold=0.1))
+            assert session.confidence(1, z) < AUTO_THRESHOLD and (1, z) not in session.prompts
+    low = run(session.predict(1, "auto", threshold=0.01))
     assert min(low) <= min(done) and max(low) >= max(done)  # a lower threshold goes further

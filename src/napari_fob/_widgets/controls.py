@@ -29,7 +29,7 @@ from napari_fob._widgets.shortcuts import SHORTCUTS, button_key, display, toolti
 from napari_fob.prompting.official_compat import CHECKPOINT_NAMES
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.segmenters.weights import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
-from napari_fob.session.walks import MODES
+from napari_fob.session.walks import DEFAULT_THRESHOLD, MODES
 
 PROMPT_CHOICES = ("FoB", "mask-ring baseline", "registration baseline")
 #: The generator name of each PROMPT_CHOICES entry (combo index -> `make_generator` name).
@@ -95,8 +95,8 @@ class Controls:
         )
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setValue(0.5)
+        self.threshold.setSingleStep(0.01)
+        self.threshold.setValue(DEFAULT_THRESHOLD)
         self.threshold.setToolTip("Slices below this confidence are flagged (and end auto extent)")
         form.addRow("Mode / threshold", hbox(self.mode, self.threshold))
         self.overwrite = QCheckBox("overwrite other structures")

@@ -33,7 +33,7 @@ from napari_fob.commands.segment_exports import LABELS_FORMATS, check_labels_for
 from napari_fob.prompting import PRIOR_SOURCES
 from napari_fob.segmenters.registry import SEGMENTERS
 from napari_fob.segmenters.weights import SAM2_MODEL_TYPES
-from napari_fob.session.walks import MODES, check_threshold
+from napari_fob.session.walks import DEFAULT_THRESHOLD, MODES, check_threshold
 
 HELP = (
     "Segment volumes from a painted support: prompts (FoB, mask-ring or registration) + SAM, "
@@ -90,7 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--slices", default="auto", help="A:B (A included, B excluded) or auto")
     parser.add_argument("--mode", choices=MODES, default="fixed")
-    parser.add_argument("--threshold", type=float, default=0.5, help="auto extent: evidence cut")
+    parser.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD,
+        help="auto extent: calibrated-confidence cut (default: chosen on the real-anatomy tune "
+        "split, docs/method.md 'Evidence')",
+    )  # fmt: skip
     parser.add_argument(
         "--prompts",
         choices=("fob", "mask-ring", "registration"),

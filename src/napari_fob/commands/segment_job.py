@@ -186,7 +186,7 @@ def segment_volume(
     slices: str = "auto",
     mode: str = "fixed",
     window: Any = "auto",
-    threshold: float = 0.5,
+    threshold: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
     series: str | None = None,
@@ -230,6 +230,8 @@ def segment_volume(
     timings["read"] = time.perf_counter() - t0
     timings["predict"] = timings["commit"] = 0.0
     per_label: dict[str, Any] = {}
+    if threshold is None:  # the calibrated confidence's cut (napari_fob.prompting.confidence)
+        from napari_fob.prompting.confidence import AUTO_THRESHOLD as threshold
     for label in chosen:
         t = time.perf_counter()
         predicted = drive(

@@ -1,6 +1,6 @@
 """The shared machinery of the mask-based prompt generators (mask-ring, copy, registration):
 supports, the ring and foreground points drawn from a mask at the model grid, the nearest
-support, and the image-similarity evidence (`napari_fob.prompting.generators` explains it).
+support, and the calibrated confidence of each query (`napari_fob.prompting.confidence`).
 
 Pure numpy (via `napari_fob.geometry` and `napari_fob.core`).
 """
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.core.intensity import band_overlap, intensity_band, reference_band
+from napari_fob.core.intensity import intensity_band, reference_band
 from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.prompting.confidence import calibrated, slice_features
 
 
 @dataclass
@@ -59,7 +60,7 @@ class GeometricGenerator:
             "r": self.r,
             "eps": self.eps,
             "grid_size": self.grid_size,
-            "evidence": "intensity-band overlap with the nearest support (see generators.py)",
+            "evidence": "calibrated confidence (napari_fob.prompting.confidence)",
         }
 
     def clear_supports(self) -> None:
@@ -119,14 +120,32 @@ class GeometricGenerator:
         known = [s for s in self._supports if s.slice_index is not None] or self._supports
         return nearest_slice(known, slice_index, key=lambda s: s.slice_index)
 
-    def evidence(self, support: Support, image01: np.ndarray) -> float:
-        """Fraction of the support footprint whose query intensity is in the structure's band."""
+    def evidence(
+        self,
+        support: Support,
+        image01: np.ndarray,
+        footprint: np.ndarray | None = None,
+        z: int | None = None,
+        neighbour: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[float, dict[str, float]]:
+        """(calibrated confidence, its features) of the query `image01` on slice `z` whose
+        prompts are drawn around `footprint` (default: the support's mask), measured against
+        `support` and, when given, the (image, footprint) of the slice next to it on the way
+        to the support (`napari_fob.prompting.confidence`)."""
         if image01.shape != support.mask.shape:
             raise ValueError(
                 f"{self.name}: query slice shape {image01.shape} differs from the support's "
                 f"{support.mask.shape}"
             )
-        return band_overlap(image01, support.mask, reference_band(self._supports, support))
+        zs = support.slice_index
+        feats = slice_features(
+            image01, support.mask if footprint is None else footprint, support.image01,
+            support.mask, reference_band(self._supports, support),
+            dz=None if z is None or zs is None else z - zs,
+            neighbour01=None if neighbour is None else neighbour[0],
+            neighbour_mask=None if neighbour is None else neighbour[1],
+        )  # fmt: skip
+        return calibrated(feats), feats
 
     def predict(
         self,
@@ -146,6 +165,7 @@ class GeometricGenerator:
             z = None if slice_indices is None else int(slice_indices[i])
             support = self.nearest(z)
             image = np.asarray(image, dtype=np.float32)
+            evidence, feats = self.evidence(support, image, z=z)
             out.append(
                 PromptSet(
                     fg=support.fg.copy(),
@@ -153,8 +173,8 @@ class GeometricGenerator:
                     label=label,
                     slice_index=z,
                     origin=self.origin,
-                    evidence=self.evidence(support, image),
-                    meta={"support_slice": support.slice_index},
+                    evidence=evidence,
+                    meta={"support_slice": support.slice_index, "confidence_features": feats},
                 )
             )
         return out

@@ -26,6 +26,22 @@ if TYPE_CHECKING:
     from napari_fob.prompting.supports import EncodedSupport
 
 
+def network_features(out: FobOutput, j: int, prob: np.ndarray, foot: Footprint) -> dict:
+    """What the network itself says about query `j` next to its footprint `foot`: ``fg_contrast``,
+    the mean of its foreground map C inside the footprint minus that in the shell just outside
+    (`confidence.SHELL_WIDTH`); ``ring_dist``, how far its coarse ring points lie from the
+    footprint's ring, in the footprint's equivalent radii (both recorded with the confidence's
+    features, `confidence.slice_features`)."""
+    from napari_fob.prompting.confidence import shell
+
+    inside, around = prob[foot.mask], prob[shell(foot.mask)]
+    contrast = float(inside.mean() - around.mean()) if inside.size and around.size else 0.0
+    coarse = out.coarse_points[j].float().cpu().numpy().astype(np.float64)
+    radius = np.sqrt(max(int(foot.mask.sum()), 1) / np.pi)
+    dist = float(np.linalg.norm(coarse - foot.ring, axis=1).mean() / radius)
+    return {"fg_contrast": contrast, "ring_dist": dist}
+
+
 def prompt_set(
     predictor: FobPredictor,
     out: FobOutput,
@@ -38,12 +54,14 @@ def prompt_set(
     evidence: float,
     region: np.ndarray | None,
     foot: Footprint,
+    features: dict[str, float] | None = None,
 ) -> PromptSet:
     """The PromptSet of query `j` of a batch's network output `out`, on a slice of `shape`:
     ring points (moved onto the fine ring where the predictor's ``fine_ring`` says so), their
     peak confidences, and foreground points from the map C (from the footprint's core where
     ``fg_core`` applies), all mapped back to the slice's pixels; `region` is the query's
-    band-excluded region at the grid, `foot` its footprint (`FobPredictor.query_footprint`).
+    band-excluded region at the grid, `foot` its footprint (`FobPredictor.query_footprint`),
+    `features` what its confidence `evidence` was computed from (kept in ``meta``).
     """
     cfg, s = predictor.model.config, predictor.grid_size
     hw = (int(shape[0]), int(shape[1]))
@@ -84,5 +102,13 @@ def prompt_set(
         fg_scores=fg_scores,
         bg_scores=bg_scores,
         evidence=evidence,
-        meta={"support_slice_index": support.slice_index, "fg_map_max": float(prob.max())},
+        meta={
+            "support_slice_index": support.slice_index,
+            "fg_map_max": float(prob.max()),
+            **(
+                {}
+                if features is None
+                else {"confidence_features": {**features, **network_features(out, j, prob, foot)}}
+            ),
+        },
     )

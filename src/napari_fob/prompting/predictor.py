@@ -23,14 +23,13 @@ import numpy as np
 
 from napari_fob import geometry
 from napari_fob.core.intensity import (
-    band_overlap,
     check_unit_slice,
     intensity_band,
-    reference_band,
     reference_support,
 )
 from napari_fob.core.prompts import PromptSet, nearest_slice
 from napari_fob.devices import exact_inference
+from napari_fob.prompting.confidence import calibrated, slice_features
 from napari_fob.prompting.in_volume import (
     DEFAULT_BAND_EXCLUSION,
     DEFAULT_FG_CORE,
@@ -147,6 +146,30 @@ class FobPredictor:
         band = reference_support(self._supports, support).core_band
         mask = (foot or support.footprint).mask
         return excluded_region(query, mask, band, self.model.config.ring_r)
+
+    def confidence_features(
+        self, support: EncodedSupport, z: int | None, query: np.ndarray, foot: Footprint
+    ) -> dict[str, float]:
+        """`confidence.slice_features` of the (S, S) `query` on slice `z` whose footprint is
+        `foot`: against the painted support that vouches for `support`
+        (`intensity.reference_support`) and, with the registration prior, against the slice
+        next to `z` on the way to it (its image and carried footprint)."""
+        ref = reference_support(self._supports, support)
+        zs = ref.slice_index
+        neighbour = neighbour_mask = None
+        if self._tracker is not None and z is not None and zs is not None and z != zs:
+            zn = int(z) - (1 if z > zs else -1)
+            image = self._tracker.image(zn)
+            painted = [s for s in self._supports if not s.committed and s.slice_index is not None]
+            source = nearest_slice(painted, zn, key=lambda s: s.slice_index) if painted else None
+            if image is not None and zn != zs and source is not None:
+                neighbour = image  # the carried mask alone: its footprint's ring is not needed
+                neighbour_mask = self._tracker.mask_at(source.slice_index, zn)
+        return slice_features(
+            query, foot.mask, ref.image if ref.image is not None else query,
+            ref.footprint.mask, ref.band, dz=None if z is None or zs is None else z - zs,
+            neighbour01=neighbour, neighbour_mask=neighbour_mask,
+        )  # fmt: skip
 
     def query_footprint(self, support: EncodedSupport, z: int | None) -> Footprint:
         """The footprint the additions use for a query on slice `z`: the support's, or with
@@ -275,6 +298,7 @@ class FobPredictor:
             band=intensity_band(img_g, foot.mask),
             core_band=intensity_band(img_g, foot.mask, tolerance=0.0),
             committed=bool(committed),
+            image=img_g,
         )
 
     def show(self, images: Sequence[np.ndarray], slice_indices: Sequence[int]) -> None:
@@ -313,8 +337,9 @@ class FobPredictor:
             PromptSets with ``bg`` (Np, 2) in ring order, ``fg`` (<= Nf, 2), both (row, col) in
             the slice's pixels; ``bg_scores`` (confidence of each ring point in [0, 1], see
             `model.fob.peak_confidence`),
-            ``fg_scores`` (C at each point), ``evidence`` (intensity-band overlap of the
-            query's footprint, the support's or the registered one, see `in_volume`),
+            ``fg_scores`` (C at each point), ``evidence`` (the calibrated confidence of
+            `napari_fob.prompting.confidence`, measured on the query's footprint, the
+            support's or the registered one, see `in_volume`),
             ``origin="fob"``.
         Raises:
             RuntimeError: no support is set yet.
@@ -332,7 +357,6 @@ class FobPredictor:
         s = self.grid_size
         with exact_inference():
             for sup, members in by_support(indices, self._support_for):
-                band = reference_band(self._supports, sup)
                 for start in range(0, len(members), batch_size):
                     chunk = members[start : start + batch_size]
                     batch = np.stack([geometry.resize_to_grid(imgs[i], s) for i in chunk])
@@ -349,11 +373,12 @@ class FobPredictor:
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        evidence = band_overlap(batch[j], feet[j].mask, band)
+                        feats = self.confidence_features(sup, indices[i], batch[j], feet[j])
                         region = None if regions is None else regions[j]
                         results[i] = prompt_set(
                             self, out, j, imgs[i].shape, slice_index=indices[i], label=label,
-                            support=sup, evidence=evidence, region=region, foot=feet[j],
+                            support=sup, evidence=calibrated(feats), region=region,
+                            foot=feet[j], features=feats,
                         )  # fmt: skip
         return results  # type: ignore[return-value]
 

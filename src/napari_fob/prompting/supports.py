@@ -44,3 +44,4 @@ class EncodedSupport:
     band: tuple[float, float]  # the structure's intensity band on the support slice
     core_band: tuple[float, float]  # its 5th..95th percentiles, not widened (band exclusion)
     committed: bool = False  # committed by the segmenter (chain mode), not painted
+    image: np.ndarray | None = None  # (S, S) float32 support slice at the grid (`confidence`)

@@ -6,8 +6,8 @@
   committed (segmented) before its neighbour is prompted.
 - automatic extent ("auto"): the slices between the outermost supports are always predicted;
   beyond them the walk goes outward in both directions and stops at the first slice whose
-  evidence is below the threshold (its confidence is stored, its prompts are not) or at the
-  volume's edge.
+  evidence (the generator's calibrated confidence, `napari_fob.prompting.confidence`) is below
+  the threshold (its confidence is stored, its prompts are not) or at the volume's edge.
 
 Qt-free and torch-free, like `session.annotation`.
 """
@@ -19,6 +19,7 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.prompting.confidence import AUTO_THRESHOLD
 from napari_fob.session import corrections
 from napari_fob.session.events import Progress
 from napari_fob.session.history import Entry, SliceState
@@ -28,10 +29,16 @@ if TYPE_CHECKING:
 
 MODES = ("fixed", "chain")
 
+DEFAULT_THRESHOLD = AUTO_THRESHOLD
+"""The confidence cut of automatic extent and of the review's "doubtful" flag unless one is
+given: the calibrated confidence's, chosen on the real-anatomy tune split
+(`napari_fob.prompting.confidence`)."""
+
 
 def check_threshold(threshold: object, name: str = "threshold") -> float:
     """`threshold` as a float, or a ValueError: the evidence cut is a finite number in [0, 1]
-    (the generators' evidence is a fraction; NaN would compare False and walk to the edge)."""
+    (the generators' evidence is a calibrated probability; NaN would compare False and walk to
+    the edge)."""
     number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)
     value = float(threshold) if number else float("nan")  # type: ignore[arg-type]
     if not 0.0 <= value <= 1.0:  # False for NaN

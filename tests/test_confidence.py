@@ -1,0 +1,121 @@
+"""The calibrated per-slice confidence (`prompting.confidence`): its features on simple slices,
+the fitting script's refusal of test structures, and on the abdomen phantom: a support painted
+off its organ is flagged, and automatic extent from the left kidney stops at the kidney's ends."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_fob.prompting import confidence
+from napari_fob.prompting.confidence import FEATURES, calibrated, edge_contrast, slice_features
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec.loader.exec_module(module)
+    return module
+
+
+def disk(radius: float, centre=(64, 64), shape=(128, 128)) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def organ_slice(mask: np.ndarray, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, 0.02, mask.shape)
+    return np.clip(0.2 + 0.5 * mask + noise, 0, 1).astype(np.float32)
+
+
+def test_edge_contrast_sees_an_outline_and_not_a_mask_over_flat_tissue():
+    m = disk(20)
+    image = organ_slice(m)
+    assert edge_contrast(image, m) > 5.0
+    assert edge_contrast(1.0 - image, m) < -5.0  # a dark structure: negative, same size
+    flat = organ_slice(np.zeros_like(m))
+    assert abs(edge_contrast(flat, m)) < 0.5
+    assert edge_contrast(image, np.zeros_like(m)) == 0.0
+
+
+def test_features_of_the_support_itself_and_of_a_slice_where_the_organ_has_gone():
+    m = disk(20)
+    image = organ_slice(m)
+    band = (0.6, 0.8)
+    same = slice_features(image, m, image, m, band, dz=1)
+    assert set(same) == set(FEATURES)
+    assert same["band"] > 0.9 and same["ncc_s"] > 0.99 and same["area"] == 0.0
+    assert same["edge_ratio"] == pytest.approx(1.0) and same["shift"] == 0.0
+    gone = slice_features(organ_slice(np.zeros_like(m), 1), m, image, m, band, dz=5)
+    assert gone["band"] < 0.05 and abs(gone["edge_ratio"]) < 0.2 and gone["level"] > 1.0
+    assert gone["dz"] == pytest.approx(np.log(6.0))
+    # another slice size: everything is measured at the same grid
+    big = slice_features(
+        np.kron(image, np.ones((2, 2), np.float32)), np.kron(m, np.ones((2, 2), bool)),
+        image, m, band, dz=1,
+    )  # fmt: skip
+    assert big["edge_ratio"] == pytest.approx(1.0, abs=0.15) and abs(big["area"]) < 0.05
+
+
+def test_calibrated_is_presence_times_quality_each_a_logistic_map():
+    feats = {"band": 0.5, "band_log": np.log(0.55), "edge_ratio": 2.0}
+    presence = {"intercept": 0.5, "weights": {"band": 2.0}, "mean": {"band": 0.0},
+                "scale": {"band": 0.5}}  # fmt: skip
+    quality = {"intercept": -1.0, "weights": {"edge_ratio": -1.0}, "mean": {"edge_ratio": 1.0},
+               "scale": {"edge_ratio": 2.0}}  # fmt: skip
+    p = 1.0 / (1.0 + np.exp(-(0.5 + 2.0 * 1.0)))
+    q = 1.0 / (1.0 + np.exp(-(-1.0 - 1.0 * 0.5)))
+    assert calibrated(feats, presence, quality) == pytest.approx(p * q)
+    for model in (confidence.PRESENCE, confidence.QUALITY):
+        assert set(model["weights"]) <= set(FEATURES)
+        assert set(model["weights"]) == set(model["mean"]) == set(model["scale"])
+        assert all(s > 0 for s in model["scale"].values())
+    assert 0.0 < confidence.AUTO_THRESHOLD < 1.0
+    # a report from before band_log existed is scored the same
+    full = slice_features(organ_slice(disk(20)), disk(18), organ_slice(disk(20)), disk(20),
+                          (0.6, 0.8), dz=3)  # fmt: skip
+    old = {k: v for k, v in full.items() if k != "band_log"}
+    assert calibrated(old) == pytest.approx(calibrated(full))
+
+
+def _unit(structure: str, split: str, rng: np.random.Generator) -> dict:
+    feats, dice = {}, {}
+    for z in range(0, 20):
+        inside = 4 <= z <= 15
+        band = float(np.clip(rng.normal(0.8 if inside else 0.2, 0.1), 0, 1))
+        feats[str(z)] = {name: 0.0 for name in FEATURES} | {
+            "band": band,
+            "band_log": np.log(band + 0.05),
+        }
+        if inside and z % 3 == 0:
+            dice[str(z)] = float(np.clip(band - 0.1, 0, 1))
+    return {
+        "method": "fob", "split": split, "plane": "axial", "structure": structure,
+        "support": 10, "first": 4, "last": 15, "features": feats, "dice": dice,
+    }  # fmt: skip
+
+
+def test_the_fitting_script_refuses_test_structures_and_fits_tune_ones():
+    fit = _bench("fit_confidence")
+    rng = np.random.default_rng(0)
+    tune = [_unit(f"Area_{k}_{s}", "tune", rng) for k in range(4) for s in "LR"]
+    for target in fit.TARGETS:
+        with pytest.raises(ValueError, match="test structure"):
+            fit.fit([*tune, _unit("Caudate_L", "test", rng)], ("band",), 2, target=target)
+        with pytest.raises(ValueError, match="test structure"):  # whatever split it claims
+            fit.fit([*tune, _unit("Putamen_R", "tune", rng)], ("band",), 2, target=target)
+    report = {"units": [*tune, _unit("Thalamus_L", "test", rng)]}
+    assert fit.tune_units(report) == tune
+    result = fit.fit(fit.tune_units(report), ("band", "dz"), 2, target="quality")
+    assert result["features"] == ["band"]  # dz is constant here: it cannot lower the loss
+    assert result["weights"]["band"] > 0
+    assert "Thalamus_L" not in result["structures"]
+    presence = fit.fit(tune, ("band_log",), 1, target="presence", select=False)
+    assert presence["weights"]["band_log"] > 0  # in-extent slices have the higher band
