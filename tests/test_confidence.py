@@ -119,3 +119,56 @@ def test_the_fitting_script_refuses_test_structures_and_fits_tune_ones():
     assert "Thalamus_L" not in result["structures"]
     presence = fit.fit(tune, ("band_log",), 1, target="presence", select=False)
     assert presence["weights"]["band_log"] > 0  # in-extent slices have the higher band
+
+
+@pytest.fixture(scope="module")
+def abdomen():
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.samples import load_sample, support_slices
+    from napari_fob.segmenters import get_segmenter
+
+    sample = load_sample("abdomen-phantom")
+    generator = make_generator("fob", device="cpu")  # the product's generator and model
+    return sample, support_slices(sample.labels), generator, get_segmenter("random-walker")[0]
+
+
+def _session(abdomen, label: int, support_mask=None):
+    from napari_fob.session import AnnotationSession
+
+    sample, supports, generator, segmenter = abdomen
+    s = AnnotationSession(sample.image, generator=generator, segmenter=segmenter)
+    z = supports[label]
+    s.set_support(label, z, sample.labels[z] == label if support_mask is None else support_mask)
+    return s
+
+
+LEFT_KIDNEY = 3
+
+
+def test_auto_extent_from_the_left_kidney_stops_at_its_ends(abdomen):
+    # with the band-overlap evidence alone this walk once ran 20 slices on into the spleen
+    from napari_fob.session import run
+
+    sample = abdomen[0]
+    s = _session(abdomen, LEFT_KIDNEY)
+    done = run(s.predict(LEFT_KIDNEY, "auto"))
+    organ = np.flatnonzero((sample.labels == LEFT_KIDNEY).any(axis=(1, 2)))  # 8..32
+    assert abs(min(done) - organ[0]) <= 2 and abs(max(done) - organ[-1]) <= 2, (done, organ)
+
+
+def test_a_support_painted_off_the_kidney_lowers_the_confidence(abdomen):
+    from napari_fob.session import run
+
+    bench = _bench("confidence")
+    sample, supports = abdomen[0], abdomen[1]
+    z = supports[LEFT_KIDNEY]
+    organ = np.flatnonzero((sample.labels == LEFT_KIDNEY).any(axis=(1, 2)))
+    zs = [k for k in range(organ[0], organ[-1] + 1) if k != z]
+    right = _session(abdomen, LEFT_KIDNEY)
+    wrong = _session(abdomen, LEFT_KIDNEY, bench.shifted_support(sample.labels[z] == LEFT_KIDNEY))
+    run(right.predict(LEFT_KIDNEY, zs))
+    run(wrong.predict(LEFT_KIDNEY, zs))
+    ours = np.mean([right.confidence(LEFT_KIDNEY, k) for k in zs])
+    moved = np.mean([wrong.confidence(LEFT_KIDNEY, k) for k in zs])
+    # measured 0.40 -> 0.30: lower, though not below the auto-extent cut (docs/benchmarks.md)
+    assert moved < 0.85 * ours, (ours, moved)
