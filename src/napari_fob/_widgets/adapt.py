@@ -38,11 +38,12 @@ def adapt_steps(
     session: Any, label: int, seconds: float, *, poll_s: float = POLL_S
 ) -> Generator[AdaptProgress, None, Any]:
     """(Worker side) adapt the session's FoB to its volume for `seconds`, from the supports
-    of structure `label`; yields `AdaptProgress`; returns ``(base generator, AdaptResult)``.
-    Closing the generator (the job's Cancel) stops the adaptation."""
+    of structure `label`; yields `AdaptProgress`; returns the adapted generator
+    (`training.adapt.AdaptedGenerator`). Closing the generator (the job's Cancel) stops the
+    adaptation."""
     from napari_fob.core.intensity import normalise
     from napari_fob.prompting.generators import FobGenerator
-    from napari_fob.training.adapt import AdaptSettings, adapt_cached
+    from napari_fob.training.adapt import AdaptSettings, adapt_cached, adapted_generator
 
     base = getattr(session.generator, "base", session.generator)
     if not isinstance(base, FobGenerator):
@@ -85,11 +86,10 @@ def adapt_steps(
         cancel.set()  # a Cancel closes this generator: stop at the next step, keep nothing
     if "error" in outcome:
         raise outcome["error"]
-    return base, outcome["result"]
+    return adapted_generator(base, outcome["result"])  # here: a model copy is not for the GUI
 
 
-def adapted_message(result: Any) -> str:
-    record = result.record
+def adapted_message(record: dict) -> str:
     how = "from the cache" if record.get("cache_hit") else f"in {record['seconds']:.0f} s"
     return (
         f"FoB adapted to this scan: {record['steps']} steps {how}; Predict uses the adapted "
@@ -150,12 +150,8 @@ class AdaptPanel(QGroupBox):
 
         self._run_job("Adapting FoB", make, on_done=self._adopt)
 
-    def _adopt(self, outcome: tuple[Any, Any]) -> None:
-        from napari_fob.training.adapt import adapted_generator
-
-        base, result = outcome
-        adapted = adapted_generator(base, result)
+    def _adopt(self, adapted: Any) -> None:
         self._glue.generator = adapted  # every later job puts it on the session
         if self._glue.session is not None:
             self._glue.session.generator = adapted
-        self._say(adapted_message(result))
+        self._say(adapted_message(adapted.adaptation))
