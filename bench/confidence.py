@@ -10,17 +10,26 @@ every ``--dice-stride``-th slice inside the extent is also segmented (random wal
 
 Reported, per method, on each split:
 
-- Spearman's rank correlation between the per-slice confidence (``PromptSet.evidence``) and the
-  per-slice Dice, pooled over the segmented slices of the split (and its mean over structures);
+- Spearman's rank correlation between the per-slice confidence (``PromptSet.evidence``, the
+  calibrated confidence of `napari_fob.prompting.confidence`) and the per-slice Dice, pooled
+  over the segmented slices of the split, its mean over structure x plane units, and per
+  structure;
 - automatic extent: walking outward from the support as the session does (fixed mode), the walk
   stops at the first slice whose confidence is below the threshold; the extent's error is how
   many slices each end lands from the structure's true end (0: exact). The threshold is the one
   of ``THRESHOLDS`` with the smallest mean error on the tune split; the test split is scored with
   it: mean error and the fraction of structure x plane units with both ends within 2 slices.
 
+- with ``--shifted``, FoB also from a support moved off its structure by its own diameter
+  (axial planes): is that flagged?
+
+Every unit keeps each prompted slice's confidence features and each scored slice's Dice, which
+`bench/fit_confidence.py` fits the calibration on (tune units only), and which ``--from-json``
+re-scores with the package's current calibration without prompting again.
+
 Writes ``bench/results/confidence.json`` and the "## Confidence and automatic extent" section of
-``docs/benchmarks.md``. Run: ``.venv/bin/python bench/confidence.py [--quick --out DIR]``
-(``--quick``: axial only, one structure per split).
+``docs/benchmarks.md``. Run: ``.venv/bin/python bench/confidence.py --shifted [--quick --out
+DIR]`` (``--quick``: axial only, one structure per split).
 """
 
 from __future__ import annotations
@@ -126,13 +135,16 @@ def prompt_unit(generator, vol, support_mask, zc, zs, truth, scored, segmenter) 
         if z in scored:
             mask = np.asarray(segmenter.segment(vol[z], ps, window=window), bool)
             inter, total = int((mask & truth[z]).sum()), int(mask.sum() + truth[z].sum())
-            dice[int(z)] = 2.0 * inter / total if total else 1.0
+            dice[int(z)] = round(2.0 * inter / total if total else 1.0, 4)
             pairs.append((float(ps.evidence), dice[int(z)]))
     return {
         "evidence": {int(z): float(p.evidence) for z, p in zip(zs, prompts)},
         "pairs": pairs,
         "dice": dice,
-        "features": {int(z): p.meta["confidence_features"] for z, p in zip(zs, prompts)},
+        "features": {  # 4 decimals: the report stays a few MB
+            int(z): {k: round(v, 4) for k, v in p.meta["confidence_features"].items()}
+            for z, p in zip(zs, prompts)
+        },
     }
 
 
@@ -339,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         report["units"] = rescore(report["units"])
         report["summary"] = summarise(report["units"])
         report["settings"]["rescored"] = True
-        (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+        (out / name).write_text(json.dumps(report, separators=(",", ":"), allow_nan=False))
     else:
         t0 = time.perf_counter()
         units = measure(args)
@@ -357,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "units": units,
         }
-        (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
+        (out / name).write_text(json.dumps(report, separators=(",", ":"), allow_nan=False))
         (out / f"{name}.partial").unlink()
     table = markdown(report["summary"])
     print(table)
@@ -370,11 +382,14 @@ def main(argv: list[str] | None = None) -> int:
             "Real anatomy as in the first section (support: the true mask on the central slice; "
             f"every slice from {s['margin']} before the structure's first to {s['margin']} after "
             f"its last prompted, every {s['dice_stride']}rd slice of the extent segmented by the "
-            "random walker). Confidence: each generator's `evidence` (the intensity-band "
-            "overlap of the footprint it prompts from). Automatic extent: the session's fixed-"
-            "mode walk, stopping at the first slice below the threshold; the threshold is chosen "
-            "per method on the tune split (smallest mean end error) and the test split scored "
-            f"with it. Wall time {s['wall_s'] / 60:.1f} min.\n\n" + table + "\n"
+            "random walker). Confidence: each generator's `evidence`, the calibrated "
+            "confidence of `napari_fob.prompting.confidence` (presence x quality, fitted on "
+            "FoB's tune units by `bench/fit_confidence.py`; the notes below). Automatic extent: "
+            "the session's fixed-mode walk, stopping at the first slice below the threshold; "
+            "the threshold is chosen per method on the tune split (smallest mean end error) "
+            "and the test split scored with it. 2-core CPU shared with other jobs, "
+            f"{time.strftime('%Y-%m-%d')}; wall time of the prompting run "
+            f"{s['wall_s'] / 60:.1f} min.\n\n" + table + "\n"
         )
         notes = Path(__file__).with_name("confidence_notes.md")
         if notes.exists():

@@ -16,16 +16,15 @@ slice. Four are provided (`GENERATORS`):
   (`napari_fob.prompting.registration`): the classical propagation baseline.
 
 Evidence (``PromptSet.evidence``, what automatic extent compares with its threshold) is the
-same **image-similarity score** for every generator: the fraction of a footprint's pixels whose
-windowed intensity on the query slice lies inside the central intensity band of the structure
-on the support (its 5th..95th percentiles widened by ``tolerance``, in [0, 1] units; for a
-committed support, the band of the nearest painted one: `intensity.reference_band`,
-`intensity.band_overlap`). The footprint is the nearest support's mask for mask-ring and copy,
+same **calibrated confidence** for every generator (`napari_fob.prompting.confidence`): an
+estimate of the slice's Dice from its footprint measured against the support (the
+intensity-band overlap with the structure's band on the nearest painted support,
+`intensity.reference_band`, the footprint's intensity and boundary contrast) and from its
+distance to the support. The footprint is the nearest support's mask for mask-ring and copy,
 the warped mask for registration, and the query's footprint of the in-volume inference for FoB
-(see `in_volume`, "Evidence"). It is ~1 while the structure still fills the footprint and falls
-towards 0 where the structure has ended (other tissue takes its place), which is what automatic
-extent needs. FoB's foreground map C is not used: its maximum is not calibrated across slices
-with the shipped model (it is kept in ``meta["fg_map_max"]``).
+(see `in_volume`, "Evidence"); the features are kept in ``meta["confidence_features"]``. FoB's
+foreground map C is not used: its maximum is not calibrated across slices with the shipped
+model (it is kept in ``meta["fg_map_max"]``).
 
 The shared machinery of the mask-based generators lives in `napari_fob.prompting.geometric`.
 Pure numpy here; torch is imported only when a ``fob`` generator is built.

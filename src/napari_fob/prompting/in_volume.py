@@ -52,10 +52,11 @@ in one volume").
   becomes correcting where registration drifts rather than where the structure moved. Walks
   start from painted supports only: in chain mode a committed mask gives the prototypes, but
   its segmentation errors would otherwise be carried on from step to step.
-- **Evidence.** ``PromptSet.evidence`` is the intensity-band overlap of the query's footprint
-  (`intensity.band_overlap`, the same score as the baselines'), computed at the model grid:
-  the maximum of FoB's foreground map C is kept in ``meta["fg_map_max"]`` but it is not
-  calibrated across slices with the shipped model, so automatic extent cannot rely on it.
+- **Evidence.** ``PromptSet.evidence`` is the calibrated confidence of
+  `napari_fob.prompting.confidence`, measured on the query's footprint (the support's, or the
+  registered one) at its grid: the maximum of FoB's foreground map C is kept in
+  ``meta["fg_map_max"]`` but it is not calibrated across slices with the shipped model, so
+  automatic extent cannot rely on it.
 
 Pure numpy / scipy, cheap to import; must not import torch, napari or Qt.
 """

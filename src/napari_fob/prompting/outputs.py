@@ -1,5 +1,6 @@
 """The network's outputs for one query turned into a `PromptSet` (`prompt_set`), with the
-in-volume additions that act on them (`in_volume`: fine ring, foreground threshold and core).
+in-volume additions that act on them (`in_volume`: fine ring, foreground threshold and core)
+and what its calibrated confidence is measured from (`query_features`, `network_features`).
 
 numpy and `geometry` at module level; torch only through the tensors it is given; never
 napari or Qt.
@@ -12,7 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.core.prompts import PromptSet
+from napari_fob.core.intensity import reference_support
+from napari_fob.core.prompts import PromptSet, nearest_slice
+from napari_fob.prompting.confidence import slice_features
 from napari_fob.prompting.in_volume import (
     Footprint,
     core_foreground_candidates,
@@ -23,7 +26,38 @@ from napari_fob.prompting.in_volume import (
 if TYPE_CHECKING:
     from napari_fob.model.fob import FobOutput
     from napari_fob.prompting.predictor import FobPredictor
+    from napari_fob.prompting.registration import MaskTracker
     from napari_fob.prompting.supports import EncodedSupport
+
+
+def query_features(
+    supports: list[EncodedSupport],
+    tracker: MaskTracker | None,
+    support: EncodedSupport,
+    z: int | None,
+    query: np.ndarray,
+    foot: Footprint,
+) -> dict[str, float]:
+    """`confidence.slice_features` of the (S, S) `query` on slice `z` whose footprint is
+    `foot`, among the predictor's `supports`: against the painted support that vouches for
+    `support` (`intensity.reference_support`) and, with the registration prior's `tracker`,
+    against the slice next to `z` on the way to it (its image and carried mask)."""
+    ref = reference_support(supports, support)
+    zs = ref.slice_index
+    neighbour = neighbour_mask = None
+    if tracker is not None and z is not None and zs is not None and z != zs:
+        zn = int(z) - (1 if z > zs else -1)
+        image = tracker.image(zn)
+        painted = [s for s in supports if not s.committed and s.slice_index is not None]
+        source = nearest_slice(painted, zn, key=lambda s: s.slice_index) if painted else None
+        if image is not None and zn != zs and source is not None:
+            neighbour = image  # the carried mask alone: its footprint's ring is not needed
+            neighbour_mask = tracker.mask_at(source.slice_index, zn)
+    return slice_features(
+        query, foot.mask, ref.image if ref.image is not None else query,
+        ref.footprint.mask, ref.band, dz=None if z is None or zs is None else z - zs,
+        neighbour01=neighbour, neighbour_mask=neighbour_mask,
+    )  # fmt: skip
 
 
 def network_features(out: FobOutput, j: int, prob: np.ndarray, foot: Footprint) -> dict:

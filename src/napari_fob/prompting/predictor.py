@@ -29,7 +29,7 @@ from napari_fob.core.intensity import (
 )
 from napari_fob.core.prompts import PromptSet, nearest_slice
 from napari_fob.devices import exact_inference
-from napari_fob.prompting.confidence import calibrated, slice_features
+from napari_fob.prompting.confidence import calibrated
 from napari_fob.prompting.in_volume import (
     DEFAULT_BAND_EXCLUSION,
     DEFAULT_FG_CORE,
@@ -45,7 +45,7 @@ from napari_fob.prompting.in_volume import (
     footprint,
 )
 from napari_fob.prompting.official_compat import OfficialPredictor
-from napari_fob.prompting.outputs import prompt_set
+from napari_fob.prompting.outputs import prompt_set, query_features
 from napari_fob.prompting.query_batches import by_support, checked_queries, nearest_support
 from napari_fob.prompting.registration import MaskTracker
 from napari_fob.prompting.supports import ENCODED_SUPPORTS_KEPT, EncodedSupport, support_key
@@ -146,30 +146,6 @@ class FobPredictor:
         band = reference_support(self._supports, support).core_band
         mask = (foot or support.footprint).mask
         return excluded_region(query, mask, band, self.model.config.ring_r)
-
-    def confidence_features(
-        self, support: EncodedSupport, z: int | None, query: np.ndarray, foot: Footprint
-    ) -> dict[str, float]:
-        """`confidence.slice_features` of the (S, S) `query` on slice `z` whose footprint is
-        `foot`: against the painted support that vouches for `support`
-        (`intensity.reference_support`) and, with the registration prior, against the slice
-        next to `z` on the way to it (its image and carried footprint)."""
-        ref = reference_support(self._supports, support)
-        zs = ref.slice_index
-        neighbour = neighbour_mask = None
-        if self._tracker is not None and z is not None and zs is not None and z != zs:
-            zn = int(z) - (1 if z > zs else -1)
-            image = self._tracker.image(zn)
-            painted = [s for s in self._supports if not s.committed and s.slice_index is not None]
-            source = nearest_slice(painted, zn, key=lambda s: s.slice_index) if painted else None
-            if image is not None and zn != zs and source is not None:
-                neighbour = image  # the carried mask alone: its footprint's ring is not needed
-                neighbour_mask = self._tracker.mask_at(source.slice_index, zn)
-        return slice_features(
-            query, foot.mask, ref.image if ref.image is not None else query,
-            ref.footprint.mask, ref.band, dz=None if z is None or zs is None else z - zs,
-            neighbour01=neighbour, neighbour_mask=neighbour_mask,
-        )  # fmt: skip
 
     def query_footprint(self, support: EncodedSupport, z: int | None) -> Footprint:
         """The footprint the additions use for a query on slice `z`: the support's, or with
@@ -373,7 +349,9 @@ class FobPredictor:
                         sup.state, self.model.encode(x), point_log_prior=prior
                     )
                     for j, i in enumerate(chunk):
-                        feats = self.confidence_features(sup, indices[i], batch[j], feet[j])
+                        feats = query_features(
+                            self._supports, self._tracker, sup, indices[i], batch[j], feet[j]
+                        )
                         region = None if regions is None else regions[j]
                         results[i] = prompt_set(
                             self, out, j, imgs[i].shape, slice_index=indices[i], label=label,

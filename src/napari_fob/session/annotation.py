@@ -22,9 +22,8 @@ import numpy as np
 from napari_fob import geometry
 from napari_fob.core.intensity import Window, normalise, resolve_window
 from napari_fob.core.prompts import PromptSet
-from napari_fob.prompting.confidence import AUTO_THRESHOLD
 from napari_fob.prompting.generators import PromptGenerator
-from napari_fob.session import edits
+from napari_fob.session import edits, walks
 from napari_fob.session.events import Progress, SessionEvents, run
 from napari_fob.session.history import (
     Entry,
@@ -140,7 +139,7 @@ class AnnotationSession:
     def low_confidence(self, label: int, z: int) -> bool:
         """True when the stored confidence is below the threshold last used for `label`."""
         c = self.confidence(label, z)
-        return c is not None and c < self.thresholds.get(int(label), AUTO_THRESHOLD)
+        return c is not None and c < self.thresholds.get(int(label), walks.DEFAULT_THRESHOLD)
 
     def structures(self) -> list[int]:
         """Every label value with a support, prompts or committed voxels, sorted."""
@@ -209,7 +208,7 @@ class AnnotationSession:
         slices: Iterable[int] | str = "auto",
         *,
         mode: str = "fixed",
-        threshold: float = AUTO_THRESHOLD,
+        threshold: float | None = None,
         batch_size: int | None = None,
     ) -> Generator[Progress, None, list[int]]:
         """Predict prompts of `label` on `slices` (or "auto": walk out until evidence < threshold).

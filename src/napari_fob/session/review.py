@@ -4,10 +4,10 @@ A slice needs a look when nobody has reviewed its prompts (status "predicted", o
 not yet committed) or when it was committed although its confidence is below the structure's
 threshold (`AnnotationSession.low_confidence`). They are ordered by the confidence stored with
 the slice, lowest first, so the review key (N) jumps to the slice most likely to be wrong:
-the generators' evidence score as it exists today (the intensity-band overlap of
-`napari_fob.prompting.generators`, not yet a calibrated probability: docs/benchmarks.md,
-"Confidence and automatic extent"); a slice without a confidence comes first (nothing vouches
-for it); ties go to the lower slice.
+the generators' evidence, the calibrated confidence of `napari_fob.prompting.confidence` (an
+estimate of the slice's Dice; how well it ranks slices: docs/benchmarks.md, "Confidence and
+automatic extent"); a slice without a confidence comes first (nothing vouches for it); ties
+go to the lower slice.
 
 Plain Python over the session's records (and over any rows with ``z``, ``confidence`` and
 ``needs_review``, such as the review list's entries); no napari, no torch.
