@@ -80,6 +80,17 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others(model, sca
     assert torch.equal(torch.rand(1), outside)
 
 
+def test_the_steps_run_on_one_thread_and_the_callers_threads_come_back(model, scan):
+    before = torch.get_num_threads()
+    seen = []
+    volume01, support = scan
+    adapt_model(
+        model, volume01, support, spacing=SPACING, settings=AdaptSettings(seconds=60, max_steps=2),
+        progress=lambda *_: seen.append(torch.get_num_threads()),
+    )  # fmt: skip
+    assert seen[-1] == 1 and torch.get_num_threads() == before
+
+
 def test_the_budget_stops_the_run(model, scan):
     steps: list[float] = []  # time of every finished step
     budget = 3.0

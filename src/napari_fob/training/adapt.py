@@ -27,6 +27,7 @@ lazily; no napari or Qt.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -63,6 +64,10 @@ class AdaptSettings:
     # adapting everything moved the foreground points off thin structures (docs/training.md)
     trainable: tuple[str, ...] | None = ("bcm", "spr")
     max_steps: int | None = None  # stop after this many steps too (reproducible step count)
+    # torch threads during the steps (restored after; None: leave as set). One-episode steps of
+    # the compact model are too small to share: on a 2-core CPU with other jobs running, 30
+    # steps took 1.7 s on one thread and 22 s on two
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if not self.seconds > 0:
@@ -74,7 +79,7 @@ class AdaptSettings:
 
     def key_fields(self) -> dict[str, Any]:
         """What the result depends on besides the inputs (the cache key's settings)."""
-        fields = {k: v for k, v in asdict(self).items() if k != "seconds"}
+        fields = {k: v for k, v in asdict(self).items() if k not in ("seconds", "threads")}
         fields["trainable"] = None if self.trainable is None else list(self.trainable)
         return fields
 
@@ -254,7 +259,11 @@ def adapt_model(
     kept_steps: dict[str, int] = {}
     if progress is not None:
         progress(prepare_s, settings.seconds, 0, None)
-    with torch.random.fork_rng(devices=[]):
+    threads = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as restore:
+        restore.callback(torch.set_num_threads, threads)
         torch.manual_seed(settings.seed)
         while settings.max_steps is None or len(losses) < settings.max_steps:
             elapsed = time.perf_counter() - t0
