@@ -208,7 +208,7 @@ class AnnotationSession:
         slices: Iterable[int] | str = "auto",
         *,
         mode: str = "fixed",
-        threshold: float | None = None,
+        threshold: float = walks.DEFAULT_THRESHOLD,
         batch_size: int | None = None,
     ) -> Generator[Progress, None, list[int]]:
         """Predict prompts of `label` on `slices` (or "auto": walk out until evidence < threshold).

@@ -55,10 +55,10 @@ def predict(
     slices: Iterable[int] | str,
     *,
     mode: str,
-    threshold: float | None,
+    threshold: float,
     batch_size: int | None,
 ) -> Generator[Progress, None, list[int]]:
-    """See `AnnotationSession.predict` (`threshold` None: `DEFAULT_THRESHOLD`)."""
+    """See `AnnotationSession.predict`."""
     label = session.check_label(label)
     if mode not in MODES:
         raise ValueError(f"predict mode {mode!r}: expected one of {MODES}")
@@ -68,7 +68,7 @@ def predict(
     if auto and slices != "auto":
         raise ValueError(f"predict slices {slices!r}: expected 'auto' or slice indices")
     targets = None if auto else sorted({session.check_z(z) for z in slices})
-    threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    threshold = check_threshold(threshold)
     session.thresholds[label] = threshold
     return _run(session, label, targets, mode, threshold, batch_size or session.batch_size)
 
