@@ -172,3 +172,21 @@ def test_a_support_painted_off_the_kidney_lowers_the_confidence(abdomen):
     moved = np.mean([wrong.confidence(LEFT_KIDNEY, k) for k in zs])
     # measured 0.40 -> 0.30: lower, though not below the auto-extent cut (docs/benchmarks.md)
     assert moved < 0.85 * ours, (ours, moved)
+
+
+def test_fob_measures_each_query_against_its_neighbour_on_the_way_to_the_support():
+    import torch
+
+    from napari_fob.model.fob import build_fob
+    from napari_fob.prompting.predictor import FobPredictor
+
+    torch.manual_seed(0)
+    masks = [disk(14, centre=(64, 40 + 4 * z)) for z in range(8)]  # a disk drifting sideways
+    images = [organ_slice(m, seed=z) for z, m in enumerate(masks)]
+    predictor = FobPredictor(build_fob("tiny"), device="cpu")  # registration prior (default)
+    predictor.set_support(images[0], masks[0], slice_index=0)
+    out = predictor.predict(images[1:], slice_indices=list(range(1, 8)))
+    far = out[-1].meta["confidence_features"]  # slice 7: 28 px from the support's disk
+    assert far["ncc_n"] > far["ncc_s"] + 0.2  # slice 6 looks like it, the support does not
+    assert far["iou_n"] > 0.5 and far["dz"] == pytest.approx(np.log(8.0))
+    assert [p.evidence for p in out] == [calibrated(p.meta["confidence_features"]) for p in out]

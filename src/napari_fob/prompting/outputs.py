@@ -47,11 +47,11 @@ def query_features(
     neighbour = neighbour_mask = None
     if tracker is not None and z is not None and zs is not None and z != zs:
         zn = int(z) - (1 if z > zs else -1)
-        image = tracker.image(zn)
         painted = [s for s in supports if not s.committed and s.slice_index is not None]
         source = nearest_slice(painted, zn, key=lambda s: s.slice_index) if painted else None
-        if image is not None and zn != zs and source is not None:
-            neighbour = image  # the carried mask alone: its footprint's ring is not needed
+        # known: shown, of the walk's slice size; the carried mask alone (its ring is not needed)
+        if zn != zs and source is not None and tracker.knows(source.slice_index, zn):
+            neighbour = tracker.image(zn)
             neighbour_mask = tracker.mask_at(source.slice_index, zn)
     return slice_features(
         query, foot.mask, ref.image if ref.image is not None else query,
