@@ -13,7 +13,14 @@ in parallel on a small CPU would distort the times). Two kinds of script:
   script printed; the prose around it (the reading of the numbers) is kept.
 
 Other sections of the file are never touched. Exit status: the number of scripts that failed.
-Run: ``.venv/bin/python bench/run_all.py [--only NAME ...] [--skip NAME ...] [--skip-sam]``.
+
+``make bench`` stays within about 20 minutes on a 2-core CPU: it runs the real-anatomy benchmark
+at ``--stride 2`` (every slice within 2 of the support, then every other one: about 15 minutes;
+the committed table is the every-slice run, about 30 minutes, `python bench/real_anatomy.py`)
+and the quick scripts. `LONG` scripts (tens of minutes each) run only with ``--all``
+(``make bench-all``) or ``--only``.
+Run: ``.venv/bin/python bench/run_all.py [--all] [--only NAME ...] [--skip NAME ...]
+[--skip-sam]``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,12 @@ TABLE_SECTIONS = {
     "fob_forward": "FoB forward",
     "gui_stall": "Main-thread stalls",
 }
+#: Scripts left out of ``make bench`` (each takes 10-25 minutes on 2 cores): ``--all`` runs them.
+LONG = ("adapt", "confidence", "cross_volume", "interaction")
+#: Scripts of bench/ that fit constants rather than measure: never run from here.
+NOT_BENCHMARKS = ("fit_confidence",)
+#: Extra arguments of a script under ``make bench`` (not under ``--only``).
+BENCH_ARGS = {"real_anatomy": ["--stride", "2"]}
 OWN_SECTIONS = {
     "real_anatomy": "Real anatomy",
     "segmenters": "Segmenters",
@@ -46,7 +59,9 @@ def scripts() -> list[Path]:
     return sorted(
         p
         for p in BENCH.glob("*.py")
-        if not p.name.startswith("_") and p != Path(__file__).resolve()
+        if not p.name.startswith("_")
+        and p != Path(__file__).resolve()
+        and p.stem not in NOT_BENCHMARKS
     )
 
 
@@ -81,20 +96,37 @@ def replace_first_table(doc: str, section: str, table: list[str]) -> str:
     return "\n".join(lines[:first] + table + lines[last + 1 :]) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help="script names (no .py) to run")
-    parser.add_argument("--skip", nargs="*", default=[], help="script names to leave out")
-    parser.add_argument("--skip-sam", action="store_true", help="pipeline.py without SAM")
-    args = parser.parse_args(argv)
-    summary, failed = {}, 0
+def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(name, command) of each script to run, in order; prints what ``make bench`` leaves out."""
+    out = []
     for script in scripts():
         name = script.stem
         if (args.only is not None and name not in args.only) or name in args.skip:
             continue
+        if args.only is None and not args.all and name in LONG:
+            print(f"== {name}: left out of make bench (long); run it with --all or --only {name}")
+            continue
         cmd = [sys.executable, str(script)]
+        if args.only is None and not args.all:
+            cmd += BENCH_ARGS.get(name, [])
         if name == "pipeline" and args.skip_sam:
             cmd.append("--skip-sam")
+        out.append((name, cmd))
+    return out
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="script names (no .py) to run")
+    parser.add_argument("--skip", nargs="*", default=[], help="script names to leave out")
+    parser.add_argument("--skip-sam", action="store_true", help="pipeline.py without SAM")
+    parser.add_argument("--all", action="store_true", help="also the long scripts (LONG)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary, failed = {}, 0
+    for name, cmd in plan(parse(argv)):
         print(f"== {name}", flush=True)
         t = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)

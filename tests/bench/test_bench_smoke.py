@@ -105,3 +105,18 @@ def test_prompt_quality_adds_sam_dice_beside_the_random_walker(tmp_path):
     text = prompt_quality.markdown(report)
     assert "dice_sam" in text.splitlines()[2]  # a column of the first table
     assert "`dice_sam`: SAM `tiny-0`" in prompt_quality.docs_section(report)
+
+
+def test_make_bench_leaves_the_long_scripts_and_the_fitting_script_out():
+    """`make bench` stays near 20 minutes on 2 cores: the real-anatomy benchmark at stride 2,
+    the long scripts only with --all, and a script that fits constants never."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run_all
+
+    names = dict(run_all.plan(run_all.parse([])))
+    assert "real_anatomy" in names and names["real_anatomy"][-2:] == ["--stride", "2"]
+    assert not set(run_all.LONG) & set(names) and "fit_confidence" not in names
+    every = dict(run_all.plan(run_all.parse(["--all"])))
+    assert set(run_all.LONG) <= set(every) and "fit_confidence" not in every
+    assert every["real_anatomy"][-1].endswith("real_anatomy.py")  # --all: every slice
+    assert list(dict(run_all.plan(run_all.parse(["--only", "confidence"])))) == ["confidence"]
