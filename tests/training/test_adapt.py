@@ -199,6 +199,10 @@ def test_bad_inputs_are_refused(model, scan):
         adapt_model(model, volume01, np.zeros_like(support), settings=AdaptSettings(seconds=5))
     with pytest.raises(ValueError, match="one \\(Z, Y, X\\) grid"):
         adapt_model(model, volume01, support[:-1], settings=AdaptSettings(seconds=5))
+    with torch.device("meta"):  # the authors' network: their own inference, nothing to adapt
+        official = build_fob("official")
+    with pytest.raises(ValueError, match="cannot adapt"):
+        adapt_model(official, volume01, support, settings=AdaptSettings(seconds=5))
 
 
 def test_the_adapted_generator_predicts_and_says_how_it_was_made(model, scan):
