@@ -1,6 +1,7 @@
 """The calibrated per-slice confidence (`prompting.confidence`): its features on simple slices,
 the fitting script's refusal of test structures, and on the abdomen phantom: a support painted
-off its organ is flagged, and automatic extent from the left kidney stops at the kidney's ends."""
+off its organ lowers the confidence, automatic extent from the left kidney stops at the
+kidney's ends, in fixed and in chain mode."""
 
 from __future__ import annotations
 
@@ -154,6 +155,26 @@ def test_auto_extent_from_the_left_kidney_stops_at_its_ends(abdomen):
     done = run(s.predict(LEFT_KIDNEY, "auto"))
     organ = np.flatnonzero((sample.labels == LEFT_KIDNEY).any(axis=(1, 2)))  # 8..32
     assert abs(min(done) - organ[0]) <= 2 and abs(max(done) - organ[-1]) <= 2, (done, organ)
+
+
+def test_chain_mode_measures_the_baselines_from_the_painted_support(abdomen):
+    """A committed chain mask is the support of its neighbour, but the confidence measures the
+    slice against the painted support that vouches for it (as FoB's does): with the committed
+    neighbour as reference |dz| stayed 1, and the chain walked the left kidney to the volume's
+    edges (Dice 0.007 in the demo)."""
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.session import AnnotationSession, run
+
+    sample, supports, _, segmenter = abdomen
+    z = supports[LEFT_KIDNEY]
+    s = AnnotationSession(sample.image, generator=make_generator("mask-ring"), segmenter=segmenter)
+    s.set_support(LEFT_KIDNEY, z, sample.labels[z] == LEFT_KIDNEY)
+    done = run(s.predict(LEFT_KIDNEY, "auto", mode="chain"))
+    for k in (z + 6, z - 6):  # each prompted from its committed neighbour
+        dz = s.prompts[(LEFT_KIDNEY, k)].meta["confidence_features"]["dz"]
+        assert dz == pytest.approx(np.log(7.0)), k
+    organ = np.flatnonzero((sample.labels == LEFT_KIDNEY).any(axis=(1, 2)))  # 8..32
+    assert organ[0] - 4 <= min(done) and max(done) <= organ[-1] + 4, (done, organ)
 
 
 def test_a_support_painted_off_the_kidney_lowers_the_confidence(abdomen):

@@ -80,11 +80,12 @@ QUALITY: dict = {
 """Logistic model of the slice's Dice where the structure is there (the same fit, on the scored
 slices of the true supports; features chosen greedily by held-out loss)."""
 
-AUTO_THRESHOLD = 0.04
-"""The confidence below which automatic extent stops: the threshold of `bench/confidence.py`'s
-grid with the smallest mean end error on the tune split (6.1 slices; docs/benchmarks.md). Low,
-because the confidence estimates Dice, and FoB's Dice on the thin cortical regions of the tune
-split is low (0.27 on average next to the support)."""
+AUTO_THRESHOLD = 0.06
+"""The confidence below which automatic extent stops: of the thresholds tried, the one with the
+smallest mean end error over the real-anatomy tune split and abdomen phantoms (seeds 1-4)
+together, so that the rule holds on MRI and on CT-like organs alike (numbers:
+docs/benchmarks.md, "Confidence and automatic extent"). Low, because the confidence estimates
+Dice, and Dice on the tune split's thin cortical regions is low."""
 
 
 def _resized(image: np.ndarray) -> np.ndarray:

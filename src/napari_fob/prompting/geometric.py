@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from napari_fob import geometry
-from napari_fob.core.intensity import intensity_band, reference_band
+from napari_fob.core.intensity import intensity_band, reference_support
 from napari_fob.core.prompts import PromptSet, nearest_slice
 from napari_fob.prompting.confidence import calibrated, slice_features
 
@@ -137,11 +137,14 @@ class GeometricGenerator:
                 f"{self.name}: query slice shape {image01.shape} differs from the support's "
                 f"{support.mask.shape}"
             )
-        zs = support.slice_index
+        # measured against the painted support that vouches for this one (itself unless it
+        # is a committed chain mask), as FoB's are: a chain's committed neighbour would keep
+        # |dz| at 1 and the confidence high however far the chain has walked
+        ref = reference_support(self._supports, support)
+        zs = ref.slice_index
         feats = slice_features(
-            image01, support.mask if footprint is None else footprint, support.image01,
-            support.mask, reference_band(self._supports, support),
-            dz=None if z is None or zs is None else z - zs,
+            image01, support.mask if footprint is None else footprint, ref.image01,
+            ref.mask, ref.band, dz=None if z is None or zs is None else z - zs,
             neighbour01=None if neighbour is None else neighbour[0],
             neighbour_mask=None if neighbour is None else neighbour[1],
         )  # fmt: skip
