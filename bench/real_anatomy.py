@@ -156,7 +156,8 @@ def chained(stride: int) -> str:
 def docs_section(report: dict) -> str:
     s = report["settings"]
     body = [
-        "Measured by `bench/real_anatomy.py` (`make bench`); every number in "
+        "Measured by `bench/real_anatomy.py` (`make bench` runs it at `--stride 2`, "
+        f"this run: stride {s['stride']}); every number in "
         "`bench/results/real_anatomy.json`. Real T1 MRI (the ICBM152 2009a template, 1 mm) "
         f"with the {ATLAS_NAMES[s['atlas']]} atlas's labels on its grid (docs/data.md); "
         "structures "

@@ -16,9 +16,9 @@ Other sections of the file are never touched. Exit status: the number of scripts
 
 ``make bench`` stays within about 20 minutes on a 2-core CPU: it runs the real-anatomy benchmark
 at ``--stride 2`` (every slice within 2 of the support, then every other one: about 15 minutes;
-the committed table is the every-slice run, about 30 minutes, `python bench/real_anatomy.py`)
-and the quick scripts. `LONG` scripts (tens of minutes each) run only with ``--all``
-(``make bench-all``) or ``--only``.
+its section says which stride a table comes from; the every-slice run, ``python
+bench/real_anatomy.py``, takes about 30 minutes) and the quick scripts. `LONG` scripts (tens of
+minutes each) run only with ``--all`` (``make bench-all``) or ``--only``.
 Run: ``.venv/bin/python bench/run_all.py [--all] [--only NAME ...] [--skip NAME ...]
 [--skip-sam]``.
 """
