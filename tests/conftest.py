@@ -18,6 +18,7 @@ def _isolated_fob_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("FOB_SAM_CHECKPOINT", raising=False)
     monkeypatch.delenv("FOB_SAM2_CHECKPOINT", raising=False)
     monkeypatch.delenv("FOB_EMBEDDING_CACHE_GB", raising=False)
+    monkeypatch.delenv("FOB_ADAPT_CACHE_MB", raising=False)
     yield
 
 

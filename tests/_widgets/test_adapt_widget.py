@@ -47,7 +47,9 @@ def test_adapt_then_predict_uses_the_adapted_weights(opened, qtbot, tmp_path):
     assert widget._c.message.text().startswith("FoB adapted to this scan: "), (
         widget._c.message.text()
     )
-    adapted = widget.glue.generator
+    adapted = widget.session.generator
+    assert widget.glue.generator_for(widget.session) is adapted
+    assert not hasattr(widget.glue.generator, "adaptation")  # the form's weights stay as they are
     base_model = adapted.base.predictor.model
     assert adapted.adaptation["budget_s"] == 20.0
     assert adapted.adaptation["steps"] >= 1, adapted.adaptation
@@ -64,7 +66,22 @@ def test_adapt_then_predict_uses_the_adapted_weights(opened, qtbot, tmp_path):
     press(qtbot, widget, "adapt to this scan")  # the same scan again: from the cache
     wait_idle(qtbot, widget)
     assert "from the cache" in widget._c.message.text()
-    assert widget.glue.generator.base is adapted.base  # adapted from the form's weights
+    assert widget.session.generator.base is adapted.base  # adapted from the form's weights
+
+    # another scan of the same shape: its own session, prompted with the form's weights; the
+    # adaptation stays with the scan it was made on, and so does that scan's session
+    scan_a, image_a = widget.session, widget._c.image.currentText()
+    viewer.add_image(viewer.layers[image_a].data[::-1].copy(), name="other scan")
+    widget._c.image.setCurrentText("other scan")
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    assert widget.session is not scan_a and widget.session.volume.shape == scan_a.volume.shape
+    assert widget.session.generator is widget.glue.generator
+    assert not hasattr(widget.session.generator, "adaptation")
+    widget._c.image.setCurrentText(image_a)
+    press(qtbot, widget, "predict")
+    wait_idle(qtbot, widget)
+    assert widget.session is scan_a and scan_a.generator.base is adapted.base
 
 
 def test_cancel_stops_the_adaptation_and_keeps_the_weights(opened, qtbot):
@@ -75,6 +92,10 @@ def test_cancel_stops_the_adaptation_and_keeps_the_weights(opened, qtbot):
     qtbot.waitUntil(
         lambda: "steps" in str(getattr(widget.jobs.last_progress, "message", "")), timeout=60_000
     )
+    supports = {z: m.copy() for z, m in widget.session.supports[KIDNEY].items()}
+    press(qtbot, widget, "adapt to this scan")  # again while it adapts: refused, untouched
+    assert "Busy" in widget._c.message.text()
+    assert widget.session.supports[KIDNEY].keys() == supports.keys()
     press(qtbot, widget, "cancel")
     wait_idle(qtbot, widget, timeout_s=30)
     assert "cancelled" in widget._c.message.text()

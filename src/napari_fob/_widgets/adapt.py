@@ -4,9 +4,10 @@ The button fine-tunes the FoB model of the annotator's form on the current volum
 self-supervised episodes for the chosen budget (`napari_fob.training.adapt`, cached by the
 scan, the weights, the support and the budget), in the annotator's worker with its progress row
 and its Cancel; the adaptation itself runs in one more thread that the worker polls, so Cancel
-stops it at its next optimiser step. When it finishes, Predict uses the adapted weights until
-the models of the form change (a new checkpoint, other prompts) or the scan is adapted again
-(always from the form's weights, never from an earlier adaptation). Imports qtpy (widget side
+stops it at its next optimiser step. When it finishes, Predict on this scan uses the adapted
+weights until the models of the form change (a new checkpoint, other prompts) or the scan is
+adapted again (always from the form's weights, never from an earlier adaptation); another image
+prompts with the form's weights (`SessionGlue.generator_for`). Imports qtpy (widget side
 only); torch only inside the worker.
 """
 
@@ -74,7 +75,10 @@ def adapt_steps(
         except Exception as exc:  # handed to the worker, which reports it
             outcome["error"] = exc
 
-    thread = threading.Thread(target=work, name="fob-adapt", daemon=True)
+    # not a daemon: after a Cancel it finishes its preparation (the cancel is checked after
+    # it and before every step), and the interpreter waits for it instead of tearing torch
+    # down under it at exit (a C++ abort)
+    thread = threading.Thread(target=work, name="fob-adapt", daemon=False)
     t0 = time.perf_counter()
     thread.start()
     try:
@@ -153,7 +157,5 @@ class AdaptPanel(QGroupBox):
         self._run_job("Adapting FoB", make, on_done=self._adopt)
 
     def _adopt(self, adapted: Any) -> None:
-        self._glue.generator = adapted  # every later job puts it on the session
-        if self._glue.session is not None:
-            self._glue.session.generator = adapted
+        self._glue.adopt(adapted)  # this scan's session only (`SessionGlue.generator_for`)
         self._say(adapted_message(adapted.adaptation))

@@ -60,7 +60,7 @@ class AnnotatorWidget(QWidget):
                 viewer=self.viewer, choice=self.choice, say=self.say,
                 image_layer=self.image_layer, ensure_layers=self.ensure_layers,
                 layers=lambda: self.layers, refresh=self.refresh,
-                on_session_change=self.on_session_change,
+                on_session_change=self.on_session_change, busy=lambda: self.busy,
             ),
             self._c,
         )  # fmt: skip

@@ -32,6 +32,12 @@ def volume_metadata(layer: Any) -> dict[str, Any] | None:
     return None
 
 
+def layer_key(layer: Any) -> Any:
+    """What identifies an image layer across accesses: napari hands plugins a new proxy object
+    on each access, so neither the object nor its id will do; its ``unique_id`` does."""
+    return getattr(layer, "unique_id", None) or id(layer)
+
+
 @dataclass
 class GlueHooks:
     """What the session glue uses of the annotator, handed over one by one (not the widget)."""
@@ -44,6 +50,7 @@ class GlueHooks:
     layers: Callable[[], Any]  # -> PromptLayers or None
     refresh: Callable[[], None]
     on_session_change: Callable[[str, int, list[int]], None]
+    busy: Callable[[], bool] = lambda: False  # a job is running (the worker walks the session)
 
 
 class SessionGlue:
@@ -58,6 +65,10 @@ class SessionGlue:
         self.w = hooks
         self.c = controls
         self.session: Any = None
+        # one session per image layer (its unique_id -> session): switching the image switches
+        # the session, and switching back finds its prompts and undo history
+        self._sessions: dict[Any, Any] = {}
+        self._adapted: tuple[Any, Any] | None = None  # (session, generator adapted to its scan)
         self.generator: Any = None
         self.segmenter: Any = None
         self.backend_key: Any = None
@@ -73,6 +84,7 @@ class SessionGlue:
 
         self.backend_text = text or status_text(generator, segmenter, self.w.choice())
         self.c.status.setText(self.backend_text)
+        self._adapted = None  # other models: an adaptation of the old ones no longer applies
         if self.session is not None:
             self.session.generator, self.session.segmenter = generator, segmenter
 
@@ -93,8 +105,24 @@ class SessionGlue:
             built = build(choice, cache=self.cache)
             self.generator, self.segmenter, self.backend_text, self.backend_details = built
             self.backend_key = choice
+            self._adapted = None  # other models: an adaptation of the old ones no longer applies
         if self.session is not None:
-            self.session.generator, self.session.segmenter = self.generator, self.segmenter
+            self.session.generator = self.generator_for(self.session)
+            self.session.segmenter = self.segmenter
+
+    def generator_for(self, session: Any) -> Any:
+        """The generator `session` prompts with: the one adapted to its scan ("Adapt to this
+        scan") when there is one, else the form's. An adaptation belongs to the session (the
+        scan) it was made on; another image never prompts with it."""
+        if self._adapted is not None and self._adapted[0] is session:
+            return self._adapted[1]
+        return self.generator
+
+    def adopt(self, adapted: Any) -> None:
+        """Prompt the current session with `adapted` (weights adapted to its scan)."""
+        self._adapted = (self.session, adapted)
+        if self.session is not None:
+            self.session.generator = adapted
 
     # ---- session ---------------------------------------------------------------------------
     def window(self) -> Window:
@@ -112,12 +140,18 @@ class SessionGlue:
         return Volume.from_metadata(data, meta)
 
     def prepare(self, label: int) -> Any:
-        """Layers and session ready for structure `label`; supports read from the layer."""
+        """Layers and session ready for structure `label`; supports read from the layer.
+
+        Refused while a job runs: it changes the session (supports, window) that the job's
+        worker is walking; every action that needs it (Predict, Adapt, supports from another
+        scan) asks it first."""
+        if self.w.busy():
+            raise ValueError("Busy: wait for the running job to finish, or press Cancel")
         layers = self.w.ensure_layers()
         image = self.w.image_layer()
-        if self.session is None or self.session.volume.shape != image.data.shape:
-            self.attach(self.new_session(image))
-        session = self.session
+        session = self.session_of(image)
+        if session is not self.session:
+            self.attach(session)
         session.set_window(self.window())
         session.propagate_corrections = self.c.propagate.isChecked()
         name = self.c.name.text().strip()
@@ -133,6 +167,23 @@ class SessionGlue:
             if z not in known or not np.array_equal(known[z], mask):
                 session.set_support(label, z, mask)
         return session
+
+    def session_of(self, image: Any) -> Any:
+        """The session of image layer `image`: the one made for it earlier (while its data
+        keeps its shape), else a new one. Two images of one shape never share a session: the
+        session holds its volume's data, which would otherwise prompt the other image."""
+        kept = self._sessions.get(layer_key(image))
+        if kept is not None and kept.volume.shape == image.data.shape:
+            return kept
+        session = self.new_session(image)
+        self.keep(image, session)
+        return session
+
+    def keep(self, image: Any, session: Any) -> None:
+        """Remember `session` as image layer `image`'s; forget those of removed layers."""
+        present = {layer_key(layer) for layer in self.w.viewer.layers}
+        self._sessions = {k: v for k, v in self._sessions.items() if k in present}
+        self._sessions[layer_key(image)] = session
 
     def new_session(self, image: Any) -> Any:
         from napari_fob.core.intensity import count_nonfinite
@@ -214,6 +265,7 @@ class SessionGlue:
         session = AnnotationSession.load(
             path, self.volume(image), generator=self.generator, segmenter=self.segmenter
         )
+        self.keep(image, session)
         self.attach(session)
         self.w.say(f"Session loaded from {path}")
 

@@ -279,10 +279,13 @@ def real_anatomy(generators: dict[str, Any], segmenter: Any) -> dict[str, Any] |
         print(f"\n== real anatomy: skipped. {demo_anatomy.HOW}")
         return None
     chosen = {k: generators[k] for k in ("fob",) if k in generators}
-    chosen.update(
-        registration=make_generator("registration"), **{"mask-ring": generators["mask-ring"]}
-    )
-    result = demo_anatomy.run_subset(chosen, segmenter)
+    chosen["registration"] = make_generator("registration")
+    chosen["mask-ring"] = generators["mask-ring"]
+    try:
+        result = demo_anatomy.run_subset(chosen, segmenter)
+    except (OSError, ValueError, RuntimeError) as err:  # damaged package data: say so, go on
+        print(f"\n== real anatomy: skipped, the template or atlas could not be read: {err}")
+        return None
     demo_anatomy.print_subset(result)
     return result
 

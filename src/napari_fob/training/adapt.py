@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -242,6 +243,10 @@ def adapt_model(
     sources = episode_sources(volume01, supports, spacing=spacing, settings=settings,
                               fob_config=model.config)  # fmt: skip
     prepare_s = time.perf_counter() - t0
+    if stopped():  # cancelled while preparing: no step, nothing to keep
+        record = {"budget_s": float(settings.seconds), "steps": 0, "seconds": prepare_s,
+                  "prepare_s": prepare_s, "cancelled": True}  # fmt: skip
+        return AdaptResult(state=_cpu_state(model), record=record)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     net = copy.deepcopy(model).to(device).train()
     if settings.freeze_norm:
@@ -259,10 +264,11 @@ def adapt_model(
     kept_steps: dict[str, int] = {}
     if progress is not None:
         progress(prepare_s, settings.seconds, 0, None)
-    threads = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as restore:
+    with _THREADS, torch.random.fork_rng(devices=[]), contextlib.ExitStack() as restore:
+        # torch's thread count is the process's: one adaptation at a time sets and restores it
+        threads = torch.get_num_threads()
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
         restore.callback(torch.set_num_threads, threads)
         torch.manual_seed(settings.seed)
         while settings.max_steps is None or len(losses) < settings.max_steps:
@@ -301,6 +307,9 @@ def adapt_model(
     state = _cpu_state(net)
     kept.update({budget: state for budget in pending})  # budgets the run did not reach
     return AdaptResult(state=state, record=record, snapshots=kept)
+
+
+_THREADS = threading.Lock()  # held while an adaptation has changed torch's thread count
 
 
 def _cpu_state(net: Any) -> dict[str, Any]:
@@ -356,6 +365,12 @@ def adapt_cached(
     result = adapt_model(model, volume01, supports, spacing=spacing, settings=settings,
                          progress=progress, cancel=cancel, device=device)  # fmt: skip
     result.record.update(base_id=base_id, key=key, cache_hit=False)
+    if not result.cancelled and not result.record["steps"]:
+        raise ValueError(
+            f"adaptation: the budget of {settings.seconds:g} s was spent preparing the scan's "
+            f"episodes ({result.record['prepare_s']:.1f} s) and no step ran; give a budget "
+            "above that"
+        )
     if not result.cancelled:
         cache.put(key, result.state, result.record)
     return result

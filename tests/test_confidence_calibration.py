@@ -211,3 +211,20 @@ def test_fob_measures_each_query_against_its_neighbour_on_the_way_to_the_support
     assert far["ncc_n"] > far["ncc_s"] + 0.2  # slice 6 looks like it, the support does not
     assert far["iou_n"] > 0.5 and far["dz"] == pytest.approx(np.log(8.0))
     assert [p.evidence for p in out] == [calibrated(p.meta["confidence_features"]) for p in out]
+
+
+def test_the_phantom_extent_script_reads_each_cuts_stop_from_one_walk():
+    """scripts/phantom_extent.py (the phantom half of the default cut's choice): a walk stops
+    at the first slice below the cut, on each side of the support; the table scores it."""
+    spec = importlib.util.spec_from_file_location(
+        "phantom_extent", Path(__file__).resolve().parents[1] / "scripts" / "phantom_extent.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    conf = {8: 0.01, 9: 0.07, 10: 0.5, 12: 0.3, 13: 0.05, 14: 0.2}
+    assert script.stop(conf, 11, -1, 0.06) == 9 and script.stop(conf, 11, +1, 0.06) == 12
+    unit = {"method": "m", "support": 11, "first": 9, "last": 13, "confidence": conf}
+    row = next(
+        line for line in script.table([unit], ["m"]).splitlines() if line.startswith("| 0.06 ")
+    )
+    assert row == "| 0.06 | 0.50 |"  # (|9 - 9| + |12 - 13|) / 2
