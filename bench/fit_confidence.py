@@ -36,8 +36,6 @@ L2 = 1e-2  # penalty on the standardised weights (not on the intercept), per sam
 MIN_GAIN = 0.002  # relative drop of the held-out loss a feature must bring to join
 FOLDS = 6
 TARGETS = ("presence", "quality")
-PRESENCE_CANDIDATES_X = ("band", "band_log", "edge_q", "edge_ratio", "ncc_s", "ncc_n", "area",
-                       "iou_n", "shift", "level")  # fmt: skip
 PRESENCE = ("band_log",)
 """What presence may use: what the image shows under the footprint, not |dz| (where a
 structure ends along z is its own, and would not carry over from the tune structures' lengths)

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QFormLayout, QGroupBox, QPushButton, QSpinBox
 from napari_fob._widgets.boundary import reported
 
 # how often the worker reports: each report costs the GUI thread time that the adaptation beside
-# it then lacks (the phantom's preparation took 8.1 s with a report every 0.2 s, 4.8 s every 2 s)
+# it then lacks (measured: docs/training.md, "Adapt to this scan")
 POLL_S = 1.0
 MAX_BUDGET_S = 600
 

@@ -10,14 +10,14 @@ its coefficients are the constants below). The result, in [0, 1], is an estimate
 the slice's prompts give; automatic extent stops where it falls below a threshold
 (`AUTO_THRESHOLD`, chosen on `tune` too).
 
-Why these features: the intensity-band overlap alone (`BAND_FEATURE`, the earlier evidence)
-stays high where a structure ends next to tissue of the same intensity, and for a support that
-does not outline a structure at all (a mask painted across an organ's edge takes both tissues
-into its band). What changes in both cases is the *boundary*: inside a footprint that still
-outlines the structure the image differs from the thin shell just outside it, with the sign and
-size it has on the support; where the structure has ended, or never was under the mask, inside
-and shell look alike (`edge_*`). The other features say how far the query has moved from what
-was painted (image similarity, footprint area and position, |dz|).
+What is measured, and what the fit kept: the intensity-band overlap alone (`BAND_FEATURE`, the
+earlier evidence) stays high where a structure ends next to tissue of the same intensity, so
+`slice_features` also measures the footprint's boundary (inside vs the thin shell just outside,
+`edge_*`), how far the query has moved from what was painted (image similarity, footprint area
+and position) and |dz|. The fit keeps few of them: presence uses the band overlap alone (the
+boundary contrasts do not carry over between modalities), quality |dz|, the intensity level
+change and the query's boundary contrast. A support painted off its structure lowers the
+confidence but is not flagged by it (docs/benchmarks.md, "Confidence and automatic extent").
 
 Computed at a fixed `GRID` (every input is resized to it), so that the numbers mean the same
 for FoB (its model grid) and the mask baselines (slice pixels). Pure numpy / scipy.

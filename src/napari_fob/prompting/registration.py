@@ -44,9 +44,9 @@ class FlowMemo:
     """Results of `register_step`, keyed by a digest of its inputs, up to `max_bytes` kept.
 
     A step is a pure function of (moving slice, fixed slice, mask, radius, margin), so its
-    result can be served to any caller that asks again with equal inputs; digests (BLAKE2b of
-    the bytes, well under a millisecond for a 256 x 256 slice) replace the flow estimate, which
-    costs tens of milliseconds. Masks are kept bit-packed (8 KiB for 256 x 256), the least
+    result can be served to any caller that asks again with equal inputs; a digest of the
+    bytes (BLAKE2b) costs far less than the flow estimate it replaces. Masks are kept
+    bit-packed (one bit a pixel), the least
     recently used dropped first, and served as new arrays (callers may edit what they get).
     Thread-safe: the widget's workers and the main thread may walk at once.
     """
@@ -95,8 +95,7 @@ class FlowMemo:
             self.hits = self.misses = 0
 
 
-#: The process's memo of registration steps (32 MiB of packed masks: about 4 000 steps of a
-#: 256 x 256 slice).
+#: The process's memo of registration steps (32 MiB of packed masks).
 FLOWS = FlowMemo()
 
 

@@ -39,10 +39,10 @@ import numpy as np
 
 from napari_fob.prompting.generators import FobGenerator
 
-#: progress(elapsed_s, budget_s, steps, last_loss or None), called after preparation and steps
 #: The budget offered by default (the annotator's box; ``--adapt`` stays off unless given):
 #: chosen from the gain per second measured on the tune split (docs/training.md).
 DEFAULT_SECONDS = 0.0
+#: progress(elapsed_s, budget_s, steps, last_loss or None), called after preparation and steps
 Progress = Callable[[float, float, int, "float | None"], None]
 
 
@@ -58,7 +58,7 @@ class AdaptSettings:
     support_reach: int = 4  # the support is carried this many slices each way
     slab: int = 16  # supervoxels on the painted slices' range +- this many slices
     # batch-norm layers keep the base model's statistics: one-episode batches of one scan
-    # would replace them within a few dozen steps (the running mean moves 10 % a step)
+    # would replace them within a few dozen steps (batch norm's running-mean momentum)
     freeze_norm: bool = True
     # parameter-name prefixes to train (None: all). The default leaves the encoder and the
     # foreground map as they are and adapts the ring's heatmaps (BCM) and refinement (SPR):
@@ -66,8 +66,7 @@ class AdaptSettings:
     trainable: tuple[str, ...] | None = ("bcm", "spr")
     max_steps: int | None = None  # stop after this many steps too (reproducible step count)
     # torch threads during the steps (restored after; None: leave as set). One-episode steps of
-    # the compact model are too small to share: on a 2-core CPU with other jobs running, 30
-    # steps took 1.7 s on one thread and 22 s on two
+    # the compact model are too small to share between threads (timings: docs/training.md)
     threads: int | None = 1
 
     def __post_init__(self) -> None:
