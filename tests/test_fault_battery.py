@@ -510,3 +510,20 @@ def test_a_write_error_names_the_file(tmp_path):
         raise OSError(28, "No space left on device")
     assert caught.value.filename == str(tmp_path / "r")
     assert list((tmp_path / "r").iterdir()) == []
+
+
+def test_a_bad_sam_checkpoint_says_one_thing_even_with_warnings_shown(tmp_path):
+    """torch warns about the pickle protocol of a plain pickle before refusing it; the user gets
+    the refusal alone (the CLI's one line), not the torch note above it."""
+    import warnings
+
+    from napari_fob.segmenters.sam_models import read_weights
+
+    _sam_pickle(tmp_path / "sam.pth")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="not a PyTorch weights file"):
+            read_weights(tmp_path / "sam.pth", what="SAM", expected="an official sam_vit_*.pth")
+    assert not [w for w in seen if "pickle protocol" in str(w.message)], [
+        str(w.message) for w in seen
+    ]

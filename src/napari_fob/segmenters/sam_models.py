@@ -11,6 +11,7 @@ Imports torch and segment-anything (never napari/Qt).
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def read_weights(path: str | Path, *, what: str, expected: str) -> object:
         ValueError: text, a pickle of Python objects, a damaged zip.
     """
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol is not the user's
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(Path(path), map_location="cpu", weights_only=True)
     except OSError:
         raise
     except Exception as err:  # whatever torch's unpickler raises for a file that is not weights
