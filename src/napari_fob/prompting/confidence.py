@@ -82,8 +82,8 @@ slices of the true supports; features chosen greedily by held-out loss)."""
 
 AUTO_THRESHOLD = 0.06
 """The confidence below which automatic extent stops: of the thresholds tried, the one with the
-smallest mean end error over the real-anatomy tune split and abdomen phantoms (seeds 1-4)
-together, so that the rule holds on MRI and on CT-like organs alike (numbers:
+smallest mean end error over the real-anatomy tune split and tuning abdomen phantoms (not
+the demo's) together, so that the rule holds on MRI and on CT-like organs alike (numbers:
 docs/benchmarks.md, "Confidence and automatic extent"). Low, because the confidence estimates
 Dice, and Dice on the tune split's thin cortical regions is low."""
 
