@@ -101,3 +101,25 @@ def test_export_interpolate_needs_a_prior_card(tmp_path):
         "export_default.py", str(ckpt), "--out", str(tmp_path / "o.pt"), "--interpolate", "0.5"
     )
     assert done.returncode != 0 and "--prior-card" in done.stderr
+
+
+def test_retarget_moves_a_resnet18_model_to_the_quarter_scale_encoder(tmp_path):
+    from napari_fob.model import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("compact", grid_size=64, ring_r=4, sigma=2.0, rac_band=2)
+    src = save_checkpoint(tmp_path / "s8.pt", build_fob(cfg), step=3)
+    dst = tmp_path / "s4.pt"
+    done = run("retarget.py", str(src), str(dst), "encoder=resnet18-s4", "spr_offset_radius=4")
+    assert done.returncode == 0, done.stderr
+    old, new = load_fob(src), load_fob(dst)
+    assert (new.config.encoder, new.config.spr_offset_radius) == ("resnet18-s4", 4.0)
+    assert new.encoder.stride == 4 and old.encoder.stride == 8
+    image = torch.rand(1, 1, 64, 64)
+    assert new.encoder(image).shape[-2:] == (16, 16)
+    for key, value in old.state_dict().items():
+        if key != "bcm.proposals.query_pos":
+            assert torch.equal(value, new.state_dict()[key]), key
+    assert new.state_dict()["bcm.proposals.query_pos"].shape[-2:] == (16, 16)
+    refused = run("retarget.py", str(src), str(tmp_path / "x.pt"), "encoder=tiny")
+    assert refused.returncode != 0 and "cannot move encoder" in refused.stderr

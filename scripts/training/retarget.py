@@ -2,7 +2,10 @@
 
 ``init_checkpoint`` takes its architecture from the checkpoint and refuses ``model_overrides``;
 settings that are not weights (here the heatmap ``sigma``) are changed by re-saving the weights
-with an edited config. Usage:
+with an edited config. ``encoder=resnet18-s4`` moves a ``resnet18`` model to the 1/4 feature
+scale with the same convolution weights (layer2 unstrided); the learnt query positional map is
+resized bilinearly to the finer feature grid, and ``spr_offset_radius`` should follow the new
+stride. Usage:
 ``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
 """
 
@@ -23,6 +26,28 @@ NOT_WEIGHTS = (
     "location_prior",
     "lambda_band",
 )
+# changes of the network that keep every weight (the encoder's stride, SPR's offset pattern)
+SAME_WEIGHTS = ("encoder", "spr_offset_radius")
+COMPATIBLE_ENCODERS = {"resnet18": "resnet18-s4", "resnet18-s4": "resnet18"}
+
+
+def moved_encoder(model, encoder: str):
+    """`model`'s weights in a model whose encoder has another stride (same weight shapes)."""
+    import torch.nn.functional as F
+
+    from napari_fob.model import build_fob
+
+    if COMPATIBLE_ENCODERS.get(model.config.encoder) != encoder:
+        raise ValueError(f"retarget: cannot move encoder {model.config.encoder!r} to {encoder!r}")
+    new = build_fob(replace(model.config, encoder=encoder))
+    state = model.state_dict()
+    for key, target in new.state_dict().items():
+        if state[key].shape != target.shape:  # the query positional map, (1, C, h, w)
+            state[key] = F.interpolate(
+                state[key], size=target.shape[-2:], mode="bilinear", align_corners=False
+            )
+    new.load_state_dict(state)
+    return new
 
 
 def main(argv: list[str]) -> int:
@@ -30,15 +55,17 @@ def main(argv: list[str]) -> int:
     changes = {}
     for pair in pairs:
         key, value = pair.split("=", 1)
-        if key not in NOT_WEIGHTS:
-            raise ValueError(f"retarget: {key!r} is not one of {NOT_WEIGHTS}")
-        if key == "heat_loss":
+        if key not in NOT_WEIGHTS + SAME_WEIGHTS:
+            raise ValueError(f"retarget: {key!r} is not one of {NOT_WEIGHTS + SAME_WEIGHTS}")
+        if key in ("heat_loss", "encoder"):
             changes[key] = value
         elif key == "location_prior":  # "a,b" or "none"
             changes[key] = None if value == "none" else tuple(float(v) for v in value.split(","))
         else:
             changes[key] = float(value)
     model = load_fob(src)
+    if "encoder" in changes and changes["encoder"] != model.config.encoder:
+        model = moved_encoder(model, changes.pop("encoder"))
     model.config = replace(model.config, **changes)
     save_checkpoint(dst, model, step=0)
     print(f"wrote {dst}: {changes}")

@@ -19,8 +19,9 @@ def phantom(tmp_path_factory):
 
 
 def segment(files, out, *extra) -> int:
-    argv = ["segment", str(files["image"]), "--support", str(files["support"]), "--out", str(out),
-            "--labels", "3", "--segmenter", "random-walker", "--slices", "18:25", "--quiet"]  # fmt: skip
+    argv = ["segment", str(files["image"]), "--support", str(files["support"]),
+            "--out", str(out), "--labels", "3", "--segmenter", "random-walker",
+            "--slices", "18:25", "--quiet"]  # fmt: skip
     return main([*argv, *map(str, extra)])
 
 

@@ -53,3 +53,28 @@ def test_disabled_augmentation_is_identity_and_config_round_trips():
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown keys"):
         AugmentConfig.from_dict({"gama": [1, 2]})
+
+
+def test_intensity_look_is_shared_by_support_and_query_and_stays_in_range():
+    from napari_fob.training.augment import intensity_pair
+
+    ramp = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (64, 1))
+    cfg = AugmentConfig(p_invert=1.0, p_window=1.0, bias=0.0, noise=0.0)
+    s, q = intensity_pair(ramp, ramp.copy(), np.random.default_rng(3), cfg)
+    assert np.array_equal(s, q)  # one scan, one look: the same window and inversion
+    assert s.dtype == np.float32 and s.min() >= 0.0 and s.max() <= 1.0
+    assert s[0, 0] == 1.0 and s[0, -1] == 0.0  # inverted: dark becomes bright
+    cfg = AugmentConfig(bias=0.8, noise=0.1)
+    s, q = intensity_pair(ramp, ramp.copy(), np.random.default_rng(4), cfg)
+    assert not np.array_equal(s, q)  # noise is drawn per slice
+    assert 0.0 <= s.min() and s.max() <= 1.0 and np.abs(s - ramp).mean() > 0.01
+
+
+def test_intensity_look_off_draws_nothing():
+    from napari_fob.training.augment import intensity_pair
+
+    rng = np.random.default_rng(5)
+    image = np.random.default_rng(0).random((32, 32), dtype=np.float32)
+    s, q = intensity_pair(image, image, rng, AugmentConfig())
+    assert s is image and q is image
+    assert rng.random() == np.random.default_rng(5).random()  # the generator was not consumed

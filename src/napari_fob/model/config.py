@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-ENCODERS = ("resnet101-deeplab", "resnet50", "resnet18", "tiny")
+ENCODERS = ("resnet101-deeplab", "resnet50", "resnet18", "resnet18-s4", "tiny")
 #: "fob": this project's network (`model.fob.Fob`); "official": the FoB authors' network exactly
 #: (`model.official.OfficialFob`), which loads their released weights and runs in their
 #: inference behaviour (`prompting.official_compat`).

@@ -28,6 +28,9 @@ class EncoderSpec:
     dilation: tuple[bool, bool, bool]  # replace_stride_with_dilation for layer2..layer4
     out_channels: int
     stride: int  # input pixels per feature pixel
+    # stages whose first block keeps its input resolution (stride 1 instead of 2): how a
+    # BasicBlock ResNet, which cannot dilate, reaches a finer output stride with the same weights
+    unstrided: tuple[str, ...] = ()
 
 
 SPECS: dict[str, EncoderSpec] = {
@@ -40,6 +43,10 @@ SPECS: dict[str, EncoderSpec] = {
     ),
     # BasicBlock cannot dilate; stop after layer2 (128 ch at 1/8) to stay fast on a laptop.
     "resnet18": EncoderSpec("resnet18", ("layer1", "layer2"), (False, False, False), 128, 8),
+    # The same weights with layer2 at stride 1: 128 ch at 1/4, the paper's feature scale.
+    "resnet18-s4": EncoderSpec(
+        "resnet18", ("layer1", "layer2"), (False, False, False), 128, 4, unstrided=("layer2",)
+    ),
     "tiny": EncoderSpec("tiny", (), (False, False, False), 32, 4),
 }
 
@@ -78,6 +85,11 @@ class ResNetTrunk(nn.Module):
         self.stages = list(spec.layers)
         for name in self.stages:
             setattr(self, name, getattr(net, name))
+        for name in spec.unstrided:
+            first = getattr(net, name)[0]
+            first.conv1.stride = (1, 1)
+            if first.downsample is not None:
+                first.downsample[0].stride = (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -1,4 +1,5 @@
-"""Episode augmentation: gamma, random affine and elastic deformation of an (image, mask) pair.
+"""Episode augmentation: gamma, random affine and elastic deformation of an (image, mask) pair,
+and an episode-level intensity look (inversion, a CT-like window, bias field, noise).
 
 Numpy / scipy only (no torch): augmentation runs in DataLoader workers on (S, S) slices at the
 model grid. Every draw comes from the `numpy.random.Generator` passed in, so an episode seeded
@@ -29,6 +30,12 @@ class AugmentConfig:
     elastic_sigma: float = 0.08  # smoothness of the displacement, fraction of the grid size
     p_affine: float = 0.8  # probability of the affine part
     p_elastic: float = 0.5  # probability of the elastic part
+    # Episode-level intensity (`intensity_pair`), one draw for support and query (one scan has
+    # one look) except the noise; all off by default, so older recipes draw as they did.
+    p_invert: float = 0.0  # probability of 1 - image (T1 <-> T2-like contrast)
+    p_window: float = 0.0  # probability of a random sub-window of [0, 1] stretched to [0, 1]
+    bias: float = 0.0  # up to this amplitude b of a smooth multiplicative field exp(b f)
+    noise: float = 0.0  # Gaussian noise of a std drawn up to this, per slice
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,3 +116,48 @@ def augment_pair(
     out = ndi.map_coordinates(out, coords, order=1, mode="constant", cval=0.0)
     warped = ndi.map_coordinates(mask.astype(np.float32), coords, order=0, mode="constant")
     return np.clip(out, 0.0, 1.0).astype(np.float32), warped > 0.5
+
+
+def intensity_pair(
+    support: np.ndarray, query: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give an episode's two slices one random intensity look, so the network cannot learn the
+    contrast of the few scans it trains on.
+
+    One draw of inversion, window and bias field serves both slices (they come from one scan);
+    noise is drawn per slice. Nothing is drawn when every probability and amplitude is 0, so an
+    episode of an older recipe is the same as before.
+
+    Args:
+        support, query: (S, S) float32 in [0, 1].
+
+    Returns:
+        the two slices, float32 in [0, 1].
+    """
+    if not cfg.enabled or not (cfg.p_invert or cfg.p_window or cfg.bias or cfg.noise):
+        return support, query
+    invert = rng.random() < cfg.p_invert
+    window = None
+    if rng.random() < cfg.p_window:
+        low = rng.uniform(0.0, 0.4)
+        window = (low, rng.uniform(low + 0.2, 1.0))
+    field = 1.0
+    if cfg.bias > 0:
+        coarse = rng.uniform(-1.0, 1.0, size=(4, 4))
+        size = support.shape[0]
+        smooth = ndi.zoom(coarse, size / 4.0, order=3, mode="nearest")[:size, :size]
+        field = np.exp(rng.uniform(0.0, cfg.bias) * smooth)
+    noise_std = [rng.uniform(0.0, cfg.noise) if cfg.noise > 0 else 0.0 for _ in range(2)]
+    out = []
+    for image, std in zip((support, query), noise_std, strict=True):
+        x = image.astype(np.float32)
+        if window is not None:
+            x = (x - window[0]) / (window[1] - window[0])
+        x = np.clip(x, 0.0, 1.0)
+        if invert:
+            x = 1.0 - x
+        x = x * field
+        if std > 0:
+            x = x + rng.normal(0.0, std, size=x.shape)
+        out.append(np.clip(x, 0.0, 1.0).astype(np.float32))
+    return out[0], out[1]

@@ -30,7 +30,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from napari_fob.training.augment import AugmentConfig, augment_pair, sample_coordinates
+from napari_fob.training.augment import (
+    AugmentConfig,
+    augment_pair,
+    intensity_pair,
+    sample_coordinates,
+)
 from napari_fob.training.manifest import TrainVolume
 
 KIND_PSEUDO, KIND_GT = 0, 1
@@ -244,6 +249,7 @@ class EpisodeDataset:
             except ValueError:  # ring outside the image, mask gone: border cases
                 skipped += 1
                 continue
+            s_img, q_img = intensity_pair(s_img, q_img, rng, self.config.augment)
             return {
                 "query_sdf": signed_distance(q_mask),
                 "support_image": s_img[None],
