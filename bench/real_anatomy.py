@@ -34,7 +34,9 @@ Slices are full size (no crop: the ring is drawn at the model grid, so a crop wo
 
 Writes ``bench/results/real_anatomy.json`` and the "## Real anatomy" section of
 ``docs/benchmarks.md`` (the reading in ``bench/real_anatomy_notes.md`` is kept with it).
-``--quick``: one axis (axial), one structure per split, results to ``--out`` only.
+``--quick``: one axis (axial), one structure per split, results to ``--out`` only; so are
+``--methods`` (a comma-separated subset) and ``--split`` (one split), for scoring a candidate
+checkpoint (``--checkpoint``) on the ``tune`` split.
 Run: ``.venv/bin/python bench/real_anatomy.py [--stride N] [--quick --out DIR]``.
 """
 
@@ -107,22 +109,26 @@ def run(args: argparse.Namespace) -> dict:
     segmenter, _ = get_segmenter("random-walker")
     affine = load_template()[3]
     axes = [2] if args.quick else [0, 1, 2]
-    rows, timing = [], {m: 0.0 for m in METHODS}
+    run_methods = tuple(args.methods.split(",")) if args.methods else METHODS
+    unknown = sorted(set(run_methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; expected some of {', '.join(METHODS)}")
+    rows, timing = [], {m: 0.0 for m in run_methods}
     for axis in axes:
         plane = plane_of_axis(affine, axis)
         names = list(QUICK_NAMES.values()) if args.quick else None
         for case in cases(axis, atlas=args.atlas, names=names):
-            if case.split not in ("test", "tune"):
+            if case.split not in ((args.split,) if args.split else ("test", "tune")):
                 continue
             window = resolve_window(case.volume, (0.0, 1.0))
             zs = evaluated(case.queries, case.support, args.stride)
-            for method in METHODS:
+            for method in run_methods:
                 t = time.perf_counter()
                 out = prompts_and_masks(method, methods[method], segmenter, window, case, zs)
                 timing[method] += time.perf_counter() - t
                 rows += scored_rows(method, case, plane, out)
             print(f"{plane}/{case.name} ({case.split}): {len(zs)} slices", flush=True)
-    report = summarise(rows, METHODS)
+    report = summarise(rows, run_methods)
     report["settings"] = {
         "atlas": args.atlas,
         "checkpoint": args.checkpoint,
@@ -207,14 +213,20 @@ def main(argv: list[str] | None = None) -> int:
         "--stride", type=int, default=1, help="score every N-th |dz| beyond 2 (1: every slice)"
     )
     parser.add_argument("--quick", action="store_true", help="one axis, two structures")
+    parser.add_argument("--methods", default=None, help="comma-separated subset (with --out)")
+    parser.add_argument("--split", default=None, choices=("test", "tune"), help="one split")
     parser.add_argument("--out", default=None, help="results folder (default bench/results)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ untouched")
     parser.add_argument("--from-json", default=None, help="re-render docs from a saved report")
     args = parser.parse_args(argv)
-    if args.quick and args.out is None:
-        parser.error("--quick writes only to --out (the committed results are for full runs)")
+    partial = args.quick or args.methods or args.split
+    if partial and args.out is None:
+        parser.error(
+            "--quick, --methods and --split write only to --out (the committed results are "
+            "for full runs)"
+        )
     out = Path(args.out) if args.out else ROOT / "bench" / "results"
-    name = "real_anatomy_quick.json" if args.quick else "real_anatomy.json"
+    name = "real_anatomy_quick.json" if partial else "real_anatomy.json"
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text())
     else:
@@ -222,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(json.dumps(report, indent=1, allow_nan=False))
     print(markdown(report))
-    if not (args.quick or args.no_docs):
+    if not (partial or args.no_docs):
         from _ra_plot import plot
 
         plot(report, ROOT / "docs" / "images" / "real_anatomy.png")

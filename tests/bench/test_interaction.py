@@ -128,3 +128,19 @@ def test_carry_gesture_moves_the_same_ring_point_of_the_predicted_neighbours(tin
         assert not np.delete(moved, 2, axis=0).any() and s.slice_status(1, k) == "predicted"
     assert s.undo()  # the carried moves are one undo step of their own
     assert all(np.array_equal(s.prompts[(1, k)].bg, before[k]) for k in range(z + 1, zc))
+
+
+def test_mean_actions_at_a_lower_dice_reads_the_per_structure_curves():
+    report = _module("_interaction_report")
+    row = {"per_label": {"1": {"curve": [0.5, 0.62, 0.71]}, "2": {"curve": [0.65, 0.66, 0.68]}}}
+    assert report.mean_actions_at(row, 0.6) == (1 + 0) / 2
+    assert report.mean_actions_at(row, 0.7) == (2 + 3) / 2  # never reached: N + 1 = 3
+    full = {
+        "settings": {"target": 0.85, "max_actions": 2, "segmenter": {"kind": "random-walker"}},
+        "methods": {"fob": {"auc": 0.6, "mean_actions": 3.0, "final_dice": 0.7, "curve": [0.5],
+                            **{"per_label": {k: {**v, "name": k, "actions": 3, "auc": 0.6,
+                                                 "final_dice": 0.7}
+                                             for k, v in row["per_label"].items()}}}},
+    }  # fmt: skip
+    text = report.markdown("t", full)
+    assert "| Dice 0.6 | 0.50 |" in text and "| Dice 0.7 | 2.50 |" in text
