@@ -43,7 +43,10 @@ def test_adapt_then_predict_uses_the_adapted_weights(opened, qtbot, tmp_path):
     panel(widget).set_budget(20)
     press(qtbot, widget, "adapt to this scan")
     qtbot.waitUntil(lambda: widget.busy, timeout=5000)
+    button = panel(widget)._button
+    assert not button.isEnabled()  # greyed out while the worker runs the adaptation
     wait_idle(qtbot, widget)
+    assert button.isEnabled()
     assert widget._c.message.text().startswith("FoB adapted to this scan: "), (
         widget._c.message.text()
     )
@@ -93,8 +96,9 @@ def test_cancel_stops_the_adaptation_and_keeps_the_weights(opened, qtbot):
         lambda: "steps" in str(getattr(widget.jobs.last_progress, "message", "")), timeout=60_000
     )
     supports = {z: m.copy() for z, m in widget.session.supports[KIDNEY].items()}
-    press(qtbot, widget, "adapt to this scan")  # again while it adapts: refused, untouched
-    assert "Busy" in widget._c.message.text()
+    assert not panel(widget)._button.isEnabled()  # greyed out while it adapts
+    with pytest.raises(ValueError, match="Busy"):  # and refused if reached another way
+        panel(widget).adapt()
     assert widget.session.supports[KIDNEY].keys() == supports.keys()
     press(qtbot, widget, "cancel")
     wait_idle(qtbot, widget, timeout_s=30)

@@ -143,6 +143,10 @@ class AdaptPanel(QGroupBox):
     def set_budget(self, seconds: int) -> None:
         self._budget.setValue(int(seconds))
 
+    def set_busy(self, busy: bool) -> None:
+        """Grey the button out while a job runs: the worker takes one job at a time."""
+        self._button.setEnabled(not busy)
+
     def adapt(self) -> None:
         """Adapt FoB to the current volume in the annotator's worker."""
         seconds = int(self._budget.value())

@@ -83,8 +83,9 @@ class AnnotatorWidget(QWidget):
         layout.addWidget(ReferencePanel(viewer=self.viewer, run_job=self.run_job,
             prepare=self.glue.prepare, label=lambda: self.label, slice_range=self.slice_range,
             image_layer=self.image_layer, say=self.say))  # fmt: skip
-        layout.addWidget(AdaptPanel(run_job=self.run_job, prepare=self.glue.prepare,
-            glue=self.glue, label=lambda: self.label, say=self.say))  # fmt: skip
+        self._adapt = AdaptPanel(run_job=self.run_job, prepare=self.glue.prepare,
+            glue=self.glue, label=lambda: self.label, say=self.say)  # fmt: skip
+        layout.addWidget(self._adapt)
         handlers = {
             "predict": self.predict, "commit_slice": self.commit_slice,
             "commit_range": self.commit_range, "clear": self.clear_slice, "undo": self.undo,
@@ -278,6 +279,7 @@ class AnnotatorWidget(QWidget):
     def set_busy(self, busy: bool) -> None:
         for name, button in self._c.buttons.items():
             button.setEnabled(not busy if name != "cancel" else busy)
+        self._adapt.set_busy(busy)
         if not busy:
             self._c.buttons["undo"].setEnabled(bool(self.session and self.session.can_undo))
             self._c.buttons["redo"].setEnabled(bool(self.session and self.session.can_redo))
