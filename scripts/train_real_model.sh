@@ -7,7 +7,8 @@
 # 1. builds the training data outside the repository (scripts/training/make_real_data.py: the
 #    template in three orientations, supervoxels touching a test structure removed, the HCPEx
 #    tune structures as labels) unless its manifest exists;
-# 2. moves the shipped model's weights to the resnet18-s4 encoder without the location prior
+# 2. moves the shipped model's weights to the resnet18-s4 encoder with the position code (its
+#    scale 0) and without the location prior
 #    (scripts/training/retarget.py);
 # 3. trains with scripts/training/real_model.yaml until stopped; rerunning continues
 #    (--resume) where it stopped.
@@ -26,6 +27,6 @@ if [ -f "$run/latest.pt" ]; then
 fi
 mkdir -p "$run"
 "$py" "$here/training/retarget.py" default "$run/init.pt" encoder=resnet18-s4 \
-    spr_offset_radius=4 location_prior=none
+    spr_offset_radius=4 location_prior=none position_code=true
 exec "$py" -m napari_fob.cli train --config "$here/training/real_model.yaml" \
     --manifest "$data/manifest.yaml" --out "$run" --set init_checkpoint="$run/init.pt" "$@"

@@ -123,3 +123,18 @@ def test_retarget_moves_a_resnet18_model_to_the_quarter_scale_encoder(tmp_path):
     assert new.state_dict()["bcm.proposals.query_pos"].shape[-2:] == (16, 16)
     refused = run("retarget.py", str(src), str(tmp_path / "x.pt"), "encoder=tiny")
     assert refused.returncode != 0 and "cannot move encoder" in refused.stderr
+
+
+def test_retarget_adds_the_position_code_at_scale_zero_without_changing_the_outputs(tmp_path):
+    torch.manual_seed(0)
+    src = save_checkpoint(tmp_path / "a.pt", build_fob("tiny"), step=1)
+    dst = tmp_path / "b.pt"
+    done = run("retarget.py", str(src), str(dst), "position_code=true")
+    assert done.returncode == 0, done.stderr
+    old, new = load_fob(src).eval(), load_fob(dst).eval()
+    assert new.config.position_code and float(new.position_scale) == 0.0
+    images = torch.rand(2, 1, 64, 64)
+    assert torch.equal(old.encode(images), new.encode(images))
+    with torch.no_grad():
+        new.position_scale.fill_(0.1)
+    assert not torch.equal(old.encode(images), new.encode(images))

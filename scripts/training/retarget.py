@@ -5,7 +5,8 @@ settings that are not weights (here the heatmap ``sigma``) are changed by re-sav
 with an edited config. ``encoder=resnet18-s4`` moves a ``resnet18`` model to the 1/4 feature
 scale with the same convolution weights (layer2 unstrided); the learnt query positional map is
 resized bilinearly to the finer feature grid, and ``spr_offset_radius`` should follow the new
-stride. Usage:
+stride. ``position_code=true`` adds the position code of the features with its scale at 0
+(the same function until training moves it). Usage:
 ``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
 """
 
@@ -27,20 +28,24 @@ NOT_WEIGHTS = (
     "lambda_band",
 )
 # changes of the network that keep every weight (the encoder's stride, SPR's offset pattern)
-SAME_WEIGHTS = ("encoder", "spr_offset_radius")
+SAME_WEIGHTS = ("encoder", "spr_offset_radius", "position_code")
 COMPATIBLE_ENCODERS = {"resnet18": "resnet18-s4", "resnet18-s4": "resnet18"}
 
 
-def moved_encoder(model, encoder: str):
-    """`model`'s weights in a model whose encoder has another stride (same weight shapes)."""
+def rebuilt(model, network: dict):
+    """`model`'s weights in a model with another encoder stride (same weight shapes) and/or the
+    position code switched on (its scale 0) or off."""
     import torch.nn.functional as F
 
     from napari_fob.model import build_fob
 
-    if COMPATIBLE_ENCODERS.get(model.config.encoder) != encoder:
+    encoder = network.get("encoder", model.config.encoder)
+    if encoder != model.config.encoder and COMPATIBLE_ENCODERS.get(model.config.encoder) != encoder:
         raise ValueError(f"retarget: cannot move encoder {model.config.encoder!r} to {encoder!r}")
-    new = build_fob(replace(model.config, encoder=encoder))
-    state = model.state_dict()
+    new = build_fob(replace(model.config, **network))
+    state = {k: v for k, v in model.state_dict().items() if k in new.state_dict()}
+    if "position_scale" in new.state_dict() and "position_scale" not in state:
+        state["position_scale"] = new.state_dict()["position_scale"].zero_()
     for key, target in new.state_dict().items():
         if state[key].shape != target.shape:  # the query positional map, (1, C, h, w)
             state[key] = F.interpolate(
@@ -59,13 +64,16 @@ def main(argv: list[str]) -> int:
             raise ValueError(f"retarget: {key!r} is not one of {NOT_WEIGHTS + SAME_WEIGHTS}")
         if key in ("heat_loss", "encoder"):
             changes[key] = value
+        elif key == "position_code":
+            changes[key] = value.lower() in ("1", "true", "yes")
         elif key == "location_prior":  # "a,b" or "none"
             changes[key] = None if value == "none" else tuple(float(v) for v in value.split(","))
         else:
             changes[key] = float(value)
     model = load_fob(src)
-    if "encoder" in changes and changes["encoder"] != model.config.encoder:
-        model = moved_encoder(model, changes.pop("encoder"))
+    network = {k: changes.pop(k) for k in ("encoder", "position_code") if k in changes}
+    if network:
+        model = rebuilt(model, network)
     model.config = replace(model.config, **changes)
     save_checkpoint(dst, model, step=0)
     print(f"wrote {dst}: {changes}")

@@ -6,6 +6,7 @@ masks ``(B, S, S)`` {0, 1} float, points ``(B, N, 2)`` float (row, col) in grid 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -79,6 +80,30 @@ class FobOutput:
     def points(self) -> torch.Tensor:
         """The final background points, (B, Np, 2) grid (row, col)."""
         return self.refined_points[-1]
+
+
+# The position code's scale is this times a parameter that starts at 0: Adam moves a parameter
+# by about its learning rate per step, and the gain lets the scale reach the size of the
+# features in hundreds of steps rather than thousands.
+POSITION_GAIN = 10.0
+
+
+def position_code(channels: int, size: int) -> torch.Tensor:
+    """(1, C, size, size): sin and cos of row and column position at C/4 frequencies each.
+
+    The frequencies run geometrically from half a cycle to size/4 cycles over the grid, so the
+    dot product of two codes is a kernel of their displacement whose narrowest part spans a few
+    feature cells; channels beyond the largest multiple of 4 stay 0.
+    """
+    n = channels // 4
+    u = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    freqs = torch.logspace(math.log10(0.5), math.log10(max(size / 4, 1.0)), n)
+    angle = 2 * math.pi * freqs[:, None] * u[None]  # (n, size)
+    rows = torch.cat([angle.sin(), angle.cos()])[:, :, None].expand(-1, size, size)
+    cols = torch.cat([angle.sin(), angle.cos()])[:, None, :].expand(-1, size, size)
+    code = torch.zeros(channels, size, size)
+    code[: 4 * n] = torch.cat([rows, cols])
+    return code[None]
 
 
 def heatmap_argmax(maps: torch.Tensor) -> torch.Tensor:
@@ -199,6 +224,10 @@ class Fob(nn.Module):
             hidden=config.spr_hidden,
             radius=config.spr_offset_radius,
         )
+        if config.position_code:
+            self.position_scale = nn.Parameter(torch.zeros(()))
+            code = position_code(c, feature_size)
+            self.register_buffer("position_map", code, persistent=False)
         if config.encoder_weights is not None:
             self.encoder.load_pretrained(config.encoder_weights)
 
@@ -216,7 +245,11 @@ class Fob(nn.Module):
         """(B, 1, S, S) float in [0, 1] -> features (B, C, S/stride, S/stride)."""
         s = self.grid_size
         self._check("images", images, (None, 1, s, s))
-        return self.encoder(images)
+        features = self.encoder(images)
+        if self.config.position_code:
+            scale = POSITION_GAIN * self.position_scale
+            features = features + scale * self.position_map.to(features.dtype)
+        return features
 
     def support_prototypes(
         self, features: torch.Tensor, mask: torch.Tensor, ring: torch.Tensor
