@@ -132,9 +132,9 @@ def test_retarget_adds_the_position_code_at_scale_zero_without_changing_the_outp
     done = run("retarget.py", str(src), str(dst), "position_code=true")
     assert done.returncode == 0, done.stderr
     old, new = load_fob(src).eval(), load_fob(dst).eval()
-    assert new.config.position_code and float(new.position_scale) == 0.0
+    assert new.config.position_code and not new.position_proj.weight.any()
     images = torch.rand(2, 1, 64, 64)
     assert torch.equal(old.encode(images), new.encode(images))
     with torch.no_grad():
-        new.position_scale.fill_(0.1)
+        new.position_proj.weight.fill_(0.01)
     assert not torch.equal(old.encode(images), new.encode(images))

@@ -5,7 +5,7 @@ settings that are not weights (here the heatmap ``sigma``) are changed by re-sav
 with an edited config. ``encoder=resnet18-s4`` moves a ``resnet18`` model to the 1/4 feature
 scale with the same convolution weights (layer2 unstrided); the learnt query positional map is
 resized bilinearly to the finer feature grid, and ``spr_offset_radius`` should follow the new
-stride. ``position_code=true`` adds the position code of the features with its scale at 0
+stride. ``position_code=true`` adds the position code of the features with its projection at 0
 (the same function until training moves it). Usage:
 ``retarget.py IN.pt OUT.pt sigma=4.0 [location_prior=1,0.5] [key=value ...]``.
 """
@@ -34,7 +34,7 @@ COMPATIBLE_ENCODERS = {"resnet18": "resnet18-s4", "resnet18-s4": "resnet18"}
 
 def rebuilt(model, network: dict):
     """`model`'s weights in a model with another encoder stride (same weight shapes) and/or the
-    position code switched on (its scale 0) or off."""
+    position code switched on (its projection 0) or off."""
     import torch.nn.functional as F
 
     from napari_fob.model import build_fob
@@ -44,8 +44,10 @@ def rebuilt(model, network: dict):
         raise ValueError(f"retarget: cannot move encoder {model.config.encoder!r} to {encoder!r}")
     new = build_fob(replace(model.config, **network))
     state = {k: v for k, v in model.state_dict().items() if k in new.state_dict()}
-    if "position_scale" in new.state_dict() and "position_scale" not in state:
-        state["position_scale"] = new.state_dict()["position_scale"].zero_()
+    for key in set(new.state_dict()) - set(state):  # the position code's projection, at 0
+        if not key.startswith("position_proj."):
+            raise ValueError(f"retarget: {key} has no weights in {model.config.name}")
+        state[key] = new.state_dict()[key].zero_()
     for key, target in new.state_dict().items():
         if state[key].shape != target.shape:  # the query positional map, (1, C, h, w)
             state[key] = F.interpolate(

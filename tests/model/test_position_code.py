@@ -24,14 +24,15 @@ def test_channels_beyond_a_multiple_of_four_stay_zero():
     assert code.shape == (1, 18, 8, 8) and torch.count_nonzero(code[0, 16:]) == 0
 
 
-def test_a_model_with_the_code_trains_its_scale_and_round_trips(tmp_path):
+def test_a_model_with_the_code_trains_its_projection_and_round_trips(tmp_path):
     from napari_fob.model.checkpoint import load_fob, save_checkpoint
 
     torch.manual_seed(0)
     model = build_fob("tiny", position_code=True)
     images = torch.rand(1, 1, 64, 64)
-    model.encode(images).sum().backward()
-    assert model.position_scale.grad is not None and model.position_scale.grad != 0
+    (model.encode(images) ** 2).sum().backward()
+    grad = model.position_proj.weight.grad
+    assert grad is not None and grad.abs().sum() > 0  # learns from 0, not stuck there
     path = save_checkpoint(tmp_path / "pc.pt", model, step=0)
     again = load_fob(path)
-    assert again.config.position_code and "position_scale" in again.state_dict()
+    assert again.config.position_code and "position_proj.weight" in again.state_dict()

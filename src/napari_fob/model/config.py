@@ -75,9 +75,9 @@ class FobConfig:
     # support ring that seeds SPR, in training (within-volume episodes) as at inference (not in
     # the paper, see docs/method.md); None = the paper's training and the predictor's default
     location_prior: tuple[float, float] | None = None
-    # a fixed sinusoidal code of the feature position, times a learnt scale (0 at the start),
-    # added to the features of support and query, so prototypes carry where they were taken
-    # (not in the paper; docs/models.md). False = the paper's network
+    # a fixed sinusoidal code of the feature position through a learnt 1x1 conv (zero at the
+    # start), added to the features of support and query, so prototypes carry where they were
+    # taken (not in the paper; docs/models.md). False = the paper's network
     position_code: bool = False
 
     def __post_init__(self) -> None:

@@ -82,12 +82,6 @@ class FobOutput:
         return self.refined_points[-1]
 
 
-# The position code's scale is this times a parameter that starts at 0: Adam moves a parameter
-# by about its learning rate per step, and the gain lets the scale reach the size of the
-# features in hundreds of steps rather than thousands.
-POSITION_GAIN = 10.0
-
-
 def position_code(channels: int, size: int) -> torch.Tensor:
     """(1, C, size, size): sin and cos of row and column position at C/4 frequencies each.
 
@@ -225,7 +219,8 @@ class Fob(nn.Module):
             radius=config.spr_offset_radius,
         )
         if config.position_code:
-            self.position_scale = nn.Parameter(torch.zeros(()))
+            self.position_proj = nn.Conv2d(c, c, kernel_size=1, bias=False)
+            nn.init.zeros_(self.position_proj.weight)
             code = position_code(c, feature_size)
             self.register_buffer("position_map", code, persistent=False)
         if config.encoder_weights is not None:
@@ -247,8 +242,8 @@ class Fob(nn.Module):
         self._check("images", images, (None, 1, s, s))
         features = self.encoder(images)
         if self.config.position_code:
-            scale = POSITION_GAIN * self.position_scale
-            features = features + scale * self.position_map.to(features.dtype)
+            code = self.position_proj(self.position_map.to(features.dtype))
+            features = features + code
         return features
 
     def support_prototypes(
