@@ -112,3 +112,34 @@ def test_old_clamped_alpha_loads_as_a_sigmoid_with_the_same_prompts():
     for new, old in zip(*runs):
         np.testing.assert_allclose(new.bg, old.bg, atol=1e-3)
         np.testing.assert_allclose(new.fg, old.fg, atol=1e-3)
+
+
+def test_the_packaged_real_mri_model_is_the_default_moved_to_quarter_scale_with_the_code():
+    """`real-mri` (issue 23, part 1): small, weights-only, the default's config but for the
+    1/4-scale encoder, the position code and no training prior; its card says what was held out."""
+    from napari_fob.model.checkpoint import BUNDLED
+
+    path = paths.package_weights_dir() / BUNDLED["real-mri"]
+    assert path.is_file() and path.stat().st_size <= 25e6
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    card = ckpt["card"]
+    assert card["name"].startswith("fob-real-mri") and "test structure" in card["held_out"]
+    assert card["steps"] == ckpt["step"] == sum(stage["steps"] for stage in card["stages"])
+    model, default = load_fob("real-mri"), load_fob("default")
+    expected = get_config(
+        default.config,
+        encoder="resnet18-s4",
+        spr_offset_radius=4.0,
+        location_prior=None,
+        position_code=True,
+    )
+    assert model.config == expected
+    assert model.encoder.stride == 4 and model.position_proj.weight.abs().sum() > 0
+    sample = load_sample("mni-brain")
+    image01 = normalise(sample.image.data, resolve_window(sample.image.data, "mr-percentile"))
+    zs = np.nonzero((sample.labels == 2).any(axis=(1, 2)))[0]
+    zc = int(zs[len(zs) // 2])
+    predictor = load_predictor("real-mri", device="cpu")
+    predictor.set_support(image01[zc], sample.labels[zc] == 2, slice_index=zc)
+    (ps,) = predictor.predict([image01[zc + 3]], slice_indices=[zc + 3], label=2)
+    assert ps.bg.shape == (10, 2) and np.isfinite(ps.bg).all() and np.isfinite(ps.fg).all()

@@ -138,3 +138,18 @@ def test_retarget_adds_the_position_code_at_scale_zero_without_changing_the_outp
     with torch.no_grad():
         new.position_proj.weight.fill_(0.01)
     assert not torch.equal(old.encode(images), new.encode(images))
+
+
+def test_export_takes_card_entries_from_a_yaml_and_refuses_unknown_ones(tmp_path):
+    ckpt = save_checkpoint(tmp_path / "latest.pt", build_fob("tiny"), step=5)
+    card = tmp_path / "card.yaml"
+    card.write_text("name: fob-real-mri test\nheld_out: every test structure\n")
+    out = tmp_path / "o.pt"
+    done = run("export_default.py", str(ckpt), "--out", str(out), "--card", str(card))
+    assert done.returncode == 0, done.stderr
+    written = load_checkpoint(out)["card"]
+    assert written["name"] == "fob-real-mri test" and written["held_out"] == "every test structure"
+    assert written["steps"] == 5
+    card.write_text("steps: 99\n")  # a measured entry is never given by hand
+    done = run("export_default.py", str(ckpt), "--out", str(out), "--card", str(card))
+    assert done.returncode != 0 and "--card" in done.stderr

@@ -73,6 +73,13 @@ def main() -> int:
         default="scripts/train_default_model.sh, scripts/training/default_model.yaml",
         help="the scripts that reproduce the weights",
     )
+    parser.add_argument(
+        "--card",
+        default=None,
+        metavar="YAML",
+        help="card entries to set (name, data, labels_used_for_training, held_out, "
+        "trained_from) for a model that is not the default's recipe",
+    )
     args = parser.parse_args()
     if args.interpolate is not None and not (args.prior_card and 0 < args.interpolate <= 1):
         parser.error("--interpolate: needs --prior-card and 0 < ALPHA <= 1")
@@ -98,7 +105,8 @@ def main() -> int:
     if prior_ckpt is not None:
         card = prior_ckpt["card"]
         if card.get("hardware") not in (None, own_hardware):
-            hardware = f"{card['hardware']}; last stage: {own_hardware}"
+            joint = "; then: " if "last stage:" in card["hardware"] else "; last stage: "
+            hardware = f"{card['hardware']}{joint}{own_hardware}"
         stages += card.get("stages") or [{"run": "earlier", "steps": card["steps"]}]
         steps += int(card["steps"])
         compute = None if compute is None else compute + float(card["train_compute_s"])
@@ -135,6 +143,14 @@ def main() -> int:
         "train": settings.get("train"),
         "recipe": args.recipe,
     }
+    if args.card:
+        import yaml
+
+        given = yaml.safe_load(Path(args.card).read_text()) or {}
+        allowed = {"name", "data", "labels_used_for_training", "held_out", "trained_from"}
+        if not isinstance(given, dict) or set(given) - allowed:
+            parser.error(f"--card {args.card}: expected a mapping of {sorted(allowed)}")
+        card |= given
     out = save_checkpoint(args.out, model, step=steps, extra={"card": card})
     size_mb = out.stat().st_size / 1e6
     reloaded = torch.load(out, weights_only=True)

@@ -32,6 +32,9 @@ FORMAT = "napari-fob/fob"
 VERSION = 1
 DEFAULT_NAME = "default"
 DEFAULT_FILE = "fob-compact.pt"
+#: Packaged models by name: the default, and the 1/4-scale model trained on the real MRI of the
+#: real-anatomy benchmark (docs/models.md, "The real-MRI model").
+BUNDLED = {DEFAULT_NAME: DEFAULT_FILE, "real-mri": "fob-real-mri.pt"}
 _RESERVED = ("format", "version", "config", "model", "step", "sha256")
 
 
@@ -145,9 +148,10 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
-    """``"default"`` -> the packaged ``fob-compact.pt``; the name of one of the authors'
-    checkpoints (``"fob-abd-ct"``, ``"fob-abd-mri"``) -> its converted file in the weights
-    folder; anything else -> that path.
+    """``"default"`` -> the packaged ``fob-compact.pt``, ``"real-mri"`` -> the packaged
+    ``fob-real-mri.pt`` (`BUNDLED`); the name of one of the authors' checkpoints
+    (``"fob-abd-ct"``, ``"fob-abd-mri"``) -> its converted file in the weights folder;
+    anything else -> that path.
 
     Raises:
         FileNotFoundError: saying what is missing, where it was looked for and how to get it.
@@ -165,11 +169,12 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
             )
         return path
 
-    if str(path_or_name) == DEFAULT_NAME:
-        path = package_weights_dir() / DEFAULT_FILE
+    if str(path_or_name) in BUNDLED:
+        path = package_weights_dir() / BUNDLED[str(path_or_name)]
         if not path.is_file():
             raise FileNotFoundError(
-                f"the default FoB model {DEFAULT_FILE} is missing: looked for {path}. "
+                f"the {'default' if str(path_or_name) == DEFAULT_NAME else 'packaged'} FoB "
+                f"model {path.name} is missing: looked for {path}. "
                 "Train one with `fob train` (it writes a checkpoint) and pass its path, "
                 "or put a checkpoint at that location."
             )
