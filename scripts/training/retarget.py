@@ -67,7 +67,9 @@ def main(argv: list[str]) -> int:
         if key in ("heat_loss", "encoder"):
             changes[key] = value
         elif key == "position_code":
-            changes[key] = value.lower() in ("1", "true", "yes")
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"retarget: position_code={value!r}: expected true or false")
+            changes[key] = value.lower() == "true"
         elif key == "location_prior":  # "a,b" or "none"
             changes[key] = None if value == "none" else tuple(float(v) for v in value.split(","))
         else:
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> int:
         model = rebuilt(model, network)
     model.config = replace(model.config, **changes)
     save_checkpoint(dst, model, step=0)
-    print(f"wrote {dst}: {changes}")
+    print(f"wrote {dst}: {network | changes}")
     return 0
 
 

@@ -33,6 +33,23 @@ def test_a_model_with_the_code_trains_its_projection_and_round_trips(tmp_path):
     (model.encode(images) ** 2).sum().backward()
     grad = model.position_proj.weight.grad
     assert grad is not None and grad.abs().sum() > 0  # learns from 0, not stuck there
+    with torch.no_grad():
+        model.position_proj.weight.normal_(0.0, 0.05)
     path = save_checkpoint(tmp_path / "pc.pt", model, step=0)
     again = load_fob(path)
-    assert again.config.position_code and "position_proj.weight" in again.state_dict()
+    assert again.config.position_code
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(again.encode(images), model.encode(images))
+        assert not torch.equal(again.encode(images), again.encoder(images))  # the code is used
+
+
+def test_the_code_is_refused_for_the_authors_network_and_must_be_a_bool():
+    import pytest
+
+    from napari_fob.model.config import get_config
+
+    with pytest.raises(ValueError, match="authors' network has no position code"):
+        get_config("official", position_code=True)
+    with pytest.raises(ValueError, match="expected true or false"):
+        get_config("tiny", position_code="no")

@@ -64,6 +64,9 @@ def test_intensity_look_is_shared_by_support_and_query_and_stays_in_range():
     assert np.array_equal(s, q)  # one scan, one look: the same window and inversion
     assert s.dtype == np.float32 and s.min() >= 0.0 and s.max() <= 1.0
     assert s[0, 0] == 1.0 and s[0, -1] == 0.0  # inverted: dark becomes bright
+    cfg = AugmentConfig(bias=0.8, noise=0.0)
+    s, q = intensity_pair(ramp, ramp.copy(), np.random.default_rng(4), cfg)
+    assert np.array_equal(s, q) and not np.array_equal(s, ramp)  # one bias field for both
     cfg = AugmentConfig(bias=0.8, noise=0.1)
     s, q = intensity_pair(ramp, ramp.copy(), np.random.default_rng(4), cfg)
     assert not np.array_equal(s, q)  # noise is drawn per slice

@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "traini
 import make_real_data  # noqa: E402
 
 from napari_fob.training.episodes import EpisodeConfig, EpisodeDataset  # noqa: E402
-from napari_fob.training.manifest import TrainVolume  # noqa: E402
 
 
 def test_a_supervoxel_touching_the_test_mask_is_removed_and_the_rest_relabelled():
@@ -32,23 +31,40 @@ def test_a_supervoxel_touching_the_test_mask_is_removed_and_the_rest_relabelled(
     assert np.array_equal(out > 0, pseudo == 9)
 
 
-def test_no_episode_of_the_real_training_data_targets_a_test_structure():
+def test_no_file_or_episode_of_the_real_training_data_holds_a_test_structure(tmp_path):
+    """The script's own output (on a coarse copy of the template): no pseudo-label within the
+    margin of a test structure and no test voxel among the ground-truth labels, in any
+    orientation or split; and episodes drawn from it never target one."""
     from napari_fob.samples import real_anatomy
 
     if not real_anatomy.available():
         pytest.fail("the real-anatomy data needs the bench extra: pip install -e '.[bench]'")
-    from napari_fob.training.supervoxels import body_mask, supervoxels
+    from napari_fob.training.manifest import load_split, read_manifest
 
-    image = np.asarray(real_anatomy.load_template()[0])[::3, ::3, ::3]
-    test = make_real_data.test_mask()[::3, ::3, ::3]
-    raw = np.rint(image * 1000).astype(np.int16)
-    pseudo = supervoxels(raw, mask=body_mask(raw), size_mm3=4_000.0 / 27)
-    kept = make_real_data.held_out_pseudo(pseudo, test, margin=1)
-    assert 0 < kept.max() < pseudo.max()  # some removed, some left to train on
+    step = 3
+    assert make_real_data.main(["--out", str(tmp_path), "--step", str(step),
+                                "--size-mm3", "4000", "--margin", "1"]) == 0  # fmt: skip
+    test = make_real_data.test_mask()[::step, ::step, ::step]
     near = ndi.binary_dilation(test, iterations=1)
-    volume = TrainVolume("mni", image, image, pseudo=kept)
-    data = EpisodeDataset([volume], config=EpisodeConfig(grid_size=64, min_area=20, max_dz=4))
-    labels = {int(data.sample(i)["label"]) for i in range(60)}
-    assert len(labels) > 3
-    for label in labels:
-        assert not (near & (kept == label)).any(), label
+    entries = read_manifest(tmp_path / "manifest.yaml")
+    assert sorted(e.split for e in entries) == ["train", "train", "train", "val"]
+    volumes = load_split(entries, "train") + load_split(entries, "val")
+
+    def moved(mask, volume):  # the template-grid mask in the volume's slicing orientation
+        (axis,) = [a for a in range(3) if np.moveaxis(mask, a, 0).shape == volume.image01.shape]
+        return np.moveaxis(mask, axis, 0)
+
+    for volume in volumes:
+        assert volume.labels.any() and not (volume.labels.astype(bool) & moved(test, volume)).any()
+        if volume.meta["split"] == "train":
+            assert volume.pseudo.max() > 0
+            assert not (volume.pseudo.astype(bool) & moved(near, volume)).any(), volume.name
+    # every episode the sampler can draw is one of its (volume, kind, label, z, z') pairs
+    train = load_split(entries, "train")
+    data = EpisodeDataset(train, config=EpisodeConfig(
+        grid_size=64, min_area=20, max_dz=4, label_source="both", p_cross=0.0))  # fmt: skip
+    assert {int(k) for k in data.pairs[:, 1]} == {0, 1}  # pseudo-label and tune episodes
+    for v, kind, label in {tuple(int(x) for x in row[:3]) for row in data.pairs}:
+        volume = train[v]
+        target = (volume.pseudo if kind == 0 else volume.labels) == label
+        assert not (target & moved(near if kind == 0 else test, volume)).any(), (v, kind, label)

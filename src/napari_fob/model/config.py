@@ -86,6 +86,11 @@ class FobConfig:
                 f"FobConfig.architecture: expected one of {ARCHITECTURES}, "
                 f"got {self.architecture!r}"
             )
+        if not isinstance(self.position_code, bool):
+            raise ValueError(f"FobConfig.position_code: expected true or false, got "
+                             f"{self.position_code!r}")  # fmt: skip
+        if self.position_code and self.architecture == "official":
+            raise ValueError("FobConfig.position_code: the authors' network has no position code")
         if self.inference not in INFERENCE_MODES:
             raise ValueError(
                 f"FobConfig.inference: expected one of {INFERENCE_MODES}, got {self.inference!r}"

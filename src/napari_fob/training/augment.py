@@ -32,7 +32,7 @@ class AugmentConfig:
     p_elastic: float = 0.5  # probability of the elastic part
     # Episode-level intensity (`intensity_pair`), one draw for support and query (one scan has
     # one look) except the noise; all off by default, so older recipes draw as they did.
-    p_invert: float = 0.0  # probability of 1 - image (T1 <-> T2-like contrast)
+    p_invert: float = 0.0  # probability of 1 - image (the whole frame: background turns bright)
     p_window: float = 0.0  # probability of a random sub-window of [0, 1] stretched to [0, 1]
     bias: float = 0.0  # up to this amplitude b of a smooth multiplicative field exp(b f)
     noise: float = 0.0  # Gaussian noise of a std drawn up to this, per slice
