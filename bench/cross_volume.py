@@ -6,12 +6,17 @@ physical size onto the query's slice grid (`napari_fob.session.reference`) and p
 matching third of the query's true extent (the paper's protocol: the query slices that hold
 the structure), as ``fob segment --reference-image`` does. Methods, on the same slices:
 
-- ``fob``: the shipped network with the in-volume additions off (`across_volume_options`);
-- ``fob-paper``: the network as the paper predicts (``paper_inference=True``);
+- ``fob``: the product's FoB across scans (`session.across.across_volume`: the in-volume
+  additions off; ``--checkpoint default`` runs the real-MRI model, `ACROSS_VOLUME_MODEL`, as
+  the product does, ``--checkpoint compact`` the in-volume default);
+- ``fob-paper``: the same network as the paper predicts (``paper_inference=True``);
 - ``copy``: the reference slices' own points at the same position relative to the image
   centre, in millimetres (the resampled support, not shifted to fit);
 - ``atlas-registration``: the reference registered to the query with SimpleITK (affine, then
-  B-spline) and its labels warped (`_cross_subjects.register_labels`): what users do today.
+  B-spline) and its labels warped (`_cross_subjects.register_labels`): what users do today;
+- ``oracle``: ring and foreground points drawn from the query's TRUE mask on each slice, as
+  mask-ring draws them from a support: the ceiling of these prompts with this segmenter, which
+  no prompt generator can pass (the real-anatomy benchmark's oracle, across scans).
 
 Data: (1) **phantoms**: the abdomen phantom, reference seed 0, queries of other seeds
 (different subjects) on other grids, one stored with every axis reversed; (2) **real
@@ -44,7 +49,7 @@ from _cross_subjects import make_subject, register_labels  # noqa: E402
 from _pq_report import machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("fob", "fob-paper", "copy", "atlas-registration")
+METHODS = ("fob", "fob-paper", "copy", "atlas-registration", "oracle")
 TITLE = "Supports from another scan"
 PARTIAL: Path | None = None  # where finished rows are kept during a run (`main` sets it)
 #: A handful per split (CPU budget): two hemispheres, lobes and nuclei of different sizes.
@@ -75,18 +80,39 @@ def volume_of(file_data: np.ndarray, affine: np.ndarray):
 
 
 def make_methods(checkpoint: str) -> dict:
-    from napari_fob.prompting.generators import FobGenerator, make_generator
-    from napari_fob.prompting.predictor import load_predictor
-    from napari_fob.session.reference import across_volume_options
+    """The generators as `fob segment --reference-image` builds them (`across_volume`: the
+    in-volume additions off, and the packaged default's network swapped for
+    `ACROSS_VOLUME_MODEL`'s when `checkpoint` is "default")."""
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.session.reference import across_volume
 
-    across = load_predictor(checkpoint, device="cpu", **across_volume_options())
-    return {
-        "fob": FobGenerator(predictor=across, checkpoint=checkpoint),
-        "fob-paper": make_generator(
-            "fob", checkpoint=checkpoint, device="cpu", paper_inference=True
-        ),
-        "copy": make_generator("copy"),
-    }
+    def fob(**kw):
+        return across_volume(make_generator("fob", checkpoint=checkpoint, device="cpu", **kw))
+
+    return {"fob": fob(), "fob-paper": fob(paper_inference=True), "copy": make_generator("copy")}
+
+
+def oracle_dice(segmenter, query, truth, label, zs) -> float:
+    """3D Dice over `zs` of the segmenter given each slice's prompts drawn from its own true
+    mask (mask-ring's rule), on the window the session would use; a slice whose mask vanishes
+    at the model grid gets no mask, as every method's would."""
+    from napari_fob.core.metrics import dice
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.session import AnnotationSession
+
+    generator = make_generator("mask-ring")
+    session = AnnotationSession(query, generator=generator, segmenter=segmenter)
+    masks = np.zeros((len(zs),) + truth.shape[1:], bool)
+    for i, z in enumerate(zs):
+        generator.clear_supports()
+        image = session.image01(z)
+        try:
+            generator.set_support(image, truth[z] == label, slice_index=z)
+        except ValueError:  # too small for the grid
+            continue
+        prompts = generator.predict([image], slice_indices=[z])[0]
+        masks[i] = segmenter.segment(session.volume[z], prompts, window=session.window)
+    return dice(masks, truth[zs] == label)
 
 
 def run_structure(methods, segmenter, ref, ref_labels, query, truth, label, warped) -> dict:
@@ -104,6 +130,7 @@ def run_structure(methods, segmenter, ref, ref_labels, query, truth, label, warp
         run(session.commit(label, done))
         row[name] = dice(session.labels[zs] == label, truth[zs] == label)
     row["atlas-registration"] = dice(warped[zs] == label, truth[zs] == label)
+    row["oracle"] = oracle_dice(segmenter, query, truth, label, zs)
     auto = plan_supports(ref, ref_labels, query, label, "auto").extent
     row["auto_extent"] = {"start_error": auto.slices[0] - zs[0],
                           "end_error": auto.slices[-1] - zs[-1], "sure": auto.sure}  # fmt: skip

@@ -184,3 +184,28 @@ def test_across_volume_keeps_the_authors_checkpoints_as_they_are():
     assert model.config.inference == "official"
     generator = FobGenerator(predictor=OfficialPredictor(model, device="cpu"), checkpoint="x")
     assert across_volume(generator) is generator
+
+
+def test_the_packaged_default_is_swapped_for_the_model_that_localises_across_scans():
+    # the default's network needs the in-volume additions to localise; across scans the
+    # packaged real-MRI model takes its place, with the generator's own inference settings
+    from napari_fob.prompting.generators import make_generator
+    from napari_fob.session.reference import ACROSS_VOLUME_MODEL
+
+    product = make_generator("fob", checkpoint="default", device="cpu")
+    across = across_volume(product)
+    assert across.checkpoint == ACROSS_VOLUME_MODEL == "real-mri"
+    assert across.describe()["checkpoint"] == "real-mri"
+    assert across.predictor.model.config.encoder == "resnet18-s4"
+    assert product.predictor.model.config.encoder == "resnet18"
+    assert across.predictor.location_prior is None and across.predictor.fg_core is None
+    assert across.predictor.fg_relative == 0.7 and across.predictor.prior_source == "support"
+    assert across_volume(across) is across  # already the cross-scan generator
+    paper = across_volume(make_generator("fob", device="cpu", paper_inference=True))
+    assert paper.checkpoint == "real-mri" and paper.predictor.fg_relative is None
+    assert paper.predictor.model is across.predictor.model  # loaded once per process
+    # a model the user names is kept, under either of the default's names
+    compact = across_volume(make_generator("fob", checkpoint="compact", device="cpu"))
+    assert compact.checkpoint == "compact"
+    assert compact.predictor.model.config.encoder == "resnet18"
+    assert compact.predictor.location_prior is None

@@ -120,13 +120,14 @@ class Controls:
         self.prompts.addItems(PROMPT_CHOICES)
         self.fob_checkpoint = QLineEdit(FOB_DEFAULT)
         # the authors' checkpoints by name once converted (`fob weights convert`), or any path
-        names = [FOB_DEFAULT, "real-mri", *CHECKPOINT_NAMES]
+        names = [FOB_DEFAULT, "compact", "real-mri", *CHECKPOINT_NAMES]
         # the completer is parented: Python must not collect it
         self.fob_checkpoint.setCompleter(QCompleter(names, self.fob_checkpoint))
         self.fob_checkpoint.setToolTip(
-            "FoB checkpoint: 'default' (shipped model), 'real-mri' (packaged, trained on brain "
-            "MRI), a converted checkpoint of the paper's authors (fob-abd-ct, fob-abd-mri: see "
-            "`fob weights list`) or a .pt path"
+            "FoB checkpoint: 'default' (the packaged models: 'compact' within a scan, 'real-mri' "
+            "for supports from another scan), 'compact' or 'real-mri' (trained on brain MRI) "
+            "everywhere, a converted checkpoint of the paper's authors (fob-abd-ct, fob-abd-mri: "
+            "see `fob weights list`) or a .pt path"
         )
         form.addRow("Prompts", hbox(self.prompts, self.fob_checkpoint))
         self.segmenter = QComboBox()

@@ -103,7 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "mask carried slice to slice by optical flow, its ring re-drawn (docs/method.md)",
     )
     parser.add_argument(
-        "--fob-checkpoint", default="default", metavar="PATH|NAME", help="FoB weights"
+        "--fob-checkpoint",
+        default="default",
+        metavar="PATH|NAME",
+        help="FoB weights: default (the packaged 'compact' model; with --reference-image the "
+        "packaged 'real-mri' one), compact, real-mri, a converted authors' checkpoint or a path",
     )
     parser.add_argument(
         "--paper-inference",

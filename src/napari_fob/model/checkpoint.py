@@ -32,9 +32,10 @@ FORMAT = "napari-fob/fob"
 VERSION = 1
 DEFAULT_NAME = "default"
 DEFAULT_FILE = "fob-compact.pt"
-#: Packaged models by name: the default, and the 1/4-scale model trained on the real MRI of the
-#: real-anatomy benchmark (docs/models.md, "The real-MRI model").
-BUNDLED = {DEFAULT_NAME: DEFAULT_FILE, "real-mri": "fob-real-mri.pt"}
+#: Packaged models by name: the default (also by its own name, "compact", for the paths whose
+#: default is another model: `session.across`), and the 1/4-scale model trained on the real MRI
+#: of the real-anatomy benchmark (docs/models.md, "The real-MRI model").
+BUNDLED = {DEFAULT_NAME: DEFAULT_FILE, "compact": DEFAULT_FILE, "real-mri": "fob-real-mri.pt"}
 _RESERVED = ("format", "version", "config", "model", "step", "sha256")
 
 

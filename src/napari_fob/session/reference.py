@@ -17,8 +17,10 @@ and orientation, and they are **not** assumed to be co-registered. So:
   `SUPPORT_MARGIN_PX`), intensities in the reference's own window;
 - the generator must not use the in-volume additions (location prior, inward penalty, band
   exclusion, support core): they assume the support lies at the query's pixels, which holds
-  within one scan only. `across_volume_options` gives FoB's settings for this; neither the
-  supports nor the queries are given slice indices (the prompts get theirs afterwards).
+  within one scan only. `across_volume_options` gives FoB's settings for this, and
+  `across_volume` puts the packaged default's network, which needs them to localise, aside for
+  `ACROSS_VOLUME_MODEL`'s (`napari_fob.session.across`); neither the supports nor the queries
+  are given slice indices (the prompts get theirs afterwards).
 
 Automatic extent (`auto_extent`): where the query's extent is not given, the structure's
 extent relative to the body's extent along the slice axis (the ``body`` = voxels above Otsu's
@@ -40,6 +42,11 @@ from typing import Any
 import numpy as np
 
 from napari_fob.core.intensity import normalise, resolve_window
+from napari_fob.session.across import (  # noqa: F401  (re-exported: the reference's API)
+    ACROSS_VOLUME_MODEL,
+    across_volume,
+    across_volume_options,
+)
 from napari_fob.session.events import Progress
 from napari_fob.session.history import Entry, SliceState
 
@@ -57,46 +64,6 @@ by more than this factor: the body-relative rule then maps a different anatomy."
 _PAIRS = {"L": "LR", "R": "LR", "A": "AP", "P": "AP", "S": "SI", "I": "SI"}
 _AXIS_NAMES = {"LR": "left-right (sagittal slices)", "AP": "anterior-posterior (coronal "
                "slices)", "SI": "superior-inferior (axial slices)"}  # fmt: skip
-
-
-def across_volume_options() -> dict[str, Any]:
-    """`FobPredictor` keyword arguments for supports from another scan: every addition that
-    places the support at the query's pixels off (location prior, inward penalty, band
-    exclusion, support core, fine ring, registration walk); the relative foreground threshold,
-    which looks only at the query's own map, stays."""
-    return {
-        "location_prior": None,
-        "inward_prior": None,
-        "band_exclusion": None,
-        "fg_core": None,
-        "fine_ring": False,
-        "prior_source": "support",
-    }
-
-
-def across_volume(generator: Any) -> Any:
-    """The generator to prompt a scan from another's supports: a FoB generator with any
-    in-volume addition on becomes one over the same network with `across_volume_options`;
-    the paper's FoB, mask-ring and copy are used as they are. ValueError for registration,
-    which walks from a support through the slices of its own scan."""
-    name = getattr(generator, "name", "")
-    if name == "registration":
-        raise ValueError(
-            "supports from another scan: registration walks from a support within one scan and "
-            "cannot cross to another; choose FoB or mask-ring prompts"
-        )
-    predictor = getattr(generator, "predictor", None)
-    options = across_volume_options()
-    config = getattr(getattr(predictor, "model", None), "config", None)
-    if getattr(config, "inference", None) == "official":
-        return generator  # the authors' checkpoints: their own inference, which has no additions
-    if name != "fob" or all(getattr(predictor, k, None) == v for k, v in options.items()):
-        return generator
-    from napari_fob.prompting.generators import FobGenerator
-    from napari_fob.prompting.predictor import FobPredictor
-
-    across = FobPredictor(predictor.model, device=predictor.device, **options)
-    return FobGenerator(predictor=across, checkpoint=getattr(generator, "checkpoint", None))
 
 
 def array_codes(volume: Any) -> tuple[str, str, str]:
