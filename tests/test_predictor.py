@@ -471,5 +471,14 @@ def test_support_core_and_its_foreground_candidates():
     prob = np.linspace(0.0, 1.0, 64 * 64).reshape(64, 64)
     cand = core_foreground_candidates(core, np.ones_like(m), prob)
     assert cand is not None and not (cand & ~core).any()
-    assert prob[cand].min() >= FG_CORE_FLOOR * prob.max()
+    assert FG_CORE_FLOOR == 0.0 and cand.sum() == core.sum()  # the map does not gate the core
     assert core_foreground_candidates(core, np.zeros_like(m), prob) is None  # nothing agrees
+    import napari_fob.prompting.in_volume as in_volume
+
+    in_volume.FG_CORE_FLOOR = 0.5  # a network whose map is trusted inside the structure
+    try:
+        gated = core_foreground_candidates(core, np.ones_like(m), prob)
+        assert gated is not None and gated.sum() < cand.sum()
+        assert prob[gated].min() >= 0.5 * prob.max()
+    finally:
+        in_volume.FG_CORE_FLOOR = FG_CORE_FLOOR

@@ -104,9 +104,12 @@ of the support mask's maximal depth a pixel must lie at — deep enough that the
 still there a few slices away, shallow enough to spread the points over a large organ (numbers:
 docs/method.md, "Foreground from the support's core")."""
 
-FG_CORE_FLOOR = 0.5
-"""Core candidates must also have C >= 0.5 max C, so the model's foreground map still says where
-the structure is (numbers: docs/method.md, "Foreground from the support's core")."""
+FG_CORE_FLOOR = 0.0
+"""Core candidates must also have C >= FG_CORE_FLOOR x max C. Off (0): the packaged networks'
+maps, gating the registered core, put more foreground points off the structure than the core
+alone on real MRI and on phantoms; the map still picks the first point (its maximum among the
+candidates). A network whose map is better inside the structure can raise it (numbers:
+docs/method.md, "Foreground from the support's core")."""
 
 FG_CORE_MIN_PIXELS = 3
 """Fewer core candidates than this (the structure left the footprint, a thin support) and the
@@ -154,8 +157,8 @@ def core_foreground_candidates(
     core: np.ndarray, region: np.ndarray, prob: np.ndarray
 ) -> np.ndarray | None:
     """(S, S) bool candidates for foreground points on one query: the support's `core` where
-    the query's structure `region` holds and FoB's map ``prob >= FG_CORE_FLOOR * max``; None
-    when fewer than `FG_CORE_MIN_PIXELS` pixels remain."""
+    the query's structure `region` holds and FoB's map ``prob >= FG_CORE_FLOOR * max`` (with
+    the floor at 0, every such pixel); None when fewer than `FG_CORE_MIN_PIXELS` remain."""
     p = np.asarray(prob, dtype=np.float64)
     cand = np.asarray(core, bool) & np.asarray(region, bool) & (p >= FG_CORE_FLOOR * p.max())
     return cand if int(cand.sum()) >= FG_CORE_MIN_PIXELS else None
