@@ -155,6 +155,16 @@ def scored(stride: int) -> str:
     return f"scored at |dz| <= 2 and every {stride}th |dz| beyond"
 
 
+def rerun(settings: dict) -> str:
+    """The note on rows re-run after a change that touched only them (``settings["rerun"]``,
+    merged into the full run's report by hand: the other rows' code did not change)."""
+    r = settings.get("rerun")
+    if not r:
+        return ""
+    rows = ", ".join(f"`{m}`" for m in r["methods"])
+    return f"; {rows} re-run on {r['date']} after {r['why']} ({r['wall_s'] / 60:.1f} min)"
+
+
 def chained(stride: int) -> str:
     return "" if stride == 1 else f", so beyond |dz| 2 they step {stride} slices"
 
@@ -180,7 +190,7 @@ def docs_section(report: dict) -> str:
         f"the scored slices (each prompted from the nearest committed mask{chained(s['stride'])}); "
         "`registration` walks every slice of the extent; "
         "`oracle` draws ring and points from each slice's true mask (the segmenter's "
-        f"ceiling). Wall time {s['wall_s'] / 60:.1f} min.",
+        f"ceiling). Wall time {s['wall_s'] / 60:.1f} min{rerun(s)}.",
         "",
         "![Real-anatomy Dice per method, and by distance from the support]"
         "(images/real_anatomy.png)",
