@@ -154,3 +154,33 @@ def test_episode_log_prior_from_the_batch():
     assert prior.shape == (2, 3, 64, 64)
     assert prior[0, 1, 20, 30] == 0 and prior[0, 1, 20, 33] == pytest.approx(-9 / (2 * 0.75**2))
     assert torch.all(prior[1] == 0)  # a cross-volume episode gets a flat prior
+
+
+def test_the_prior_can_follow_the_query_ring_as_a_registered_ring_does():
+    from dataclasses import replace
+
+    from napari_fob.model.config import get_config
+    from napari_fob.training.config import TrainSettings, train_settings
+    from napari_fob.training.trainer import drifted_ring, episode_log_prior
+
+    support = torch.tensor([[[10.0, 12.0], [20.0, 30.0], [40.0, 5.0]]])
+    query = support + torch.tensor([3.0, -2.0])
+    batch = {"support_ring": support, "query_ring": query, "support_z": torch.tensor([4]),
+             "query_z": torch.tensor([8]), "cross": torch.tensor([0])}  # fmt: skip
+    cfg = get_config("tiny", heat_loss="softmax-ce", location_prior=(0.5, 0.0), n_bg=3)
+    on_support = episode_log_prior(cfg, batch, TrainSettings())
+    assert on_support[0, 1, 20, 30] == 0  # the default: around the support's ring
+    exact = episode_log_prior(cfg, batch, replace(TrainSettings(), prior_centre="query-drift",
+                                                  prior_drift=0.0))  # fmt: skip
+    assert exact[0, 1, 23, 28] == 0 and exact[0, 1, 20, 30] < -10  # on the query's own ring
+    torch.manual_seed(0)
+    rings = drifted_ring(query.repeat(4000, 1, 1), 2.5)
+    moved = (rings - query).norm(dim=-1)
+    assert 1.5 < float(moved.mean()) < 4.0  # a few grid px, as registration drifts
+    centre_shift = (rings.mean(dim=1) - query.mean(dim=1)).mean(dim=0)
+    assert float(centre_shift.abs().max()) < 0.2  # no direction preferred
+    with pytest.raises(ValueError, match="train.prior_centre 'truth'"):
+        train_settings({"train": {"prior_centre": "truth"}})
+    with pytest.raises(ValueError, match="train.prior_drift"):
+        train_settings({"train": {"prior_drift": -1.0}})
+    assert train_settings({"train": {"prior_centre": "query-drift"}}).prior_drift == 2.5

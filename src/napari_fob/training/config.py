@@ -53,6 +53,15 @@ class TrainSettings:
     num_workers: int = 2  # DataLoader worker processes per rank
     checkpoint_every: int = 1000  # write latest.pt every N steps (and at the end)
     log_every: int = 10  # CSV / TensorBoard / PROGRESS line every N steps
+    # where the location prior (the model's `location_prior`) is centred in training: "support"
+    # (the support's ring, as the support prior at inference) or "query-drift" (the query's
+    # true ring moved by a random similarity and jitter of about `prior_drift` grid px, as the
+    # registered ring drifts from the truth: SPR learns to correct the registration prior)
+    prior_centre: str = "support"
+    prior_drift: float = 2.5
+
+
+PRIOR_CENTRES = ("support", "query-drift")
 
 
 @dataclass(frozen=True)
@@ -271,7 +280,14 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] | tuple
 
 
 def train_settings(config: dict) -> TrainSettings:
-    return _coerce(TrainSettings, config.get("train", {}))
+    settings = _coerce(TrainSettings, config.get("train", {}))
+    if settings.prior_centre not in PRIOR_CENTRES:
+        raise ValueError(
+            f"train.prior_centre {settings.prior_centre!r}: expected one of {PRIOR_CENTRES}"
+        )
+    if not settings.prior_drift >= 0:
+        raise ValueError(f"train.prior_drift {settings.prior_drift!r}: expected >= 0 grid px")
+    return settings
 
 
 def val_settings(config: dict) -> ValSettings:

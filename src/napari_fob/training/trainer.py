@@ -94,7 +94,7 @@ def train_step(
     # reductions that need it). bf16 where the GPU has it: the 1e3-weighted L_heat and the
     # pixel-scale L_coor overflow fp16 more easily. The Trainer enables the scaler on CUDA only.
     dtype = torch.bfloat16 if device_type != "cuda" or torch.cuda.is_bf16_supported() else None
-    prior = episode_log_prior(fob.config, batch)
+    prior = episode_log_prior(fob.config, batch, settings)
     with torch.autocast(device_type=device_type, dtype=dtype, enabled=scaler.is_enabled()):
         out = model(
             batch["support_image"],
@@ -124,12 +124,15 @@ def train_step(
     return logs
 
 
-def episode_log_prior(config: Any, batch: dict) -> torch.Tensor | None:
+def episode_log_prior(
+    config: Any, batch: dict, settings: TrainSettings | None = None
+) -> torch.Tensor | None:
     """The location log-prior of a batch of episodes when ``config.location_prior`` is set:
-    around each support ring, width from the episode's |dz| (flat for cross-volume episodes,
-    whose slice distance means nothing). (B, Np, S, S) or None. It seeds SPR during training
-    as the predictor's prior does at inference, so L_coor trains SPR on the points it will
-    refine; the heat loss stays on the maps alone."""
+    width from the episode's |dz| (flat for cross-volume episodes, whose slice distance means
+    nothing), around each support ring, or with ``settings.prior_centre == "query-drift"``
+    around the query's true ring moved by `drifted_ring`. (B, Np, S, S) or None. It seeds SPR
+    during training as the predictor's prior does at inference, so L_coor trains SPR on the
+    points it will refine; the heat loss stays on the maps alone."""
     if config.location_prior is None:
         return None
     from napari_fob.model.fob import location_log_prior, prior_widths
@@ -139,7 +142,23 @@ def episode_log_prior(config: Any, batch: dict) -> torch.Tensor | None:
     sigma = prior_widths(config.location_prior, dz, config.grid_size).to(
         batch["support_ring"].device
     )
-    return location_log_prior(batch["support_ring"], sigma, config.grid_size)
+    centre = batch["support_ring"]
+    if settings is not None and settings.prior_centre == "query-drift":
+        centre = drifted_ring(batch["query_ring"].float(), settings.prior_drift)
+    return location_log_prior(centre, sigma, config.grid_size)
+
+
+def drifted_ring(ring: torch.Tensor, drift: float) -> torch.Tensor:
+    """(B, Np, 2) rings moved as a registered ring drifts from the truth: per ring a shift of
+    N(0, drift^2 / 2) per axis and a scale about its centroid of 1 + N(0, (0.04 drift)^2),
+    then per point N(0, (drift / 4)^2) per axis (torch's global generator, seeded by the run);
+    drift 0 keeps the true ring."""
+    b = ring.shape[0]
+    centroid = ring.mean(dim=1, keepdim=True)
+    shift = torch.randn(b, 1, 2, device=ring.device) * (drift / 2**0.5)
+    scale = 1.0 + 0.04 * drift * torch.randn(b, 1, 1, device=ring.device)
+    jitter = torch.randn_like(ring) * (drift / 4.0)
+    return centroid + (ring - centroid) * scale + shift + jitter
 
 
 def build_model(config: dict, device: torch.device) -> torch.nn.Module:
