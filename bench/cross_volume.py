@@ -15,8 +15,8 @@ the structure), as ``fob segment --reference-image`` does. Methods, on the same 
 - ``atlas-registration``: the reference registered to the query with SimpleITK (affine, then
   B-spline) and its labels warped (`_cross_subjects.register_labels`): what users do today;
 - ``oracle``: ring and foreground points drawn from the query's TRUE mask on each slice, as
-  mask-ring draws them from a support: the ceiling of these prompts with this segmenter, which
-  no prompt generator can pass (the real-anatomy benchmark's oracle, across scans).
+  mask-ring draws them from a support: a reference ceiling of these prompts with this
+  segmenter (the real-anatomy benchmark's oracle, across scans; not a proven bound).
 
 Data: (1) **phantoms**: the abdomen phantom, reference seed 0, queries of other seeds
 (different subjects) on other grids, one stored with every axis reversed; (2) **real

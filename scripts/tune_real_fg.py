@@ -6,8 +6,8 @@ Tune splits only (`refuse_test` guards every structure): the real-anatomy templa
 HCPEx or AAL3 tune structures, sliced along each axis, support on the central slice, queries
 at |dz| <= 2 and every ``--stride``-th |dz| beyond, random walker. Rows: the registration
 baseline, then one per ``--rows`` entry ``NAME=CHECKPOINT:fg_core=V,floor=V`` (any other
-`FobPredictor` keyword too; ``none`` turns an addition off); ``--swap`` adds, per FoB row, the
-row with registration's foreground points on FoB's ring and the reverse. Prints Dice,
+numeric `FobPredictor` keyword too; ``none`` turns an addition off); ``--swap`` adds, per FoB
+row, the row with registration's foreground points on FoB's ring and the reverse. Prints Dice,
 ring_error, bg_inside, fg_outside at |dz| >= 5 and Dice / ring at |dz| 5-9 and 10+. Nothing is
 written. Run: ``.venv/bin/python scripts/tune_real_fg.py --atlas aal3 --rows
 "floor0=default:fg_core=0.75,floor=0;floor05=default:fg_core=0.75,floor=0.5" [--swap]``
@@ -80,13 +80,15 @@ def run(args: argparse.Namespace) -> dict:
             zs = evaluated(case.queries, case.support, args.stride)
             vol, truth, zc = case.volume, case.mask, case.support
             prompts = {}
-            for name, generator in generators.items():
-                in_volume.FG_CORE_FLOOR = floors.get(name, default_floor)
-                generator.clear_supports()
-                generator.set_support(vol[zc], truth[zc], slice_index=zc)
-                generator.show([vol[z] for z in case.queries], case.queries)
-                prompts[name] = generator.predict([vol[z] for z in zs], slice_indices=zs)
-            in_volume.FG_CORE_FLOOR = default_floor
+            try:
+                for name, generator in generators.items():
+                    in_volume.FG_CORE_FLOOR = floors.get(name, default_floor)
+                    generator.clear_supports()
+                    generator.set_support(vol[zc], truth[zc], slice_index=zc)
+                    generator.show([vol[z] for z in case.queries], case.queries)
+                    prompts[name] = generator.predict([vol[z] for z in zs], slice_indices=zs)
+            finally:  # the module's floor is put back whatever happens
+                in_volume.FG_CORE_FLOOR = default_floor
             for name in spec if args.swap else ():  # one's ring, the other's points
                 reg = prompts["registration"]
                 prompts[f"{name} ring, registration points"] = [

@@ -125,6 +125,7 @@ def test_fob_prompts_every_query_slice_without_the_in_volume_additions():
     for z in zs:
         p = session.prompts[(2, z)]
         assert p.slice_index == z and p.origin == "fob" and len(p.bg) == 10
+        assert p.meta["generator"] == {"kind": "fob", "checkpoint": None}  # what made them
         assert session.confidence(2, z) is not None
     assert predictor.support_indices == []  # left cleared
     assert session.undo() and (2, zs[0]) not in session.prompts
@@ -189,9 +190,12 @@ def test_across_volume_keeps_the_authors_checkpoints_as_they_are():
 def test_the_packaged_default_is_swapped_for_the_model_that_localises_across_scans():
     # the default's network needs the in-volume additions to localise; across scans the
     # packaged real-MRI model takes its place, with the generator's own inference settings
+    from napari_fob.model.checkpoint import BUNDLED, DEFAULT_NAME
     from napari_fob.prompting.generators import make_generator
+    from napari_fob.session.across import PACKAGED_DEFAULT
     from napari_fob.session.reference import ACROSS_VOLUME_MODEL
 
+    assert PACKAGED_DEFAULT == DEFAULT_NAME and ACROSS_VOLUME_MODEL in BUNDLED
     product = make_generator("fob", checkpoint="default", device="cpu")
     across = across_volume(product)
     assert across.checkpoint == ACROSS_VOLUME_MODEL == "real-mri"

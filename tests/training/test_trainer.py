@@ -161,7 +161,8 @@ def test_the_prior_can_follow_the_query_ring_as_a_registered_ring_does():
 
     from napari_fob.model.config import get_config
     from napari_fob.training.config import TrainSettings, train_settings
-    from napari_fob.training.trainer import drifted_ring, episode_log_prior
+    from napari_fob.training.priors import drifted_ring
+    from napari_fob.training.trainer import episode_log_prior
 
     support = torch.tensor([[[10.0, 12.0], [20.0, 30.0], [40.0, 5.0]]])
     query = support + torch.tensor([3.0, -2.0])
@@ -181,6 +182,10 @@ def test_the_prior_can_follow_the_query_ring_as_a_registered_ring_does():
     assert float(centre_shift.abs().max()) < 0.2  # no direction preferred
     with pytest.raises(ValueError, match="train.prior_centre 'truth'"):
         train_settings({"train": {"prior_centre": "truth"}})
-    with pytest.raises(ValueError, match="train.prior_drift"):
-        train_settings({"train": {"prior_drift": -1.0}})
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(ValueError, match="train.prior_drift"):
+            train_settings({"train": {"prior_drift": bad}})
+    flat = get_config("tiny", heat_loss="softmax-ce", n_bg=3)  # no location prior to centre
+    with pytest.raises(ValueError, match="'query-drift' needs a model with a location_prior"):
+        episode_log_prior(flat, batch, replace(TrainSettings(), prior_centre="query-drift"))
     assert train_settings({"train": {"prior_centre": "query-drift"}}).prior_drift == 2.5

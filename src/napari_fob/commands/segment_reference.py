@@ -130,7 +130,8 @@ def check_prompts(args: argparse.Namespace) -> None:
 
 def across_volume_generator(args: argparse.Namespace, generator: Any) -> Any:
     """The generator for reference jobs (`session.reference.across_volume`): FoB with the
-    in-volume additions off (the same network), or the paper's inference, or mask-ring."""
+    in-volume additions off (on the real-MRI network when the checkpoint is "default", else the
+    same network), or the paper's inference, or mask-ring."""
     from napari_fob.session.reference import across_volume
 
     check_prompts(args)

@@ -149,8 +149,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
-    """``"default"`` -> the packaged ``fob-compact.pt``, ``"real-mri"`` -> the packaged
-    ``fob-real-mri.pt`` (`BUNDLED`); the name of one of the authors' checkpoints
+    """``"default"`` (or ``"compact"``) -> the packaged ``fob-compact.pt``, ``"real-mri"`` -> the
+    packaged ``fob-real-mri.pt`` (`BUNDLED`); the name of one of the authors' checkpoints
     (``"fob-abd-ct"``, ``"fob-abd-mri"``) -> its converted file in the weights folder;
     anything else -> that path.
 

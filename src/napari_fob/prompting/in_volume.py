@@ -40,10 +40,10 @@ in one volume").
   (farthest-point sampling from the highest C) over the support mask's core (pixels at least
   ``fg_core`` of its maximal depth inside, and at least the location prior's width at the
   query's |dz|: shallower ones may have left the structure) where the query's structure region
-  (the band exclusion's) holds and C is at least half its maximum. Painted supports only (a
-  committed mask's errors would be carried on in chain mode); with fewer than 3 such pixels
-  (the structure has left the footprint, a query far away, no location prior) the threshold
-  rule above applies.
+  (the band exclusion's) holds (and C is at least `FG_CORE_FLOOR` of its maximum: 0, off).
+  Painted supports only (a committed mask's errors would be carried on in chain mode); with
+  fewer than 3 such pixels (the structure has left the footprint, a query far away, no
+  location prior) the threshold rule above applies.
 - **Registration prior** (``prior_source="registration"``). Instead of the support's own
   footprint at the same pixels, every addition above (the location prior and its inward
   penalty, the band exclusion, the fine ring, the foreground core) and the evidence below use

@@ -37,6 +37,10 @@ places the prompts, and the default's network does not localise on its own (on A
 structures of the real-anatomy MRI its ring misses by 21.7 px, the real-MRI model's by 11.5;
 docs/models.md, "The real-MRI model"). A checkpoint named by the user is used as it is."""
 
+PACKAGED_DEFAULT = "default"
+"""The name a session's FoB generator carries when it runs the packaged default
+(`napari_fob.model.checkpoint.DEFAULT_NAME`; session code does not import the model layer)."""
+
 PREDICTOR_SETTINGS = ("location_prior", "fg_relative", "inward_prior", "band_exclusion",
                       "fine_ring", "fg_core", "prior_source")  # fmt: skip
 """The `FobPredictor` settings a generator keeps when `across_volume` swaps its network."""
@@ -48,8 +52,6 @@ def across_volume(generator: Any) -> Any:
     default model becomes one over `ACROSS_VOLUME_MODEL` (with its settings, or the paper's
     inference if it had that); mask-ring and copy are used as they are. ValueError for
     registration, which walks from a support through the slices of its own scan."""
-    from napari_fob.model.checkpoint import DEFAULT_NAME
-
     name = getattr(generator, "name", "")
     if name == "registration":
         raise ValueError(
@@ -62,7 +64,7 @@ def across_volume(generator: Any) -> Any:
     if getattr(config, "inference", None) == "official":
         return generator  # the authors' checkpoints: their own inference, which has no additions
     checkpoint = getattr(generator, "checkpoint", None)
-    swap = name == "fob" and checkpoint == DEFAULT_NAME
+    swap = name == "fob" and checkpoint == PACKAGED_DEFAULT
     if name != "fob" or (
         not swap and all(getattr(predictor, k, None) == v for k, v in options.items())
     ):
@@ -70,10 +72,8 @@ def across_volume(generator: Any) -> Any:
     from napari_fob.prompting.generators import FobGenerator
     from napari_fob.prompting.predictor import FobPredictor
 
-    settings = {k: getattr(predictor, k) for k in PREDICTOR_SETTINGS}
-    paper = settings["fg_relative"] is None and all(settings[k] == v for k, v in options.items())
-    if not paper:
-        settings |= options
+    # the options leave fg_relative alone: the paper's inference keeps its own (off)
+    settings = {k: getattr(predictor, k) for k in PREDICTOR_SETTINGS} | options
     model = predictor.model
     if swap:
         model = packaged_model(ACROSS_VOLUME_MODEL, predictor.device)
@@ -88,9 +88,9 @@ _PACKAGED: dict[tuple[str, str], Any] = {}
 def packaged_model(name: str, device: Any) -> Any:
     """The packaged FoB model `name` on `device`, loaded once per process (the widget asks for
     it on every prediction from a reference)."""
-    from napari_fob.model.checkpoint import load_fob
-
     key = (name, str(device))
     if key not in _PACKAGED:
-        _PACKAGED[key] = load_fob(name, device=device)
+        from napari_fob.prompting.predictor import load_predictor
+
+        _PACKAGED[key] = load_predictor(name, device=str(device)).model
     return _PACKAGED[key]

@@ -335,11 +335,13 @@ def predict_from_reference(
     support, by `generator` (default: the session's; its supports are replaced per part and
     left cleared). Slices painted as supports on the query itself are left as painted. One
     undo step; yields `Progress`; returns the slices that received prompts. Each slice's
-    confidence is the prompts' evidence (`PromptSet.evidence`)."""
+    confidence is the prompts' evidence (`PromptSet.evidence`); its prompts' ``meta["generator"]``
+    names the generator that made them (kind and checkpoint: the session's may differ)."""
     label = session.check_label(plan.label)
     batch = batch_size or session.batch_size
     entry = Entry(f"predict {label} (from another scan)", label)
     generator = generator or session.generator
+    made_by = {k: v for k, v in generator.describe().items() if k in ("kind", "checkpoint")}
     painted = set(session.supports.get(label, {}))  # painted on this scan: kept as painted
     total = sum(len(set(p.query_slices) - painted) for p in plan.parts)
     done: list[int] = []
@@ -355,7 +357,7 @@ def predict_from_reference(
                 prompts = generator.predict(images, label=label, batch_size=batch)
                 for z, p in zip(chunk, prompts):
                     conf = None if p.evidence is None else float(p.evidence)
-                    p = p.copy(slice_index=z)
+                    p = p.copy(slice_index=z, meta={**p.meta, "generator": made_by})
                     session.record(entry, (label, z), SliceState(p, "predicted", conf))
                     done.append(z)
                 yield Progress(len(done), total, f"prompts from reference slice "

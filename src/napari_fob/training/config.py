@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -285,8 +286,10 @@ def train_settings(config: dict) -> TrainSettings:
         raise ValueError(
             f"train.prior_centre {settings.prior_centre!r}: expected one of {PRIOR_CENTRES}"
         )
-    if not settings.prior_drift >= 0:
-        raise ValueError(f"train.prior_drift {settings.prior_drift!r}: expected >= 0 grid px")
+    if not (math.isfinite(settings.prior_drift) and settings.prior_drift >= 0):
+        raise ValueError(
+            f"train.prior_drift {settings.prior_drift!r}: expected finite >= 0 grid px"
+        )
     return settings
 
 

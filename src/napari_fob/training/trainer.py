@@ -133,9 +133,13 @@ def episode_log_prior(
     around the query's true ring moved by `drifted_ring`. (B, Np, S, S) or None. It seeds SPR
     during training as the predictor's prior does at inference, so L_coor trains SPR on the
     points it will refine; the heat loss stays on the maps alone."""
+    drift = settings is not None and settings.prior_centre == "query-drift"
     if config.location_prior is None:
+        if drift:  # else the setting would quietly do nothing
+            raise ValueError("train.prior_centre 'query-drift' needs a model with a location_prior")
         return None
     from napari_fob.model.fob import location_log_prior, prior_widths
+    from napari_fob.training.priors import drifted_ring
 
     dz = (batch["query_z"] - batch["support_z"]).float()
     dz = torch.where(batch["cross"].bool(), torch.full_like(dz, float("nan")), dz)
@@ -143,22 +147,9 @@ def episode_log_prior(
         batch["support_ring"].device
     )
     centre = batch["support_ring"]
-    if settings is not None and settings.prior_centre == "query-drift":
+    if drift:
         centre = drifted_ring(batch["query_ring"].float(), settings.prior_drift)
     return location_log_prior(centre, sigma, config.grid_size)
-
-
-def drifted_ring(ring: torch.Tensor, drift: float) -> torch.Tensor:
-    """(B, Np, 2) rings moved as a registered ring drifts from the truth: per ring a shift of
-    N(0, drift^2 / 2) per axis and a scale about its centroid of 1 + N(0, (0.04 drift)^2),
-    then per point N(0, (drift / 4)^2) per axis (torch's global generator, seeded by the run);
-    drift 0 keeps the true ring."""
-    b = ring.shape[0]
-    centroid = ring.mean(dim=1, keepdim=True)
-    shift = torch.randn(b, 1, 2, device=ring.device) * (drift / 2**0.5)
-    scale = 1.0 + 0.04 * drift * torch.randn(b, 1, 1, device=ring.device)
-    jitter = torch.randn_like(ring) * (drift / 4.0)
-    return centroid + (ring - centroid) * scale + shift + jitter
 
 
 def build_model(config: dict, device: torch.device) -> torch.nn.Module:
