@@ -65,11 +65,13 @@ def test_quick_run_reports_every_method(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "cross_volume_quick.json").read_text())
-    assert report["methods"] == ["fob", "fob-paper", "copy", "atlas-registration"]
+    assert report["methods"] == ["fob", "fob-paper", "copy", "atlas-registration", "oracle"]
     assert len(report["rows"]) == 2
     for row in report["rows"]:
         assert all(0.0 <= row[m] <= 1.0 for m in report["methods"])
         assert {"start_error", "end_error", "sure"} <= set(row["auto_extent"])
     summary = report["summary"]["phantom/phantom"]
     assert summary["fob"] > summary["fob-paper"]  # the relative fg threshold, across scans too
+    # prompts from each slice's own true mask: above every prompt generator here
+    assert summary["oracle"] > max(summary[m] for m in ("fob", "fob-paper", "copy"))
     assert "| phantom/phantom | 2 |" in proc.stdout
