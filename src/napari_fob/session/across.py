@@ -33,9 +33,9 @@ def across_volume_options() -> dict[str, Any]:
 ACROSS_VOLUME_MODEL = "real-mri"
 """The packaged FoB model that prompts a scan from another's supports when the session runs the
 packaged default: across scans none of the in-volume additions applies, so the network alone
-places the prompts, and the default's network does not localise on its own (on AAL3's tune
-structures of the real-anatomy MRI its ring misses by 21.7 px, the real-MRI model's by 11.5;
-docs/models.md, "The real-MRI model"). A checkpoint named by the user is used as it is."""
+places the prompts, and the default's network does not localise on its own; chosen by the
+network alone's ring error on tune structures of real MRI (numbers: docs/cli.md, "Supports
+from another scan"). A checkpoint named by the user is used as it is."""
 
 PACKAGED_DEFAULT = "default"
 """The name a session's FoB generator carries when it runs the packaged default
